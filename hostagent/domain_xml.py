@@ -1,0 +1,135 @@
+"""Build a libvirt domain XML document from a ``ProvisionSpec``.
+
+Built with ElementTree, so no value from a job can change the document's
+structure; the domain name is checked against ``[A-Za-z0-9_.-]`` as well
+because libvirt uses it in file and cgroup names.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+
+from hostagent.protocol import PCI_ADDRESS_RE, ProvisionSpec, SpecError, validate_domain_name
+
+__all__ = ["DOMAIN_TYPES", "METADATA_NS", "build_domain_xml", "format_cpulist", "pci_address_parts"]
+
+DOMAIN_TYPES = ("kvm", "qemu", "test")
+METADATA_NS = "https://coupler.invalid/xmlns/hostagent/1"
+
+
+def format_cpulist(values: Iterable[int]) -> str:
+    """``[0, 1, 2, 7]`` -> ``"0-2,7"`` (the kernel's and libvirt's list syntax)."""
+    nums = sorted(set(values))
+    parts: list[str] = []
+    i = 0
+    while i < len(nums):
+        j = i
+        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
+            j += 1
+        parts.append(str(nums[i]) if i == j else f"{nums[i]}-{nums[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def pci_address_parts(address: str) -> dict[str, str]:
+    """``0000:3b:00.0`` -> libvirt ``<address>`` attributes (hex with 0x)."""
+    address = address.lower()
+    if not PCI_ADDRESS_RE.match(address):
+        raise SpecError(f"gpus: {address!r} is not a PCI address like 0000:3b:00.0")
+    domain, bus, rest = address.split(":")
+    slot, function = rest.split(".")
+    return {"domain": f"0x{domain}", "bus": f"0x{bus}", "slot": f"0x{slot}",
+            "function": f"0x{function}"}
+
+
+def _sub(parent: ET.Element, tag: str, text: str | int | None = None, **attrs: str) -> ET.Element:
+    el = ET.SubElement(parent, tag, attrs)
+    if text is not None:
+        el.text = str(text)
+    return el
+
+
+def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
+                     arch: str = "x86_64", machine: str | None = None) -> str:
+    """The domain XML for ``spec``; ``domain_type`` is ``kvm`` in production, ``test``
+    on libvirt's test driver."""
+    if domain_type not in DOMAIN_TYPES:
+        raise SpecError(f"domain_type: {domain_type!r} is not one of {DOMAIN_TYPES}")
+    validate_domain_name(spec.name)
+    if machine is None:
+        machine = "q35" if domain_type in ("kvm", "qemu") else None
+
+    dom = ET.Element("domain", {"type": domain_type})
+    _sub(dom, "name", spec.name)
+    meta = _sub(dom, "metadata")
+    ET.SubElement(meta, f"{{{METADATA_NS}}}job", {"id": spec.job_id})
+    _sub(dom, "memory", spec.memory_mib, unit="MiB")
+    _sub(dom, "currentMemory", spec.memory_mib, unit="MiB")
+
+    if spec.hugepages:
+        backing = _sub(dom, "memoryBacking")
+        pages = _sub(backing, "hugepages")
+        _sub(pages, "page", size="1", unit="G")
+        # Passthrough GPUs pin all guest memory for DMA anyway; say so explicitly.
+        _sub(backing, "locked")
+
+    cg = spec.cgroup
+    if cg.memory_max is not None or cg.memory_high is not None:
+        memtune = _sub(dom, "memtune")
+        if cg.memory_max is not None:
+            _sub(memtune, "hard_limit", cg.memory_max // 1024, unit="KiB")
+        if cg.memory_high is not None:
+            _sub(memtune, "soft_limit", cg.memory_high // 1024, unit="KiB")
+
+    if spec.io_limits or spec.io_weight is not None:
+        blkio = _sub(dom, "blkiotune")
+        if spec.io_weight is not None:
+            _sub(blkio, "weight", spec.io_weight)
+        for io in spec.io_limits:
+            dev = _sub(blkio, "device")
+            _sub(dev, "path", io.device)
+            for key, tag in (("riops", "read_iops_sec"), ("wiops", "write_iops_sec"),
+                             ("rbps", "read_bytes_sec"), ("wbps", "write_bytes_sec")):
+                value = getattr(io, key)
+                if value is not None:
+                    _sub(dev, tag, value)
+
+    _sub(dom, "vcpu", spec.vcpus, placement="static")
+    cputune = _sub(dom, "cputune")
+    _sub(cputune, "shares", cg.cpu_weight)
+    for vcpu, core in enumerate(spec.cpus):
+        _sub(cputune, "vcpupin", vcpu=str(vcpu), cpuset=str(core))
+    _sub(cputune, "emulatorpin", cpuset=format_cpulist(spec.cpus))
+
+    numatune = _sub(dom, "numatune")
+    _sub(numatune, "memory", mode="strict", nodeset=format_cpulist(spec.numa_nodes))
+
+    os_el = _sub(dom, "os")
+    type_attrs = {"arch": arch}
+    if machine:
+        type_attrs["machine"] = machine
+    _sub(os_el, "type", "hvm", **type_attrs)
+    _sub(os_el, "boot", dev="hd")
+
+    features = _sub(dom, "features")
+    _sub(features, "acpi")
+    _sub(features, "apic")
+    if domain_type == "kvm":
+        _sub(dom, "cpu", mode="host-passthrough", check="none")
+    _sub(dom, "clock", offset="utc")
+    _sub(dom, "on_poweroff", "destroy")
+    _sub(dom, "on_reboot", "restart")
+    _sub(dom, "on_crash", "destroy")
+
+    devices = _sub(dom, "devices")
+    for gpu in spec.gpus:
+        hostdev = _sub(devices, "hostdev", mode="subsystem", type="pci", managed="yes")
+        _sub(hostdev, "driver", name="vfio")
+        source = _sub(hostdev, "source")
+        _sub(source, "address", **pci_address_parts(gpu))
+    _sub(devices, "memballoon", model="none")  # a balloon cannot shrink pinned memory
+
+    ET.register_namespace("coupler", METADATA_NS)
+    ET.indent(dom)
+    return ET.tostring(dom, encoding="unicode") + "\n"
