@@ -1,0 +1,103 @@
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from console.core import enqueue
+from console.core.admission import inventory_errors, quota_errors
+from console.core.choices import JobState, TeardownOutcome
+from console.core.models import Event, Job, Tenant
+from console.core.transitions import transition_job
+
+
+class JobActionError(Exception):
+    """An action that cannot be done in the job's current state (API: 409)."""
+
+
+def build_job(*, tenant: Tenant, submitter=None, **spec) -> Job:
+    """An unsaved Job from a request's fields, with field-level validation."""
+    job = Job(
+        tenant=tenant,
+        submitter=submitter,
+        name=spec["name"],
+        gpus_per_host=spec["gpus_per_host"],
+        host_count=spec.get("host_count", 1),
+        gpu_model=spec.get("gpu_model") or "",
+        gpu_milli=spec.get("gpu_milli"),
+        vcpus_per_host=spec["vcpus_per_host"],
+        memory_gib_per_host=spec["memory_gib_per_host"],
+        priority=spec.get("priority", 0),
+        preemptible=spec.get("preemptible", True),
+    )
+    return job
+
+
+def validate_job(job: Job) -> None:
+    """Raise ValidationError (a dict of field → messages) for a job that can never run."""
+    errors: dict[str, list[str]] = {}
+    if job.gpu_milli is not None and job.gpus_per_host != 1:
+        errors["gpu_milli"] = ["A GPU share (gpu_milli) is only for jobs of exactly 1 GPU."]
+    if job.gpu_milli is not None and not 1 <= job.gpu_milli <= 999:
+        errors["gpu_milli"] = ["A GPU share is between 1 and 999 milli-GPU."]
+    if job.gpu_milli is not None and job.host_count != 1:
+        errors["hosts"] = ["A GPU-share job runs on one host."]
+    if errors:
+        raise ValidationError(errors)
+    errors.update(inventory_errors(job))
+    for field, messages in quota_errors(job, job.tenant).items():
+        errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise ValidationError(errors)
+
+
+def do_submit_job(*, tenant: Tenant, submitter=None, actor: str = "", **spec) -> Job:
+    """Validate and queue a job, and ask for a scheduling cycle when it commits."""
+    job = build_job(tenant=tenant, submitter=submitter, **spec)
+    validate_job(job)
+    with transaction.atomic():
+        job.state = JobState.QUEUED
+        job.pending_code = "new"
+        job.pending_reason = "Waiting for the next scheduling cycle."
+        job.save()
+        Job.objects.filter(pk=job.pk).update(queued_at=job.submitted_at)
+        Event.objects.create(
+            job=job,
+            kind="transition",
+            from_state="",
+            to_state=JobState.QUEUED,
+            reason="submitted",
+            actor=actor or (submitter.get_username() if submitter else "system"),
+        )
+        enqueue.request_scheduling_cycle()
+    job.refresh_from_db()
+    return job
+
+
+def do_cancel_job(job: Job, *, actor: str, reason: str = "cancelled by user") -> Job:
+    """Cancel in any state: a queued job ends at once; a placed one is torn down
+    first (its hosts are cleaned before it is CANCELLED). Repeating is harmless."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.state in (JobState.QUEUED, JobState.PREEMPTED):
+            transition_job(
+                job.pk, JobState.CANCELLED, from_states=[job.state], reason=reason, actor=actor
+            )
+            enqueue.request_scheduling_cycle()
+        elif job.state in (JobState.SCHEDULED, JobState.PROVISIONING, JobState.RUNNING):
+            transition_job(
+                job.pk,
+                JobState.TEARDOWN,
+                from_states=[job.state],
+                reason=reason,
+                actor=actor,
+                teardown_outcome=TeardownOutcome.CANCELLED,
+            )
+            enqueue.request_teardown(job.pk)
+        elif job.state == JobState.TEARDOWN:
+            # Already going down: make sure it ends as cancelled, not requeued.
+            Job.objects.filter(pk=job.pk, state=JobState.TEARDOWN).update(
+                teardown_outcome=TeardownOutcome.CANCELLED
+            )
+            enqueue.request_teardown(job.pk)
+        else:
+            raise JobActionError(f"Job {job.pk} has already finished ({job.state}).")
+    job.refresh_from_db()
+    return job

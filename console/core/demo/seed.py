@@ -1,0 +1,121 @@
+"""Seed the demo: one cluster of real machines, three tenants, users, tokens.
+
+Idempotent: a second run keeps users, passwords and tokens (read back from
+``var/demo-credentials.json``) and refreshes the inventory.
+"""
+
+import json
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from console.core.actions.inventory import do_register_host
+from console.core.actions.tenants import do_set_quota
+from console.core.demo.profiles import inventory_for
+from console.core.models import Cluster, FirmwareBaseline, Membership, Tenant
+
+# (name prefix, profile, count, rack)
+DEMO_HOSTS = [
+    ("dgx-a100", "dgx_a100", 4, "rack-a"),
+    ("hgx-h100", "hgx_h100", 4, "rack-b"),
+    ("ada-pcie", "pcie_rtx6000ada", 3, "rack-c"),
+    ("ws-5090", "consumer_2x_rtx5090", 2, "rack-c"),
+]
+
+# slug, name, weight, quotas: (resource, gpu_model, guaranteed, limit)
+DEMO_TENANTS = [
+    ("aurora", "Aurora Labs", 2, [("gpus", "", 24, 48), ("gpus", "H100-SXM5-80GB", 8, 24),
+                                   ("gpu_milli", "", 2000, 4000), ("vcpus", "", 512, 1024),
+                                   ("memory_gib", "", 4096, 8192)]),
+    ("borealis", "Borealis AI", 1, [("gpus", "", 16, 32), ("gpu_milli", "", 2000, 4000),
+                                     ("vcpus", "", 256, 768), ("memory_gib", "", 2048, 6144)]),
+    ("cirrus", "Cirrus Research", 1, [("gpus", "", 8, 16), ("gpu_milli", "", 1000, 3000),
+                                      ("vcpus", "", 128, 384), ("memory_gib", "", 1024, 3072)]),
+]
+
+
+def credentials_path() -> Path:
+    return settings.VAR_DIR / "demo-credentials.json"
+
+
+def _load_previous() -> dict:
+    path = credentials_path()
+    if path.exists():
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            return {}
+    return {}
+
+
+def _user(username: str, password: str, *, staff: bool) -> tuple[object, str]:
+    User = get_user_model()
+    user, created = User.objects.get_or_create(username=username)
+    if created or not user.check_password(password):
+        user.set_password(password)
+    user.is_staff = staff
+    user.is_superuser = staff
+    user.save()
+    token, _ = Token.objects.get_or_create(user=user)
+    return user, token.key
+
+
+def seed_demo(url: str = "http://127.0.0.1:8000/") -> dict:
+    previous = _load_previous()
+    old_passwords = {previous.get("admin", {}).get("username"): previous.get("admin", {}).get(
+        "password")}
+    for entry in previous.get("tenants", []):
+        old_passwords[entry["username"]] = entry["password"]
+
+    def password_for(username: str) -> str:
+        return old_passwords.get(username) or secrets.token_urlsafe(12)
+
+    with transaction.atomic():
+        cluster, _ = Cluster.objects.get_or_create(
+            slug="demo", defaults={"name": "Demo cluster",
+                                   "description": "Simulated hosts built from real captures"}
+        )
+        for prefix, kind, count, rack in DEMO_HOSTS:
+            for i in range(1, count + 1):
+                name = f"{prefix}-{i:02d}"
+                do_register_host(
+                    cluster=cluster,
+                    name=name,
+                    inventory=inventory_for(kind, name, group=rack),
+                    actor="seed_demo",
+                    simulated=True,
+                )
+        FirmwareBaseline.objects.update_or_create(
+            board_name="DGXA100",
+            defaults={"bios_version": "1.25", "gpu_vbios": "92.00.45.00.03",
+                      "driver_version": "535.183.01"},
+        )
+        _admin, admin_token = _user("admin", password_for("admin"), staff=True)
+        tenants = []
+        for slug, name, weight, quotas in DEMO_TENANTS:
+            tenant, _ = Tenant.objects.update_or_create(
+                slug=slug, defaults={"name": name, "weight": weight}
+            )
+            for resource, model, guaranteed, limit in quotas:
+                do_set_quota(tenant, resource=resource, gpu_model=model,
+                             guaranteed=guaranteed, limit=limit)
+            username = f"{slug}-member"
+            password = password_for(username)
+            user, token = _user(username, password, staff=False)
+            Membership.objects.get_or_create(user=user, tenant=tenant)
+            tenants.append({"slug": slug, "username": username, "password": password,
+                            "token": token})
+    credentials = {
+        "url": url,
+        "admin": {"username": "admin", "password": password_for("admin"), "token": admin_token},
+        "tenants": tenants,
+    }
+    path = credentials_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(credentials, indent=2) + "\n")
+    path.chmod(0o600)
+    return credentials

@@ -1,0 +1,24 @@
+from console.core.models.checks import CheckResult, FirmwareBaseline
+from console.core.models.faults import Incident
+from console.core.models.inventory import Cluster, Gpu, GpuLink, Host, Nic, NumaNode
+from console.core.models.jobs import Allocation, CoreClaim, Event, Job
+from console.core.models.tenancy import Membership, Quota, Tenant
+
+__all__ = [
+    "Allocation",
+    "CheckResult",
+    "Cluster",
+    "CoreClaim",
+    "Event",
+    "FirmwareBaseline",
+    "Gpu",
+    "GpuLink",
+    "Host",
+    "Incident",
+    "Job",
+    "Membership",
+    "Nic",
+    "NumaNode",
+    "Quota",
+    "Tenant",
+]

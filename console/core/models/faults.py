@@ -1,0 +1,53 @@
+from django.conf import settings
+from django.db import models
+
+from console.core.choices import FaultKind, IncidentState
+
+
+class IncidentQuerySet(models.QuerySet):
+    def for_user(self, user):
+        """Admins see every incident; a member sees those touching their tenants."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_staff:
+            return self
+        return self.filter(tenants__memberships__user=user).distinct()
+
+
+class Incident(models.Model):
+    """A fault with its evidence: raw kernel lines, the GPU, what is affected."""
+
+    host = models.ForeignKey("core.Host", on_delete=models.CASCADE, related_name="incidents")
+    gpu = models.ForeignKey(
+        "core.Gpu", on_delete=models.SET_NULL, null=True, blank=True, related_name="incidents"
+    )
+    title = models.CharField(max_length=200)
+    xid = models.PositiveIntegerField(null=True, blank=True)
+    fault = models.CharField(max_length=16, choices=FaultKind.choices, default=FaultKind.UNKNOWN)
+    pci_address = models.CharField(max_length=16, blank=True)
+    raw_lines = models.TextField(blank=True)
+    meaning = models.TextField(blank=True)
+    recommended_action = models.TextField(blank=True)
+    # Which runbook guides the operator (e.g. cuda_launch_failed), with the
+    # evidence gathered for each of its steps.
+    runbook = models.CharField(max_length=64, blank=True)
+    runbook_evidence = models.JSONField(default=dict, blank=True)
+    state = models.CharField(
+        max_length=16, choices=IncidentState.choices, default=IncidentState.OPEN
+    )
+    jobs = models.ManyToManyField("core.Job", blank=True, related_name="incidents")
+    tenants = models.ManyToManyField("core.Tenant", blank=True, related_name="incidents")
+    opened_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    resolution = models.CharField(max_length=1000, blank=True)
+
+    objects = IncidentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title

@@ -1,0 +1,167 @@
+import hashlib
+import secrets
+
+from django.db import models
+from django.db.models import Q
+
+from console.core.choices import GpuHealth, GpuMode, HostState
+
+
+class Cluster(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=50, unique=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def hash_agent_token(token: str) -> str:
+    # Agent tokens are long random strings, so one round of SHA-256 is enough:
+    # there is nothing to brute-force, and the heartbeat path stays cheap.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Host(models.Model):
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="hosts")
+    name = models.CharField(
+        max_length=63,
+        unique=True,
+        help_text="Also names the host agent's Celery queue: host.<name>.",
+    )
+    state = models.CharField(max_length=16, choices=HostState.choices, default=HostState.READY)
+    state_reason = models.CharField(max_length=500, blank=True)
+    group = models.CharField(
+        max_length=100, blank=True, help_text="Rack or leaf switch: gangs prefer one group."
+    )
+    agent_token_hash = models.CharField(max_length=64, blank=True)
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    # What the host reported about itself: CPU model, kernel, driver, VBIOS, …
+    facts = models.JSONField(default=dict, blank=True)
+    inventory_digest = models.CharField(max_length=64, blank=True)
+    cpu_count = models.PositiveIntegerField(default=0)
+    memory_gib = models.PositiveIntegerField(default=0)
+    # Cores held back for the host itself (agent, emulator threads, kernel).
+    reserved_cores = models.JSONField(default=list, blank=True)
+    libvirt_uri = models.CharField(max_length=500, blank=True)
+    simulated = models.BooleanField(default=False)
+    # A host whose critical checks fail is not schedulable unless an admin
+    # overrides with a recorded reason.
+    checks_override_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["cluster__name", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue(self) -> str:
+        return f"host.{self.name}"
+
+    def set_agent_token(self, token: str | None = None) -> str:
+        token = token or secrets.token_urlsafe(32)
+        self.agent_token_hash = hash_agent_token(token)
+        return token
+
+    def check_agent_token(self, token: str) -> bool:
+        if not self.agent_token_hash or not token:
+            return False
+        return secrets.compare_digest(self.agent_token_hash, hash_agent_token(token))
+
+
+class NumaNode(models.Model):
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="numa_nodes")
+    node_id = models.PositiveIntegerField()
+    cpus = models.JSONField(default=list, help_text="Host core ids on this node.")
+    memory_gib = models.PositiveIntegerField(default=0)
+    hugepages_1g = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["host", "node_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["host", "node_id"], name="numa_node_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host}:numa{self.node_id}"
+
+
+class Gpu(models.Model):
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="gpus")
+    index = models.PositiveIntegerField()
+    uuid = models.CharField(max_length=64, unique=True)
+    pci_address = models.CharField(max_length=16)
+    model = models.CharField(max_length=100)
+    memory_mib = models.PositiveIntegerField(default=0)
+    numa_node = models.IntegerField(null=True, blank=True)
+    cpu_affinity = models.JSONField(default=list, blank=True)
+    health = models.CharField(max_length=16, choices=GpuHealth.choices, default=GpuHealth.HEALTHY)
+    mode = models.CharField(max_length=16, choices=GpuMode.choices, default=GpuMode.EXCLUSIVE)
+    cordoned = models.BooleanField(default=False)
+    cordon_reason = models.CharField(max_length=500, blank=True)
+    # Sum of the milli-GPU held by allocations. The check constraint is the
+    # database's own guard against over-commit: two racing scheduling cycles
+    # that both add to one GPU cannot both commit past 1000.
+    allocated_milli = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["host", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["host", "index"], name="gpu_index_unique"),
+            models.UniqueConstraint(fields=["host", "pci_address"], name="gpu_pci_unique"),
+            models.CheckConstraint(
+                condition=Q(allocated_milli__gte=0) & Q(allocated_milli__lte=1000),
+                name="gpu_never_overcommitted",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host}:GPU{self.index}"
+
+    @property
+    def label(self) -> str:
+        return f"GPU{self.index}"
+
+    @property
+    def free_milli(self) -> int:
+        return 1000 - self.allocated_milli
+
+
+class GpuLink(models.Model):
+    """One cell of the host's `nvidia-smi topo -m` matrix (GPU or NIC pairs)."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="links")
+    a = models.CharField(max_length=32, help_text="GPU<i> or a NIC name")
+    b = models.CharField(max_length=32)
+    kind = models.CharField(max_length=8, help_text="NV#, PIX, PXB, PHB, NODE or SYS")
+    nvlinks = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["host", "a", "b"]
+        constraints = [
+            models.UniqueConstraint(fields=["host", "a", "b"], name="link_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.a}-{self.b} {self.kind}"
+
+
+class Nic(models.Model):
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="nics")
+    name = models.CharField(max_length=32)
+    label = models.CharField(max_length=16, blank=True, help_text="NIC<n> in the topo matrix")
+    numa_node = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["host", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["host", "name"], name="nic_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.name}"

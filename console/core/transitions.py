@@ -1,0 +1,83 @@
+"""The one way a job changes state: the allowed-transition table + compare-and-swap.
+
+``transition_job`` writes the new state only if the job is still in the state
+the caller read (``filter(pk=…, state=old).update(…) == 1``), so two workers
+racing on one job cannot both move it, and records an ``Event`` in the same
+transaction.
+"""
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from console.core.choices import JOB_STATE_TIMESTAMP, JOB_TRANSITIONS, JobState
+from console.core.models import Event, Job
+
+
+class InvalidTransition(Exception):
+    """The table does not allow this move (a programming or a user error)."""
+
+    def __init__(self, job_id: int, from_state: str, to_state: str) -> None:
+        super().__init__(f"job {job_id}: {from_state} → {to_state} is not an allowed transition")
+        self.job_id = job_id
+        self.from_state = from_state
+        self.to_state = to_state
+
+
+def is_allowed(from_state: str, to_state: str) -> bool:
+    return to_state in JOB_TRANSITIONS.get(from_state, frozenset())
+
+
+def transition_job(
+    job_id: int,
+    to_state: str,
+    *,
+    from_states: Iterable[str] | None = None,
+    reason: str = "",
+    actor: str = "system",
+    data: dict | None = None,
+    **fields,
+) -> bool:
+    """Move job ``job_id`` to ``to_state`` if it is in one of ``from_states``.
+
+    ``from_states`` defaults to every state from which the table allows
+    ``to_state``. Returns True when this call made the move, False when the
+    job was not in an expected state (someone else moved it first: the caller
+    treats that as "already done" or "lost the race"). Raises InvalidTransition
+    when an explicitly named source state cannot lead to ``to_state``.
+    Extra ``fields`` are written in the same UPDATE.
+    """
+    if from_states is None:
+        sources = [s for s, targets in JOB_TRANSITIONS.items() if to_state in targets]
+    else:
+        sources = list(from_states)
+        for source in sources:
+            if not is_allowed(source, to_state):
+                raise InvalidTransition(job_id, source, to_state)
+    now = timezone.now()
+    with transaction.atomic():
+        current = Job.objects.filter(pk=job_id).values_list("state", flat=True).first()
+        if current is None or current not in sources:
+            return False
+        update = dict(fields)
+        update["state"] = to_state
+        update["updated_at"] = now
+        update[JOB_STATE_TIMESTAMP[JobState(to_state)]] = now
+        if to_state != JobState.QUEUED:
+            update.setdefault("pending_reason", "")
+            update.setdefault("pending_code", "")
+            update.setdefault("pending_data", {})
+        moved = Job.objects.filter(pk=job_id, state=current).update(**update)
+        if moved != 1:
+            return False
+        Event.objects.create(
+            job_id=job_id,
+            kind="transition",
+            from_state=current,
+            to_state=to_state,
+            reason=reason[:1000],
+            actor=actor[:150],
+            data=data or {},
+        )
+    return True

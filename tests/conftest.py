@@ -1,0 +1,131 @@
+"""Shared fixtures: the tenancy trio (a member of tenant A, a member of tenant
+B, a user with no membership), an admin, and a small cluster of real machines
+built from real `nvidia-smi topo -m` captures."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery_unless_broker_test(request, settings):
+    """Logic tests run Celery tasks in-process; tests marked ``broker`` talk to
+    the real broker (Redis in CI) through real workers."""
+    from console.celery import app
+
+    eager = request.node.get_closest_marker("broker") is None
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = eager
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def tenant_a(db):
+    from console.core.models import Tenant
+
+    return Tenant.objects.create(name="Tenant A", slug="tenant-a", weight=1)
+
+
+@pytest.fixture
+def tenant_b(db):
+    from console.core.models import Tenant
+
+    return Tenant.objects.create(name="Tenant B", slug="tenant-b", weight=1)
+
+
+def _user(username, *, staff=False):
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user(
+        username=username, password="correct horse battery staple", is_staff=staff
+    )
+    return user
+
+
+@pytest.fixture
+def member_a(tenant_a):
+    from console.core.models import Membership
+
+    user = _user("alice")
+    Membership.objects.create(user=user, tenant=tenant_a)
+    return user
+
+
+@pytest.fixture
+def member_b(tenant_b):
+    from console.core.models import Membership
+
+    user = _user("bob")
+    Membership.objects.create(user=user, tenant=tenant_b)
+    return user
+
+
+@pytest.fixture
+def outsider(db):
+    return _user("mallory")
+
+
+@pytest.fixture
+def admin_user(db):
+    return _user("root", staff=True)
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def client_for():
+    """client_for(user) -> an APIClient authenticated by the user's API token."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    def make(user):
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def cluster(db):
+    """Two DGX A100s, one HGX H100 and one 4× RTX 6000 Ada PCIe server."""
+    from console.core.actions.inventory import do_register_host
+    from console.core.demo.profiles import inventory_for
+    from console.core.models import Cluster
+
+    cluster = Cluster.objects.create(name="Test cluster", slug="test")
+    for name, kind, rack in [
+        ("dgx-1", "dgx_a100", "rack-a"),
+        ("dgx-2", "dgx_a100", "rack-a"),
+        ("hgx-1", "hgx_h100", "rack-b"),
+        ("ada-1", "pcie_rtx6000ada", "rack-c"),
+    ]:
+        do_register_host(cluster=cluster, name=name, inventory=inventory_for(kind, name, group=rack))
+    return cluster
+
+
+@pytest.fixture
+def job_spec():
+    """A valid submit body for tenant-a (override fields per test)."""
+
+    def make(**overrides):
+        body = {
+            "tenant": "tenant-a",
+            "name": "train-llm",
+            "gpus_per_host": 2,
+            "hosts": 1,
+            "vcpus_per_host": 8,
+            "memory_gib_per_host": 64,
+            "priority": 0,
+            "preemptible": True,
+        }
+        body.update(overrides)
+        return body
+
+    return make
