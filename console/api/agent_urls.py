@@ -1,0 +1,2 @@
+# Host-agent endpoints (register, heartbeat), authenticated by per-host token.
+urlpatterns: list = []

@@ -1,0 +1,2 @@
+# REST API v1 (tenants, quotas, clusters, hosts, jobs).
+urlpatterns: list = []

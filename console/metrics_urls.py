@@ -1,0 +1,2 @@
+# /metrics in Prometheus format.
+urlpatterns: list = []

@@ -1,0 +1,2 @@
+# Server-rendered console pages.
+urlpatterns: list = []
