@@ -25,3 +25,10 @@ def spec_dict():
         "io_limits": [{"device": "/dev/sdb", "rbps": 2000000, "wiops": 100}],
         "io_weight": 300,
     }
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery_unless_broker_test():
+    """hostagent tests need neither Django nor Celery: override the root
+    conftest's autouse fixture so they also run with ``-p no:django``."""
+    yield

@@ -1,0 +1,202 @@
+"""The one seam between the host agent and cgroupfs (cgroup v2).
+
+Each job gets a group ``<root>/<job name>`` with ``cpuset.cpus``,
+``cpuset.mems``, ``memory.high``, ``memory.max``, ``io.max`` and ``cpu.weight``
+written in the kernel's formats (Documentation/admin-guide/cgroup-v2.rst).
+Every function is idempotent.  ``root`` is configurable so the same code runs
+on a temporary directory tree in tests and on ``/sys/fs/cgroup/<slice>`` on a
+host.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from hostagent.domain_xml import format_cpulist
+from hostagent.protocol import CgroupSettings, IoLimit, ProvisionSpec, validate_domain_name
+
+__all__ = [
+    "CONTROLLERS",
+    "DEFAULT_ROOT",
+    "CgroupError",
+    "apply_spec",
+    "create_job_cgroup",
+    "enable_controllers",
+    "format_io_max",
+    "job_cgroup_path",
+    "read_memory_events",
+    "read_values",
+    "remove_job_cgroup",
+]
+
+DEFAULT_ROOT = Path("/sys/fs/cgroup/coupler.slice")
+CONTROLLERS = ("cpuset", "cpu", "memory", "io")
+
+
+class CgroupError(RuntimeError):
+    """A cgroup file could not be read or written; names the file and the value."""
+
+
+def _write(path: Path, value: str) -> None:
+    try:
+        with open(path, "w") as fh:  # one write() per value, as the kernel expects
+            fh.write(value)
+    except OSError as exc:
+        raise CgroupError(f"cannot write {value!r} to {path}: {exc.strerror or exc}") from exc
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise CgroupError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def job_cgroup_path(root: Path | str, name: str) -> Path:
+    """``<root>/<name>``; the name is a domain name, so it cannot escape the root."""
+    return Path(root) / validate_domain_name(name)
+
+
+def enable_controllers(root: Path | str, controllers: Iterable[str] = CONTROLLERS) -> list[str]:
+    """Create ``root`` and enable the controllers it offers for its children.
+
+    Returns the controllers now enabled; a controller the kernel does not offer
+    at ``root`` (e.g. bound to cgroup v1) is left out rather than failing.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    available_file = root / "cgroup.controllers"
+    subtree = root / "cgroup.subtree_control"
+    if not subtree.exists():
+        return []
+    available = set(_read(available_file).split()) if available_file.exists() else set()
+    wanted = [c for c in controllers if c in available]
+    if wanted:
+        _write(subtree, " ".join(f"+{c}" for c in wanted))
+    return wanted
+
+
+def format_io_max(limit: IoLimit) -> str:
+    """``8:16 rbps=2097152 wbps=max riops=max wiops=120`` (unset keys are ``max``)."""
+    parts = [limit.device]
+    for key in IoLimit.KEYS:
+        value = getattr(limit, key)
+        parts.append(f"{key}={'max' if value is None else value}")
+    return " ".join(parts)
+
+
+def _bytes_or_max(value: int | None) -> str:
+    return "max" if value is None else str(value)
+
+
+def create_job_cgroup(root: Path | str, name: str, *, cpus: Iterable[int], mems: Iterable[int],
+                      settings: CgroupSettings) -> Path:
+    """Create (or update) the job's group and write its limits; returns its path."""
+    path = job_cgroup_path(root, name)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CgroupError(f"cannot create cgroup {path}: {exc.strerror or exc}") from exc
+    cpulist = format_cpulist(cpus)
+    memlist = format_cpulist(mems)
+    # memory.max is written before memory.high so that lowering both never leaves high > max.
+    writes = [
+        ("cpuset.cpus", cpulist),
+        ("cpuset.mems", memlist),
+        ("cpu.weight", str(settings.cpu_weight)),
+        ("memory.max", _bytes_or_max(settings.memory_max)),
+        ("memory.high", _bytes_or_max(settings.memory_high)),
+    ]
+    writes += [("io.max", format_io_max(limit)) for limit in settings.io_max]
+    for filename, value in writes:
+        if filename.startswith("cpuset.") and not value:
+            continue  # empty = inherit from the parent; nothing to write
+        _write(path / filename, value)
+    return path
+
+
+def apply_spec(root: Path | str, spec: ProvisionSpec) -> Path:
+    """The job's group for a provision spec: its cores, NUMA nodes and cgroup settings."""
+    return create_job_cgroup(root, spec.name, cpus=spec.cpus, mems=spec.numa_nodes,
+                             settings=spec.cgroup)
+
+
+def read_values(path: Path | str) -> dict[str, str]:
+    """The limit files of a group as the kernel shows them (for evidence and tests)."""
+    out: dict[str, str] = {}
+    for filename in ("cpuset.cpus", "cpuset.mems", "cpu.weight", "memory.high", "memory.max",
+                     "io.max"):
+        f = Path(path) / filename
+        if f.exists():
+            out[filename] = _read(f).strip()
+    return out
+
+
+def read_memory_events(path: Path | str) -> dict[str, int]:
+    """``memory.events`` as a dict (``low``, ``high``, ``max``, ``oom``, ``oom_kill``, ...)."""
+    f = Path(path) / "memory.events"
+    events: dict[str, int] = {}
+    for lineno, line in enumerate(_read(f).splitlines(), 1):
+        if not line.strip():
+            continue
+        key, _, value = line.partition(" ")
+        try:
+            events[key] = int(value)
+        except ValueError:
+            raise CgroupError(f"{f}:{lineno}: cannot parse {line!r}") from None
+    return events
+
+
+def _is_cgroupfs(path: Path) -> bool:
+    """True when ``path`` lies on a mounted cgroup2 filesystem."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return False
+    best, fstype = "", ""
+    target = str(path.resolve())
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mnt = fields[1]
+        if (target == mnt or target.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+            best, fstype = mnt, fields[2]
+    return fstype == "cgroup2"
+
+
+def remove_job_cgroup(root: Path | str, name: str, *, timeout: float = 5.0) -> bool:
+    """Remove the job's group (killing what still runs in it); True if it existed."""
+    path = job_cgroup_path(root, name)
+    if not path.exists():
+        return False
+    if not _is_cgroupfs(path):
+        shutil.rmtree(path)  # a plain directory tree (tests, captured roots)
+        return True
+    # Children first: cgroupfs removes a group only when it has no children or tasks.
+    for child in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        _rmdir_cgroup(child, timeout)
+    _rmdir_cgroup(path, timeout)
+    return True
+
+
+def _rmdir_cgroup(path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise CgroupError(f"cannot remove cgroup {path}: {exc.strerror}") from exc
+        kill = path / "cgroup.kill"
+        if kill.exists():
+            _write(kill, "1")
+        time.sleep(0.05)
