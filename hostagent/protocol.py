@@ -364,6 +364,7 @@ class XidEvent:
     name: str = ""
     action: str = ""
     host: str = ""
+    cordon: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:
@@ -375,7 +376,7 @@ class XidEvent:
         return {"kind": self.kind, "line": self.line, "message": self.message, "xid": self.xid,
                 "pci": self.pci, "pid": self.pid, "process": self.process,
                 "timestamp": self.timestamp, "fault": self.fault, "name": self.name,
-                "action": self.action, "host": self.host}
+                "action": self.action, "host": self.host, "cordon": self.cordon}
 
     @classmethod
     def from_dict(cls, data: object) -> XidEvent:
@@ -389,7 +390,7 @@ class XidEvent:
                    xid=xid, pci=_opt_str(d, "pci"), pid=pid, process=_opt_str(d, "process"),
                    timestamp=_opt_str(d, "timestamp"), fault=_str(d, "fault", "unknown"),
                    name=_str(d, "name", ""), action=_str(d, "action", ""),
-                   host=_str(d, "host", ""))
+                   host=_str(d, "host", ""), cordon=bool(d.get("cordon", False)))
 
 
 @dataclass(frozen=True)

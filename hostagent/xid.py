@@ -1,0 +1,209 @@
+"""Kernel-log scanner: NVRM Xid lines, PCIe AER and KVM errors.
+
+``parse_line`` understands the prefixes the same kernel line gets from
+``dmesg`` (``[24128.828315]``), ``dmesg --ctime`` (``[Fri Aug 30 11:43:09
+2024]``), syslog/journalctl (``May 18 19:02:39 host kernel:``), ISO
+timestamps, and bare lines.  ``XidScanner`` reads a log file incrementally: it
+remembers the file's inode and the offset it reached in a small JSON state
+file, so a re-scan reports only new lines, and starts over when the file was
+rotated or truncated.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from hostagent.protocol import XidEvent
+
+__all__ = [
+    "APPLICATION_XIDS",
+    "CORDON_XIDS",
+    "CatalogEntry",
+    "XidScanner",
+    "classify_xid",
+    "load_catalog",
+    "parse_line",
+    "scan_text",
+]
+
+CATALOG_PATH = Path(__file__).resolve().parent / "data" / "xid_catalog.csv"
+
+# Fault owner per Xid, from the catalog's likely causes and the NVIDIA device
+# plugin's application-error list (13, 31, 43, 45, 68).
+APPLICATION_XIDS = frozenset({13, 31, 43, 45, 68})
+DRIVER_XIDS = frozenset({8, 32, 38, 61})
+HARDWARE_XIDS = frozenset({48, 62, 63, 64, 69, 74, 79, 92, 94, 95, 119, 120, 140})
+# The host must stop taking work: the GPU needs a reset, a reboot or repair.
+CORDON_XIDS = frozenset({48, 62, 64, 74, 79, 95, 119, 140})
+
+_TIMESTAMP_RE = re.compile(
+    r"^\s*(?:"
+    r"\[\s*(?P<uptime>\d+\.\d+)\]"  # dmesg
+    r"|\[(?P<ctime>[A-Z][a-z]{2} [A-Z][a-z]{2} +\d+ \d\d:\d\d:\d\d \d{4})\]"  # dmesg --ctime
+    r"|(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
+    r"|(?P<syslog>[A-Z][a-z]{2} +\d+ \d\d:\d\d:\d\d)"  # syslog / journalctl
+    r")"
+)
+_PCI = r"[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-7])?"
+_XID_RE = re.compile(rf"NVRM: Xid \((?:PCI:)?(?P<pci>{_PCI})\): (?P<xid>\d+)(?:,\s*(?P<rest>.*))?$")
+_PID_NAME_RE = re.compile(r"^pid=(?P<q>'?)(?P<pid>[^,']*)(?P=q),\s*name=(?P<name>[^,]*),?\s*(?P<msg>.*)$")
+_AER_RE = re.compile(rf"(?P<dev>{_PCI}): AER: (?P<msg>.*)$")
+_AER_SOURCE_RE = re.compile(rf"error received: (?P<src>{_PCI})")
+_KVM_RE = re.compile(r"(?:^|[\s:])(?P<mod>kvm(?:_intel|_amd)?)(?: \[\d+\])?: (?P<msg>.*)$")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    xid: int
+    name: str
+    meaning: str
+    likely_cause: str
+    recommended_action: str
+    source: str
+
+
+@cache
+def load_catalog(path: Path | None = None) -> dict[int, CatalogEntry]:
+    """The Xid catalog shipped in ``hostagent/data/xid_catalog.csv``."""
+    text = (path or CATALOG_PATH).read_text()
+    body = "".join(ln for ln in io.StringIO(text) if not ln.startswith("#"))
+    out: dict[int, CatalogEntry] = {}
+    for row in csv.DictReader(io.StringIO(body)):
+        entry = CatalogEntry(xid=int(row["xid"]), name=row["name"], meaning=row["meaning"],
+                             likely_cause=row["likely_cause"],
+                             recommended_action=row["recommended_action"], source=row["source"])
+        out[entry.xid] = entry
+    return out
+
+
+def classify_xid(xid: int) -> tuple[str, str, str, bool]:
+    """``(fault, name, recommended action, cordon)`` for an Xid number."""
+    entry = load_catalog().get(xid)
+    if xid in APPLICATION_XIDS:
+        fault = "application"
+    elif xid in HARDWARE_XIDS:
+        fault = "hardware"
+    elif xid in DRIVER_XIDS:
+        fault = "driver"
+    else:
+        fault = "unknown"
+    if entry is None:
+        return (fault, f"Xid {xid}",
+                "Not in the Xid catalog: look it up in NVIDIA's Xid documentation and "
+                "check the surrounding kernel log", xid in CORDON_XIDS)
+    return fault, entry.name, entry.recommended_action, xid in CORDON_XIDS
+
+
+def _timestamp(line: str) -> str | None:
+    m = _TIMESTAMP_RE.match(line)
+    if not m:
+        return None
+    return next(v for v in m.groupdict().values() if v is not None)
+
+
+def _norm_pci(pci: str) -> str:
+    return pci.lower()
+
+
+def parse_line(line: str, *, host: str = "") -> XidEvent | None:
+    """One kernel-log line as an event, or None when it is neither Xid, AER nor KVM."""
+    line = line.rstrip("\r\n")
+    if m := _XID_RE.search(line):
+        xid = int(m.group("xid"))
+        rest = (m.group("rest") or "").strip()
+        pid: int | None = None
+        process: str | None = None
+        message = rest
+        if pm := _PID_NAME_RE.match(rest):
+            pid = int(pm.group("pid")) if pm.group("pid").isdigit() else None
+            name = pm.group("name").strip()
+            process = None if name in ("", "<unknown>") else name
+            message = pm.group("msg").strip()
+        fault, name, action, cordon = classify_xid(xid)
+        return XidEvent(kind="xid", line=line, message=message, xid=xid,
+                        pci=_norm_pci(m.group("pci")), pid=pid, process=process,
+                        timestamp=_timestamp(line), fault=fault, name=name, action=action,
+                        host=host, cordon=cordon)
+    if m := _AER_RE.search(line):
+        message = m.group("msg").strip()
+        src = _AER_SOURCE_RE.search(message)
+        pci = _norm_pci(src.group("src") if src else m.group("dev"))
+        fatal = "Fatal" in message and "Non-Fatal" not in message
+        if "Corrected" in message and "Uncorrected" not in message:
+            action = ("Corrected PCIe error: no action for a single one; repeated ones mean a "
+                      "marginal link or riser, reseat or replace at the next maintenance")
+        elif fatal:
+            action = ("Uncorrected fatal PCIe error: cordon the host, check the slot, riser "
+                      "and GPU; expect Xid 79 on that GPU")
+        else:
+            action = ("Uncorrected non-fatal PCIe error: watch for Xid lines on the device; "
+                      "drain the host if it repeats")
+        return XidEvent(kind="aer", line=line, message=message, pci=pci,
+                        timestamp=_timestamp(line), fault="hardware", name="PCIe AER",
+                        action=action, host=host, cordon=fatal)
+    if (m := _KVM_RE.search(line)) and "NVRM" not in line:
+        message = m.group("msg").strip()
+        lowered = message.lower()
+        if "disabled by bios" in lowered or "not supported" in lowered:
+            fault, action = "hardware", "Enable VT-x/AMD-V (SVM) in the BIOS; the host cannot run VMs"
+        else:
+            fault, action = "unknown", "Check the guest named by the vCPU/pid; usually harmless"
+        return XidEvent(kind="kvm", line=line, message=message, timestamp=_timestamp(line),
+                        fault=fault, name=m.group("mod"), action=action, host=host,
+                        cordon=fault == "hardware")
+    return None
+
+
+def scan_text(text: str, *, host: str = "") -> list[XidEvent]:
+    """Every event in a block of kernel-log text, in order."""
+    events = []
+    for line in text.splitlines():
+        event = parse_line(line, host=host)
+        if event is not None:
+            events.append(event)
+    return events
+
+
+class XidScanner:
+    """Incremental scanner over one log file, with its cursor kept in ``state_path``."""
+
+    def __init__(self, log_path: Path | str, state_path: Path | str, *, host: str = "") -> None:
+        self.log_path = Path(log_path)
+        self.state_path = Path(state_path)
+        self.host = host
+
+    def _load_state(self) -> dict[str, int]:
+        try:
+            state = json.loads(self.state_path.read_text())
+            return {"inode": int(state["inode"]), "offset": int(state["offset"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {"inode": -1, "offset": 0}  # missing or damaged state: start over
+
+    def _save_state(self, inode: int, offset: int) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+        tmp.write_text(json.dumps({"inode": inode, "offset": offset}))
+        os.replace(tmp, self.state_path)  # a crash never leaves half a state file
+
+    def scan(self) -> list[XidEvent]:
+        """Events in the lines added since the last scan (all lines the first time)."""
+        state = self._load_state()
+        with open(self.log_path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            offset = state["offset"]
+            if st.st_ino != state["inode"] or st.st_size < offset:
+                offset = 0  # rotated (new inode) or truncated: read the new file from the start
+            fh.seek(offset)
+            data = fh.read()
+        end = data.rfind(b"\n")
+        complete = data[: end + 1] if end >= 0 else b""  # a half-written last line waits
+        events = scan_text(complete.decode("utf-8", errors="replace"), host=self.host)
+        self._save_state(st.st_ino, offset + len(complete))
+        return events
