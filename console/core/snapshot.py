@@ -1,0 +1,280 @@
+"""Build the scheduler's `Snapshot` from the database.
+
+The scheduling cycle and the what-if page share this: the what-if page passes
+``quota_overrides`` (``{tenant_slug: {resource_key: (guaranteed, limit)}}``)
+to see the same queue against proposed quotas.
+
+What a host offers:
+
+- a host that is not READY (cordoned, draining, offline), or whose critical
+  checks fail without an admin's override, is kept in the snapshot (its running
+  jobs still count) but marked ``cordoned``, so nothing new lands on it;
+- a GPU that is cordoned or failed is ``healthy=False``;
+- free cores of a NUMA node are its cores minus the host's reserved cores minus
+  the cores claimed by allocations (``CoreClaim``);
+- free memory of a NUMA node is its 1 GiB hugepages (VM memory is backed by
+  them) or, on a node without hugepages, its memory, minus what allocations
+  hold there (an allocation over several nodes is split evenly, as the
+  provisioning spec asks libvirt to do).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.utils import timezone
+
+from console.core.choices import CheckStatus, GpuHealth, GpuMode, HostState, JobState, Risk
+from console.core.models import Allocation, CheckResult, CoreClaim, Host, Job, Tenant
+from console.core.usage import usage_by_tenant
+from scheduler import model as sm
+
+QuotaOverrides = Mapping[str, Mapping[str, tuple[float, float]]]
+
+# Jobs whose allocations the planner may preempt (TEARDOWN jobs are leaving already).
+PREEMPTIBLE_STATES = (JobState.SCHEDULED, JobState.PROVISIONING, JobState.RUNNING)
+
+
+@dataclass(frozen=True)
+class SnapshotContext:
+    """The snapshot plus what the console needs to act on the plan."""
+
+    snapshot: sm.Snapshot
+    # Host names the planner must not use, with why (for pending reasons and metrics).
+    unschedulable: Mapping[str, str] = field(default_factory=dict)
+    # Queued jobs left out of this cycle because they wait for a retry backoff.
+    backoff: Mapping[int, datetime] = field(default_factory=dict)
+
+
+def split_memory(total: int, nodes: list[int]) -> dict[int, int]:
+    """Memory of one allocation per NUMA node: evenly, the remainder on the first nodes."""
+    if not nodes:
+        return {}
+    share, rest = divmod(total, len(nodes))
+    return {node: share + (1 if i < rest else 0) for i, node in enumerate(sorted(nodes))}
+
+
+def failing_critical_checks() -> dict[int, list[str]]:
+    """host id → ids of its critical checks that fail."""
+    failing: dict[int, list[str]] = defaultdict(list)
+    rows = CheckResult.objects.filter(risk=Risk.CRITICAL, status=CheckStatus.FAIL).values_list(
+        "host_id", "check_id"
+    )
+    for host_id, check_id in rows:
+        failing[host_id].append(check_id)
+    return failing
+
+
+def host_unschedulable_reason(host: Host, failing_checks: list[str]) -> str:
+    """Why no new work may land on ``host``, or "" when it may."""
+    if host.state != HostState.READY:
+        return f"host {host.state}" + (f": {host.state_reason}" if host.state_reason else "")
+    if failing_checks and not host.checks_override_reason:
+        return "critical checks failing: " + ", ".join(sorted(failing_checks))
+    return ""
+
+
+def _gpu_index(label: str) -> int | None:
+    if label.startswith("GPU") and label[3:].isdigit():
+        return int(label[3:])
+    return None
+
+
+def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]:
+    host_ids = [h.pk for h in hosts]
+    claimed: dict[int, set[int]] = defaultdict(set)
+    for host_id, core in CoreClaim.objects.filter(host_id__in=host_ids).values_list(
+        "host_id", "core"
+    ):
+        claimed[host_id].add(core)
+    memory_used: dict[tuple[int, int], int] = defaultdict(int)
+    for host_id, nodes, memory in Allocation.objects.filter(
+        host_id__in=host_ids, gpu__isnull=True
+    ).values_list("host_id", "numa_nodes", "memory_gib"):
+        for node, gib in split_memory(memory, list(nodes or [0])).items():
+            memory_used[(host_id, node)] += gib
+    failing = failing_critical_checks()
+
+    states: list[sm.HostState] = []
+    unschedulable: dict[str, str] = {}
+    for host in hosts:
+        reason = host_unschedulable_reason(host, failing.get(host.pk, []))
+        if reason:
+            unschedulable[host.name] = reason
+        reserved = set(host.reserved_cores or [])
+        numa = []
+        for node in host.numa_nodes.all():
+            capacity = node.hugepages_1g or node.memory_gib
+            free_cores = tuple(
+                c for c in node.cpus if c not in reserved and c not in claimed[host.pk]
+            )
+            numa.append(
+                sm.NumaState(
+                    node=node.node_id,
+                    free_cores=free_cores,
+                    free_memory_gib=max(0, capacity - memory_used[(host.pk, node.node_id)]),
+                )
+            )
+        gpus = tuple(
+            sm.GpuState(
+                index=gpu.index,
+                model=gpu.model,
+                numa_node=gpu.numa_node if gpu.numa_node is not None else 0,
+                free_milli=max(0, 1000 - gpu.allocated_milli),
+                shared=gpu.mode == GpuMode.SHARED,
+                healthy=gpu.health != GpuHealth.FAILED and not gpu.cordoned,
+            )
+            for gpu in host.gpus.all()
+        )
+        links = []
+        for link in host.links.all():
+            a, b = _gpu_index(link.a), _gpu_index(link.b)
+            if a is not None and b is not None and a != b:
+                links.append((a, b, link.kind))
+        states.append(
+            sm.HostState(
+                name=host.name,
+                gpus=gpus,
+                numa=tuple(numa),
+                links=tuple(links),
+                cordoned=bool(reason),
+                group=host.group,
+            )
+        )
+    return states, unschedulable
+
+
+def _quotas(tenant: Tenant, overrides: Mapping[str, tuple[float, float]]) -> tuple[sm.Quota, ...]:
+    quotas = {q.resource_key: (float(q.guaranteed), float(q.limit)) for q in tenant.quotas.all()}
+    for key, (guaranteed, limit) in overrides.items():
+        quotas[key] = (float(guaranteed), float(limit))
+    return tuple(
+        sm.Quota(resource=key, guaranteed=g, limit=lim) for key, (g, lim) in sorted(quotas.items())
+    )
+
+
+def job_request(job: Job) -> sm.JobRequest:
+    return sm.JobRequest(
+        id=str(job.pk),
+        tenant=job.tenant.slug,
+        gpus_per_host=job.gpus_per_host,
+        hosts=job.host_count,
+        gpu_models=(job.gpu_model,) if job.gpu_model else (),
+        gpu_milli=job.gpu_milli,
+        vcpus_per_host=job.vcpus_per_host,
+        memory_gib_per_host=job.memory_gib_per_host,
+        priority=job.priority,
+        preemptible=job.preemptible,
+        submit_time=job.submitted_at.timestamp(),
+    )
+
+
+def _running_jobs(host_names: dict[int, str]) -> tuple[sm.RunningJob, ...]:
+    jobs = {
+        j.pk: j
+        for j in Job.objects.filter(state__in=PREEMPTIBLE_STATES).select_related("tenant")
+    }
+    per_job: dict[int, dict[int, dict]] = defaultdict(dict)
+    for alloc in Allocation.objects.filter(job_id__in=jobs).select_related("gpu").order_by(
+        "job_id", "host_id", "gpu__index"
+    ):
+        slot = per_job[alloc.job_id].setdefault(
+            alloc.host_id, {"gpus": [], "milli": 1000, "cores": (), "nodes": (), "memory": 0}
+        )
+        if alloc.gpu_id is None:
+            slot["cores"] = tuple(alloc.cpus or ())
+            slot["nodes"] = tuple(alloc.numa_nodes or ())
+            slot["memory"] = alloc.memory_gib
+        else:
+            slot["gpus"].append(alloc.gpu.index)
+            slot["milli"] = alloc.milli
+    running = []
+    for job_id, hosts in per_job.items():
+        job = jobs[job_id]
+        placement = tuple(
+            sm.HostPlacement(
+                host=host_names.get(host_id, str(host_id)),
+                gpu_indices=tuple(slot["gpus"]),
+                gpu_milli=slot["milli"],
+                cores=slot["cores"],
+                numa_nodes=slot["nodes"],
+                memory_gib=slot["memory"],
+                memory_by_numa=tuple(split_memory(slot["memory"], list(slot["nodes"])).items()),
+            )
+            for host_id, slot in sorted(hosts.items())
+        )
+        running.append(
+            sm.RunningJob(
+                id=str(job_id),
+                tenant=job.tenant.slug,
+                priority=job.priority,
+                preemptible=job.preemptible,
+                submit_time=job.submitted_at.timestamp(),
+                placement=placement,
+            )
+        )
+    return tuple(running)
+
+
+def build_snapshot_context(
+    *,
+    quota_overrides: QuotaOverrides | None = None,
+    now: datetime | None = None,
+    policy: str | None = None,
+) -> SnapshotContext:
+    """Read hosts, tenants, queued and placed jobs into a `SnapshotContext`."""
+    now = now or timezone.now()
+    overrides = quota_overrides or {}
+    hosts = list(
+        Host.objects.prefetch_related("numa_nodes", "gpus", "links").order_by("name")
+    )
+    host_states, unschedulable = _host_states(hosts)
+    usage = usage_by_tenant()
+    tenants = tuple(
+        sm.TenantState(
+            name=t.slug,
+            weight=float(t.weight),
+            quotas=_quotas(t, overrides.get(t.slug, {})),
+            usage=usage.get(t.pk, {}),
+        )
+        for t in Tenant.objects.prefetch_related("quotas").order_by("slug")
+    )
+    queued_jobs = list(
+        Job.objects.filter(state=JobState.QUEUED).select_related("tenant").order_by(
+            "submitted_at", "id"
+        )
+    )
+    backoff = {j.pk: j.not_before for j in queued_jobs if j.not_before and j.not_before > now}
+    queued = tuple(job_request(j) for j in queued_jobs if j.pk not in backoff)
+    snapshot = sm.Snapshot(
+        hosts=tuple(host_states),
+        tenants=tenants,
+        queued=queued,
+        running=_running_jobs({h.pk: h.name for h in hosts}),
+        **({"policy": policy} if policy else {}),
+    )
+    return SnapshotContext(snapshot=snapshot, unschedulable=unschedulable, backoff=backoff)
+
+
+def build_snapshot(
+    *,
+    quota_overrides: QuotaOverrides | None = None,
+    now: datetime | None = None,
+    policy: str | None = None,
+) -> sm.Snapshot:
+    """The scheduler's view of the cluster right now (what-if: with ``quota_overrides``)."""
+    return build_snapshot_context(quota_overrides=quota_overrides, now=now, policy=policy).snapshot
+
+
+__all__ = [
+    "QuotaOverrides",
+    "SnapshotContext",
+    "build_snapshot",
+    "build_snapshot_context",
+    "host_unschedulable_reason",
+    "job_request",
+    "split_memory",
+]
