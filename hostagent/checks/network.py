@@ -1,0 +1,96 @@
+"""``network.hop_latency``: round trips between host agents, and the echo responder."""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import threading
+import time
+from typing import Any
+
+from hostagent.checks.base import Check, CheckContext, check
+from hostagent.protocol import CheckResult
+
+LIMIT_US = 5.0
+
+
+def echo_responder(host: str = "0.0.0.0", port: int = 7471, *,  # noqa: S104 - peers connect
+                   stop: threading.Event | None = None, ready: threading.Event | None = None,
+                   bound: list[int] | None = None) -> None:
+    """Echo every byte back; run in a thread of the agent so peers can measure to us."""
+    stop = stop or threading.Event()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as srv:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((host, port))
+        srv.listen()
+        srv.settimeout(0.2)
+        if bound is not None:
+            bound.append(srv.getsockname()[1])
+        if ready is not None:
+            ready.set()
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=_echo, args=(conn, stop), daemon=True).start()
+
+
+def _echo(conn: socket.socket, stop: threading.Event) -> None:
+    with conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.settimeout(1.0)
+        while not stop.is_set():
+            try:
+                data = conn.recv(64)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            conn.sendall(data)
+
+
+def tcp_round_trip_us(peer: str, rounds: int = 20, timeout: float = 2.0) -> list[float]:
+    """Round-trip times in µs of one byte over an established TCP connection."""
+    host, _, port = peer.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        out = []
+        for _ in range(rounds):
+            t0 = time.perf_counter_ns()
+            s.sendall(b"x")
+            if s.recv(1) != b"x":
+                raise OSError("peer did not echo")
+            out.append((time.perf_counter_ns() - t0) / 1000)
+        return out
+
+
+@check("network.hop_latency", "critical", "Single-hop latency < 5 µs",
+       "one-way latency between hosts of a cluster below 5 µs (RDMA ib_send_lat-style, "
+       "else TCP round trip / 2)",
+       "Check the fabric: same leaf switch, RDMA enabled, no congestion; busy-poll for TCP")
+def hop_latency(ctx: CheckContext, c: Check) -> CheckResult:
+    if not ctx.peers:
+        return c.result("unknown", {"peers": []}, "no peer agents given to measure against")
+    ev: dict[str, Any] = {"method": "tcp_rtt_half (one byte, TCP_NODELAY, median)",
+                          "limit_us": LIMIT_US}
+    worst = 0.0
+    errors = []
+    for peer in ctx.peers:
+        try:
+            rtts = tcp_round_trip_us(peer, ctx.latency_rounds)
+        except (OSError, ValueError) as exc:
+            errors.append(f"{peer}: {exc}")
+            ev[peer] = {"error": str(exc)}
+            continue
+        one_way = statistics.median(rtts) / 2
+        worst = max(worst, one_way)
+        ev[peer] = {"median_rtt_us": round(statistics.median(rtts), 2),
+                    "one_way_us": round(one_way, 2), "rounds": len(rtts)}
+    if worst > LIMIT_US:
+        return c.result("fail", ev)
+    if errors:
+        return c.result("unknown", ev, "; ".join(errors))
+    return c.result("pass", ev)

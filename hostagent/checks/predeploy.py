@@ -1,0 +1,227 @@
+"""Section 1 of CHECKS.md: the pre-deployment checklist."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from hostagent.checks.base import Check, CheckContext, check
+from hostagent.protocol import CheckResult
+
+SMT_OFF = {"off", "forceoff", "notsupported"}
+
+
+@check("bios.smt_disabled", "high", "Hyper-threading off",
+       "SMT disabled in BIOS: smt/active = 0 or smt/control in {off, forceoff, notsupported}",
+       "Disable Hyper-Threading/SMT in the BIOS setup (or boot with nosmt as a stopgap)")
+def smt_disabled(ctx: CheckContext, c: Check) -> CheckResult:
+    active = ctx.read("sys/devices/system/cpu/smt/active")
+    control = ctx.read("sys/devices/system/cpu/smt/control")
+    ev = {"sys/devices/system/cpu/smt/active": active,
+          "sys/devices/system/cpu/smt/control": control}
+    if control in SMT_OFF or active == "0":
+        return c.result("pass", ev)
+    if active == "1" or control in ("on", "forceon"):
+        return c.result("fail", ev)
+    return c.result("unknown", ev, "smt/active and smt/control are not readable")
+
+
+@check("firmware.baseline", "medium", "Firmware at baseline",
+       "BIOS, board and GPU VBIOS/driver versions equal the admin's baseline for this host model",
+       "Update BIOS/BMC/GPU firmware (or the driver) to the baseline versions")
+def firmware_baseline(ctx: CheckContext, c: Check) -> CheckResult:
+    observed: dict[str, Any] = {
+        "bios_version": ctx.read("sys/class/dmi/id/bios_version"),
+        "bios_date": ctx.read("sys/class/dmi/id/bios_date"),
+        "board_name": ctx.read("sys/class/dmi/id/board_name"),
+        "driver_version": ctx.driver_version,
+    }
+    if ctx.gpus:
+        vbios = sorted({str(g.get("vbios_version")) for g in ctx.gpus if g.get("vbios_version")})
+        observed["vbios_version"] = vbios[0] if len(vbios) == 1 else (vbios or None)
+    ev = {"observed": observed, "baseline": dict(ctx.baseline or {}),
+          "sources": "/sys/class/dmi/id/*, NVML"}
+    if not ctx.baseline:
+        return c.result("unknown", ev, "no firmware baseline set for this host model")
+    mismatches, missing = {}, []
+    for key, want in ctx.baseline.items():
+        have = observed.get(key)
+        if have is None:
+            missing.append(key)
+        elif str(have) != str(want):
+            mismatches[key] = {"have": have, "want": want}
+    ev["mismatches"] = mismatches
+    if mismatches:
+        return c.result("fail", ev)
+    if missing:
+        return c.result("unknown", ev, f"not measurable here: {', '.join(missing)}")
+    return c.result("pass", ev)
+
+
+@check("kvm.available", "critical", "KVM usable",
+       "/dev/kvm exists and kvm_intel or kvm_amd is loaded",
+       "Enable VT-x/AMD-V in the BIOS and load kvm_intel or kvm_amd")
+def kvm_available(ctx: CheckContext, c: Check) -> CheckResult:
+    dev = ctx.path("dev/kvm").exists()
+    modules_text = ctx.read("proc/modules")
+    loaded = sorted({ln.split()[0] for ln in (modules_text or "").splitlines()
+                     if ln.split() and ln.split()[0] in ("kvm_intel", "kvm_amd")})
+    builtin = [m for m in ("kvm_intel", "kvm_amd") if ctx.path(f"sys/module/{m}").exists()]
+    ev = {"/dev/kvm": dev, "/proc/modules kvm modules": loaded, "/sys/module": builtin}
+    if dev and (loaded or builtin):
+        return c.result("pass", ev)
+    if not ctx.path("dev").exists() and modules_text is None:
+        return c.result("unknown", ev, "neither /dev nor /proc/modules is present in this tree")
+    if modules_text is None and not builtin and dev:
+        return c.result("unknown", ev, "/proc/modules not readable")
+    return c.result("fail", ev)
+
+
+@check("iommu.enabled", "critical", "IOMMU on",
+       "/sys/class/iommu has units; intel_iommu=on / amd_iommu / iommu=pt on the kernel cmdline",
+       "Enable VT-d/AMD-Vi in the BIOS and boot with intel_iommu=on iommu=pt (or amd_iommu=on)")
+def iommu_enabled(ctx: CheckContext, c: Check) -> CheckResult:
+    cmdline = ctx.read("proc/cmdline")
+    flags = re.findall(r"\b(intel_iommu=\S+|amd_iommu=\S+|iommu=\S+)", cmdline or "")
+    units_dir = ctx.path("sys/class/iommu")
+    units = sorted(p.name for p in units_dir.iterdir()) if units_dir.is_dir() else None
+    ev = {"/sys/class/iommu": units, "/proc/cmdline iommu flags": flags}
+    off = any(f in ("intel_iommu=off", "amd_iommu=off", "iommu=off") for f in flags)
+    if units and not off:
+        return c.result("pass", ev)
+    if units is None and cmdline is None:
+        return c.result("unknown", ev, "/sys/class/iommu and /proc/cmdline are not readable")
+    return c.result("fail", ev)
+
+
+def _slot(bdf: str) -> str:
+    return bdf.rsplit(".", 1)[0]
+
+
+@check("iommu.gpu_isolated", "high", "GPUs in clean IOMMU groups",
+       "each GPU's IOMMU group holds only that GPU's functions (and bridges)",
+       "Move the GPU to a slot with its own IOMMU group, enable ACS on the bridges above it")
+def gpu_isolated(ctx: CheckContext, c: Check) -> CheckResult:
+    gpus = ctx.nvidia_gpus()
+    if not gpus:
+        return c.result("unknown", {"gpus": []}, "no NVIDIA GPU found under /sys/bus/pci/devices")
+    groups_dir = ctx.path("sys/kernel/iommu_groups")
+    membership: dict[str, list[str]] = {}
+    if groups_dir.is_dir():
+        for g in groups_dir.iterdir():
+            devs = g / "devices"
+            if devs.is_dir():
+                membership[g.name] = sorted(p.name for p in devs.iterdir())
+    if not membership:
+        return c.result("unknown", {"gpus": gpus}, "no IOMMU groups under /sys/kernel/iommu_groups")
+    ev: dict[str, Any] = {}
+    bad = False
+    for gpu in gpus:
+        group = next((n for n, devs in membership.items() if gpu in devs), None)
+        if group is None:
+            ev[gpu] = {"group": None}
+            bad = True
+            continue
+        foreign = []
+        for dev in membership[group]:
+            cls = ctx.read(f"sys/bus/pci/devices/{dev}/class") or ""
+            if _slot(dev) != _slot(gpu) and not cls.startswith("0x0604"):
+                foreign.append(dev)
+        ev[gpu] = {"group": int(group) if group.isdigit() else group,
+                   "devices": membership[group], "foreign": foreign}
+        bad = bad or bool(foreign)
+    return c.result("fail" if bad else "pass", ev)
+
+
+def _acs_ctrl(config: bytes) -> int | None:
+    """ACS Control register from a PCIe config space, or None without the capability."""
+    off = 0x100
+    seen = set()
+    while off and off + 8 <= len(config) and off not in seen:
+        seen.add(off)
+        header = int.from_bytes(config[off:off + 4], "little")
+        if header in (0, 0xFFFFFFFF):
+            return None
+        if header & 0xFFFF == 0x000D:
+            return int.from_bytes(config[off + 6:off + 8], "little")
+        off = (header >> 20) & 0xFFC
+    return None
+
+
+@check("pcie.acs", "medium", "ACS on bridges above GPUs",
+       "the ACS capability of every bridge above a GPU has Source Validation, Request and "
+       "Completion Redirect and Upstream Forwarding enabled",
+       "Enable ACS in the BIOS (PCIe/ACS option) or with setpci on the switch downstream ports")
+def pcie_acs(ctx: CheckContext, c: Check) -> CheckResult:
+    gpus = ctx.nvidia_gpus()
+    if not gpus:
+        return c.result("unknown", {}, "no NVIDIA GPU found under /sys/bus/pci/devices")
+    ev: dict[str, Any] = {}
+    unknown: list[str] = []
+    bad = False
+    for gpu in gpus:
+        link = ctx.path(f"sys/bus/pci/devices/{gpu}")
+        parts = [p for p in link.resolve().parts if re.fullmatch(r"[0-9a-f]{4,}:[0-9a-f]{2}:"
+                                                                  r"[0-9a-f]{2}\.[0-7]", p)]
+        bridges = parts[:-1]
+        if not bridges:
+            unknown.append(f"{gpu}: upstream bridges unknown (sysfs path not resolvable)")
+            continue
+        for br in bridges:
+            try:
+                config = ctx.path(f"sys/bus/pci/devices/{br}/config").read_bytes()
+            except OSError:
+                config = b""
+            if len(config) <= 256:
+                unknown.append(f"{br}: extended config space not readable (needs root)")
+                continue
+            ctrl = _acs_ctrl(config)
+            ok = ctrl is not None and (ctrl & 0b11101) == 0b11101
+            ev[br] = {"acs_ctrl": None if ctrl is None else hex(ctrl), "above": gpu}
+            bad = bad or (ctrl is not None and not ok)
+    if bad:
+        return c.result("fail", ev)
+    if unknown or not ev:
+        return c.result("unknown", ev, "; ".join(unknown) or "no bridge found above the GPUs")
+    return c.result("pass", ev)
+
+
+@check("vfio.bound", "high", "GPUs bound to vfio-pci",
+       "every GPU meant for passthrough is bound to vfio-pci",
+       "Bind the GPUs to vfio-pci (vfio-pci.ids=10de:XXXX or driverctl set-override)")
+def vfio_bound(ctx: CheckContext, c: Check) -> CheckResult:
+    gpus = list(ctx.passthrough_gpus) if ctx.passthrough_gpus is not None else ctx.nvidia_gpus()
+    if not gpus:
+        return c.result("unknown", {}, "no NVIDIA GPU found under /sys/bus/pci/devices")
+    drivers = {g: ctx.link_name(f"sys/bus/pci/devices/{g}/driver") for g in gpus}
+    ev = {"drivers": drivers, "source": "/sys/bus/pci/devices/<bdf>/driver"}
+    return c.result("pass" if all(d == "vfio-pci" for d in drivers.values()) else "fail", ev)
+
+
+@check("gpu.persistence_ecc", "medium", "Persistence and ECC",
+       "persistence mode on, ECC on, no pending page retirement or row remap",
+       "nvidia-smi -pm 1; nvidia-smi -e 1 and reboot; reset the GPU to apply pending remaps")
+def persistence_ecc(ctx: CheckContext, c: Check) -> CheckResult:
+    if ctx.gpus is None:
+        return c.result("unknown", {"source": "NVML"},
+                        "NVML unavailable (no driver, or GPUs bound to vfio-pci)")
+    if not ctx.gpus:
+        return c.result("unknown", {"source": "NVML"}, "NVML reports no GPUs")
+    ev: dict[str, Any] = {}
+    bad = False
+    unknown = False
+    for g in ctx.gpus:
+        item = {k: g.get(k) for k in ("persistence_mode", "ecc_mode", "retired_pages_pending",
+                                      "remapped_rows_pending", "remapped_rows_failure")}
+        ev[str(g.get("pci_bus_id", g.get("index")))] = item
+        if item["persistence_mode"] is False or item["ecc_mode"] is False or any(
+                item[k] for k in ("retired_pages_pending", "remapped_rows_pending",
+                                  "remapped_rows_failure")):
+            bad = True
+        if item["persistence_mode"] is None or item["ecc_mode"] is None:
+            unknown = True
+    if bad:
+        return c.result("fail", ev)
+    if unknown:
+        return c.result("unknown", ev, "NVML did not report persistence or ECC mode")
+    return c.result("pass", ev)

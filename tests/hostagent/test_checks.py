@@ -1,0 +1,182 @@
+import threading
+
+import pytest
+
+from hostagent.checks import CHECK_IDS, echo_responder, run_checks
+from hostagent.checks.predeploy import _acs_ctrl
+from hostagent.sim import ROOTS_DIR
+from hostagent.sim.roots import VARIANTS, build_root
+
+SECTION_1 = ["bios.smt_disabled", "firmware.baseline", "network.hop_latency", "kvm.available",
+             "iommu.enabled", "iommu.gpu_isolated", "pcie.acs", "vfio.bound",
+             "gpu.persistence_ecc"]
+SECTION_2 = ["memory.hugepages_1g", "sched.batch", "storage.raw_xfs", "memory.thp_madvise",
+             "numa.balancing_off", "net.rps_flow_entries", "rdma.roce_pfc", "rdma.roce_dcqcn",
+             "storage.userspace_nvme"]
+
+
+def status(root, check_id, **kw):
+    (result,) = run_checks(root, only=[check_id], **kw)
+    return result
+
+
+def test_every_checks_md_id_is_implemented_in_order():
+    assert list(CHECK_IDS) == SECTION_1 + SECTION_2
+
+
+def test_every_result_has_the_reporting_fields(tmp_path):
+    for r in run_checks(build_root(tmp_path)):
+        d = r.to_dict()
+        assert d["status"] in ("pass", "fail", "unknown") and d["risk"]
+        assert isinstance(d["evidence"], dict)
+        assert (d["status"] == "unknown") == bool(d["reason"]) or d["status"] == "fail"
+        if d["status"] != "pass":
+            assert d["remediation"]
+
+
+def test_all_checks_run_on_this_machines_real_root():
+    results = run_checks("/")
+    assert [r.id for r in results] == SECTION_1 + SECTION_2
+    for r in results:
+        if r.status == "unknown":
+            assert r.reason
+
+
+def test_empty_tree_is_all_unknown_never_pass(tmp_path):
+    results = run_checks(tmp_path)
+    assert {r.status for r in results} == {"unknown"}
+
+
+@pytest.mark.parametrize(
+    ("check_id", "overrides"),
+    [
+        ("bios.smt_disabled", {"smt_active": "1", "smt_control": "on"}),
+        ("kvm.available", {"kvm": False}),
+        ("iommu.enabled", {"iommu_units": (), "cmdline": "root=/dev/sda2"}),
+        ("iommu.gpu_isolated", {"foreign_in_group": True}),
+        ("vfio.bound", {"gpu_driver": "nvidia"}),
+        ("memory.hugepages_1g", {"hugepages_1g": 0}),
+        ("storage.raw_xfs", {"data_fs": "ext4"}),
+        ("memory.thp_madvise", {"thp": "[always] madvise never"}),
+        ("numa.balancing_off", {"numa_balancing": "1"}),
+        ("net.rps_flow_entries", {"rps_sock_flow_entries": "0"}),
+    ],
+)
+def test_file_checks_pass_on_a_good_tree_and_fail_on_a_bad_one(tmp_path, check_id, overrides):
+    assert status(build_root(tmp_path / "good"), check_id).status == "pass"
+    bad = status(build_root(tmp_path / "bad", **overrides), check_id)
+    assert bad.status == "fail"
+    assert bad.evidence and bad.remediation
+
+
+def test_shipped_sim_roots_fail_exactly_their_misconfiguration():
+    expected = {"good": set(), "misconfigured/smt_on": {"bios.smt_disabled"},
+                "misconfigured/no_hugepages": {"memory.hugepages_1g"},
+                "misconfigured/thp_always": {"memory.thp_madvise"}}
+    for variant in VARIANTS:
+        results = run_checks(ROOTS_DIR / variant)
+        assert {r.id for r in results if r.status == "fail"} == expected[variant], variant
+    good = {r.id: r.status for r in run_checks(ROOTS_DIR / "good")}
+    for check_id in ("bios.smt_disabled", "kvm.available", "iommu.enabled", "vfio.bound",
+                     "memory.hugepages_1g", "memory.thp_madvise"):
+        assert good[check_id] == "pass"
+
+
+def test_firmware_baseline(tmp_path):
+    root = build_root(tmp_path)
+    assert status(root, "firmware.baseline").status == "unknown"
+    assert status(root, "firmware.baseline", baseline={"bios_version": "2.3.1"}).status == "pass"
+    r = status(root, "firmware.baseline", baseline={"bios_version": "2.4.0"})
+    assert r.status == "fail" and r.evidence["mismatches"]["bios_version"]["have"] == "2.3.1"
+    r = status(root, "firmware.baseline", baseline={"bios_version": "2.3.1", "vbios_version": "x"})
+    assert r.status == "unknown" and "vbios_version" in r.reason
+    r = status(root, "firmware.baseline", baseline={"vbios_version": "92.00.45.00.05"},
+               gpus=[{"vbios_version": "92.00.45.00.05"}])
+    assert r.status == "pass"
+
+
+def test_persistence_and_ecc_from_nvml_values():
+    good = [{"pci_bus_id": "00000000:07:00.0", "persistence_mode": True, "ecc_mode": True,
+             "retired_pages_pending": False, "remapped_rows_pending": False,
+             "remapped_rows_failure": False}]
+    assert status("/nonexistent", "gpu.persistence_ecc").status == "unknown"
+    assert status("/nonexistent", "gpu.persistence_ecc", gpus=good).status == "pass"
+    pending = [{**good[0], "remapped_rows_pending": True}]
+    assert status("/nonexistent", "gpu.persistence_ecc", gpus=pending).status == "fail"
+
+
+def test_roce_dcqcn_reads_ecn_files(tmp_path):
+    root = build_root(tmp_path)
+    (root / "sys/class/infiniband/mlx5_0/ports/1").mkdir(parents=True)
+    (root / "sys/class/infiniband/mlx5_0/ports/1/link_layer").write_text("Ethernet\n")
+    (root / "sys/class/infiniband/mlx5_0/device/net/ens1f0").mkdir(parents=True)
+    for side in ("roce_np", "roce_rp"):
+        (root / f"sys/class/net/ens1f0/ecn/{side}/enable").mkdir(parents=True)
+        (root / f"sys/class/net/ens1f0/ecn/{side}/enable/3").write_text("1\n")
+    assert status(root, "rdma.roce_dcqcn").status == "pass"
+    (root / "sys/class/net/ens1f0/ecn/roce_rp/enable/3").write_text("0\n")
+    assert status(root, "rdma.roce_dcqcn").status == "fail"
+    assert status(root, "rdma.roce_pfc").status == "unknown"
+    assert status(root, "rdma.roce_pfc", extra={"pfc": {"ens1f0": [3]}}).status == "pass"
+
+
+def test_sched_batch_reads_vcpu_thread_policy(tmp_path):
+    task = tmp_path / "proc/4242/task/4250"
+    task.mkdir(parents=True)
+    (tmp_path / "proc/4242/comm").write_text("qemu-system-x86\n")
+    (task / "comm").write_text("CPU 0/KVM\n")
+    fields = ["0"] * 50
+    fields[38] = "3"
+    (task / "stat").write_text("4250 (CPU 0/KVM) " + " ".join(fields) + "\n")
+    assert status(tmp_path, "sched.batch").status == "pass"
+    fields[38] = "0"
+    (task / "stat").write_text("4250 (CPU 0/KVM) " + " ".join(fields) + "\n")
+    assert status(tmp_path, "sched.batch").status == "fail"
+
+
+def test_userspace_nvme(tmp_path):
+    dev = tmp_path / "sys/bus/pci/devices/0000:c1:00.0"
+    dev.mkdir(parents=True)
+    (dev / "class").write_text("0x010802\n")
+    (dev / "driver").write_text("nvme\n")
+    assert status(tmp_path, "storage.userspace_nvme").status == "unknown"
+    assert status(tmp_path, "storage.userspace_nvme", userspace_nvme=True).status == "fail"
+    (dev / "driver").write_text("vfio-pci\n")
+    assert status(tmp_path, "storage.userspace_nvme").status == "pass"
+
+
+def test_acs_control_register_is_found_in_extended_config_space():
+    config = bytearray(4096)
+    config[0x100:0x104] = (0x0001 | (1 << 16) | (0x140 << 20)).to_bytes(4, "little")  # AER
+    config[0x140:0x144] = (0x000D | (1 << 16)).to_bytes(4, "little")  # ACS, last
+    config[0x146:0x148] = (0x001D).to_bytes(2, "little")
+    assert _acs_ctrl(bytes(config)) == 0x1D
+    assert _acs_ctrl(bytes(4096)) is None
+
+
+def test_hop_latency_measures_against_an_echo_responder():
+    assert status("/", "network.hop_latency").status == "unknown"
+    stop, ready, bound = threading.Event(), threading.Event(), []
+    t = threading.Thread(target=echo_responder, args=("127.0.0.1", 0),
+                         kwargs={"stop": stop, "ready": ready, "bound": bound}, daemon=True)
+    t.start()
+    assert ready.wait(5)
+    try:
+        r = status("/", "network.hop_latency", peers=[f"127.0.0.1:{bound[0]}"],
+                   latency_rounds=5)
+        assert r.status in ("pass", "fail")
+        assert "tcp" in r.evidence["method"]
+        assert r.evidence[f"127.0.0.1:{bound[0]}"]["rounds"] == 5
+    finally:
+        stop.set()
+        t.join(2)
+
+
+def test_unreachable_peer_is_unknown():
+    r = status("/", "network.hop_latency", peers=["127.0.0.1:1"])
+    assert r.status == "unknown" and "127.0.0.1:1" in r.reason
+
+
+def test_unknown_check_id_is_rejected():
+    with pytest.raises(ValueError, match="unknown check ids"):
+        run_checks("/", only=["nope"])
