@@ -1,0 +1,342 @@
+"""Mutable working copy of the cluster used while one plan (or one simulation) is computed.
+
+The planner's inputs and outputs are frozen; this module is its scratch space. Hosts whose
+free capacity is identical fall into one *class* (same topology, same GPU free vector, same
+per-NUMA core and memory counts); a job is fitted once per class rather than once per host,
+so a placement costs O(C) for C distinct host states instead of O(H) hosts.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from scheduler.model import WHOLE_GPU_MILLI, HostPlacement, HostState, JobRequest
+from scheduler.topology import Topology, rank_name, ranked_sets, score_set, topology_of
+
+UNHEALTHY = -1
+
+
+@dataclass(slots=True)
+class Fit:
+    """How a job lands on one host (positions, not ids; turned into ids by `commit`)."""
+
+    slots: tuple[int, ...]
+    milli: int
+    cores_from: tuple[tuple[int, int], ...]  # (numa position, core count)
+    memory_from: tuple[tuple[int, int], ...]  # (numa position, GiB)
+    local: bool
+    worst_rank: int  # worst GPU-pair rank in the set (10**6 for < 2 GPUs)
+    total_rank: int
+
+    @property
+    def link_kind(self) -> str:
+        return "" if len(self.slots) < 2 else rank_name(self.worst_rank)
+
+
+class Host:
+    """Free capacity of one host, mutable."""
+
+    __slots__ = (
+        "cordoned",
+        "cores",
+        "cpu_total",
+        "free",
+        "gpu_cap",
+        "gpu_index",
+        "group",
+        "idx",
+        "mem",
+        "mem_total",
+        "models",
+        "name",
+        "numa_ids",
+        "numa_pos",
+        "shared",
+        "shared_pinned",
+        "slot_of",
+        "topo",
+    )
+
+    def __init__(self, state: HostState, idx: int) -> None:
+        self.name = state.name
+        self.idx = idx
+        self.group = state.group
+        self.cordoned = state.cordoned
+        self.topo: Topology = topology_of(state)
+        self.gpu_index = tuple(g.index for g in state.gpus)
+        self.slot_of = {g.index: i for i, g in enumerate(state.gpus)}
+        self.models = tuple(g.model for g in state.gpus)
+        self.free = [
+            max(0, min(WHOLE_GPU_MILLI, g.free_milli)) if g.healthy else UNHEALTHY
+            for g in state.gpus
+        ]
+        self.shared_pinned = tuple(g.shared for g in state.gpus)
+        self.shared = [g.in_shared_mode for g in state.gpus]
+        self.numa_ids = [n.node for n in state.numa]
+        self.numa_pos = {n.node: i for i, n in enumerate(state.numa)}
+        for g in state.gpus:  # a GPU on a NUMA node with no row still needs a position
+            if g.numa_node not in self.numa_pos:
+                self.numa_pos[g.numa_node] = len(self.numa_ids)
+                self.numa_ids.append(g.numa_node)
+        self.cores: list[list[int]] = [sorted(n.free_cores) for n in state.numa]
+        self.mem: list[int] = [n.free_memory_gib for n in state.numa]
+        while len(self.cores) < len(self.numa_ids):
+            self.cores.append([])
+            self.mem.append(0)
+        self.gpu_cap = sum(WHOLE_GPU_MILLI for g in state.gpus if g.healthy)
+        self.cpu_total = sum(len(c) for c in self.cores)
+        self.mem_total = sum(self.mem)
+
+    # -- state -------------------------------------------------------------------------
+    def key(self) -> tuple:
+        return (
+            self.topo.id,
+            self.models,
+            tuple(self.free),
+            tuple(self.shared),
+            tuple(len(c) for c in self.cores),
+            tuple(self.mem),
+        )
+
+    def free_cores(self) -> int:
+        return sum(len(c) for c in self.cores)
+
+    def free_mem(self) -> int:
+        return sum(self.mem)
+
+    def free_gpu_milli(self) -> int:
+        return sum(f for f in self.free if f > 0)
+
+    def gpu_numa(self, slot: int) -> int:
+        return self.numa_pos[self.topo.numa_of[slot]]
+
+    # -- fitting -----------------------------------------------------------------------
+    def fit(self, job: JobRequest, models: frozenset[str] | None) -> Fit | None:
+        """Best way to put one host's share of ``job`` here, or None. O(C(g,k)) worst case,
+        usually O(g) thanks to the memoised set ranking."""
+        k = job.gpus_per_host
+        vc = job.vcpus_per_host
+        mem = job.memory_gib_per_host
+        if vc > self.cpu_total or mem > self.mem_total:
+            return None
+        if vc and self.free_cores() < vc:
+            return None
+        if mem and self.free_mem() < mem:
+            return None
+        if k == 0:
+            return self._fit_cpu_only(vc, mem)
+        milli = job.milli_per_gpu
+        free = self.free
+        mdl = self.models
+        if milli >= WHOLE_GPU_MILLI:
+            eligible = tuple(
+                i
+                for i, f in enumerate(free)
+                if f == WHOLE_GPU_MILLI
+                and not self.shared[i]
+                and (models is None or mdl[i] in models)
+            )
+            if len(eligible) < k:
+                return None
+            first: Fit | None = None
+            for slots in ranked_sets(self.topo, eligible, k):
+                fit = self._with_cpu(slots, WHOLE_GPU_MILLI, vc, mem)
+                if fit is None:
+                    continue
+                if fit.local:
+                    return fit
+                if first is None:
+                    first = fit
+            return first
+        # GPU share: best fit among GPUs already in shared mode, then idle GPUs.
+        cands = [
+            i
+            for i, f in enumerate(free)
+            if f >= milli and (models is None or mdl[i] in models)
+        ]
+        if len(cands) < k:
+            return None
+        cands.sort(key=lambda i: (free[i] == WHOLE_GPU_MILLI and not self.shared[i], free[i], i))
+        return self._with_cpu(tuple(sorted(cands[:k])), milli, vc, mem)
+
+    def _fit_cpu_only(self, vc: int, mem: int) -> Fit | None:
+        # One NUMA node if any can hold it (the fullest that can), else spread.
+        best = None
+        for p in range(len(self.cores)):
+            nc = len(self.cores[p])
+            if nc >= vc and self.mem[p] >= mem and (best is None or nc < len(self.cores[best])):
+                best = p
+        if best is not None:
+            return Fit(
+                (), 0, ((best, vc),) if vc else (), ((best, mem),) if mem else (), True, 10**6, 0
+            )
+        order = sorted(range(len(self.cores)), key=lambda p: -len(self.cores[p]))
+        cf = _take(order, [len(c) for c in self.cores], vc)
+        mf = _take(order, self.mem, mem)
+        if cf is None or mf is None:
+            return None
+        return Fit((), 0, cf, mf, False, 10**6, 0)
+
+    def _with_cpu(self, slots: tuple[int, ...], milli: int, vc: int, mem: int) -> Fit | None:
+        local = sorted({self.gpu_numa(s) for s in slots}, key=lambda p: -len(self.cores[p]))
+        counts = [len(c) for c in self.cores]
+        worst, total, _ = score_set(self.topo, slots)
+        cf = _take(local, counts, vc)
+        mf = _take(local, self.mem, mem)
+        if cf is not None and mf is not None:
+            return Fit(slots, milli, cf, mf, True, worst, total)
+        others = local + sorted(
+            (p for p in range(len(self.cores)) if p not in local), key=lambda p: -counts[p]
+        )
+        cf = _take(others, counts, vc)
+        mf = _take(others, self.mem, mem)
+        if cf is None or mf is None:
+            return None
+        return Fit(slots, milli, cf, mf, False, worst, total)
+
+    # -- mutation ----------------------------------------------------------------------
+    def commit(self, fit: Fit) -> HostPlacement:
+        for s in fit.slots:
+            self.free[s] -= fit.milli
+            if fit.milli < WHOLE_GPU_MILLI:
+                self.shared[s] = True
+        cores: list[int] = []
+        numa_used: set[int] = set()
+        for p, n in fit.cores_from:
+            taken = self.cores[p][:n]
+            del self.cores[p][:n]
+            cores.extend(taken)
+            numa_used.add(p)
+        mem_by: list[tuple[int, int]] = []
+        for p, n in fit.memory_from:
+            self.mem[p] -= n
+            mem_by.append((self.numa_ids[p], n))
+            numa_used.add(p)
+        for s in fit.slots:
+            numa_used.add(self.gpu_numa(s))
+        return HostPlacement(
+            host=self.name,
+            gpu_indices=tuple(self.gpu_index[s] for s in fit.slots),
+            gpu_milli=fit.milli if fit.slots else WHOLE_GPU_MILLI,
+            cores=tuple(sorted(cores)),
+            numa_nodes=tuple(sorted(self.numa_ids[p] for p in numa_used)),
+            memory_gib=sum(n for _, n in fit.memory_from),
+            memory_by_numa=tuple(sorted(mem_by)),
+        )
+
+    def release(self, hp: HostPlacement) -> None:
+        """Give back what a placement holds (used for preemption and departures)."""
+        for gi in hp.gpu_indices:
+            s = self.slot_of.get(gi)
+            if s is None or self.free[s] == UNHEALTHY:
+                continue
+            self.free[s] = min(WHOLE_GPU_MILLI, self.free[s] + hp.gpu_milli)
+            if self.free[s] == WHOLE_GPU_MILLI and not self.shared_pinned[s]:
+                self.shared[s] = False
+        listed = [self.numa_pos[n] for n in hp.numa_nodes if n in self.numa_pos]
+        for c in hp.cores:
+            p = self._numa_of_core(c, listed)
+            bisect.insort(self.cores[p], c)
+        if hp.memory_by_numa:
+            for n, gib in hp.memory_by_numa:
+                if n in self.numa_pos:
+                    self.mem[self.numa_pos[n]] += gib
+        elif hp.memory_gib and self.mem:
+            self.mem[listed[0] if listed else 0] += hp.memory_gib
+        self.cpu_total = max(self.cpu_total, self.free_cores())
+        self.mem_total = max(self.mem_total, self.free_mem())
+
+    def _numa_of_core(self, core: int, listed: list[int]) -> int:
+        if len(listed) == 1:
+            return listed[0]
+        cands = listed or list(range(len(self.cores)))
+        best, dist = cands[0], None
+        for p in cands:
+            for c in self.cores[p]:
+                d = abs(c - core)
+                if dist is None or d < dist:
+                    best, dist = p, d
+        return best
+
+    def copy(self) -> Host:
+        h = object.__new__(Host)
+        for name in Host.__slots__:
+            setattr(h, name, getattr(self, name))
+        h.free = list(self.free)
+        h.shared = list(self.shared)
+        h.cores = [list(c) for c in self.cores]
+        h.mem = list(self.mem)
+        return h
+
+
+def _take(order: list[int], avail: list[int], need: int) -> tuple[tuple[int, int], ...] | None:
+    """Take ``need`` units from positions in ``order``; None when they do not add up."""
+    if need <= 0:
+        return ()
+    out = []
+    for p in order:
+        if need <= 0:
+            break
+        n = min(avail[p], need)
+        if n > 0:
+            out.append((p, n))
+            need -= n
+    return tuple(out) if need <= 0 else None
+
+
+class Cluster:
+    """All hosts plus an index from host-state class to the (sorted) hosts in it."""
+
+    def __init__(self, hosts: tuple[HostState, ...] | list[HostState]) -> None:
+        self.hosts = [Host(h, i) for i, h in enumerate(hosts)]
+        self.by_name = {h.name: h for h in self.hosts}
+        # class id -> sorted member host indices (only classes with members)
+        self.classes: dict[int, list[int]] = {}
+        self._cid_of_key: dict[tuple, int] = {}
+        self._cid_of: list[int | None] = [None] * len(self.hosts)
+        self.epoch = 0  # bumped whenever capacity is given back
+        for h in self.hosts:
+            self._index(h)
+        self.has_groups = any(h.group for h in self.hosts)
+
+    def _index(self, h: Host) -> None:
+        if h.cordoned:
+            return
+        k = h.key()
+        cid = self._cid_of_key.get(k)
+        if cid is None:
+            cid = len(self._cid_of_key)
+            self._cid_of_key[k] = cid
+        self._cid_of[h.idx] = cid
+        lst = self.classes.get(cid)
+        if lst is None:
+            self.classes[cid] = [h.idx]
+        else:
+            bisect.insort(lst, h.idx)
+
+    def _unindex(self, h: Host) -> None:
+        cid = self._cid_of[h.idx]
+        if cid is None:
+            return
+        lst = self.classes[cid]
+        i = bisect.bisect_left(lst, h.idx)
+        del lst[i]
+        if not lst:
+            del self.classes[cid]
+        self._cid_of[h.idx] = None
+
+    def commit(self, h: Host, fit: Fit) -> HostPlacement:
+        self._unindex(h)
+        hp = h.commit(fit)
+        self._index(h)
+        return hp
+
+    def release(self, hp: HostPlacement) -> None:
+        h = self.by_name.get(hp.host)
+        if h is None:
+            return
+        self._unindex(h)
+        h.release(hp)
+        self._index(h)
+        self.epoch += 1

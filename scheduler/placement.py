@@ -1,0 +1,156 @@
+"""Choosing hosts (and GPUs, cores, memory inside them) for one job, gangs included.
+
+Order of preference for a host: the interconnect tier of the best GPU set the job can get
+there (a spread-out set only when no host offers better), then whether its cores and
+memory can all come from the GPUs' NUMA nodes, then the policy's score (first-fit,
+best-fit or FGD), then the finer link score, then host order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scheduler.cluster import Cluster, Fit, Host
+from scheduler.model import (
+    WHOLE_GPU_MILLI,
+    HostState,
+    JobRequest,
+    Placement,
+    WorkloadClass,
+)
+from scheduler.policies import Scorer
+from scheduler.topology import link_tier
+
+Shape = tuple[int, int, int, int, frozenset[str] | None]
+
+
+def shape_of(job: JobRequest, models: frozenset[str] | None) -> Shape:
+    milli = job.milli_per_gpu if job.gpus_per_host else 0
+    return (job.gpus_per_host, milli, job.vcpus_per_host, job.memory_gib_per_host, models)
+
+
+@dataclass(slots=True)
+class _Cand:
+    rank: tuple
+    cid: int
+    fit: Fit
+
+
+class Placer:
+    """Finds and commits placements on a `Cluster`.
+
+    Per job: O(C) class look-ups for C distinct host states (each class is fitted and scored
+    once per job shape and cached, since a class's state never changes), plus
+    O(n log C) to pick n hosts of a gang. A shape that failed is not retried until some
+    capacity is given back.
+    """
+
+    def __init__(
+        self, hosts: Sequence[HostState], policy: str, workload: Sequence[WorkloadClass]
+    ) -> None:
+        self.cluster = Cluster(tuple(hosts))
+        self.scorer = Scorer(policy, workload)
+        self.policy = policy
+        self._cache: dict[tuple[int, Shape], tuple[Fit, tuple] | None] = {}
+        self._failed: dict[tuple[Shape, int, str], int] = {}
+
+    def class_candidate(self, cid: int, job: JobRequest, shape: Shape) -> tuple[Fit, tuple] | None:
+        ck = (cid, shape)
+        if ck in self._cache:
+            return self._cache[ck]
+        rep = self.cluster.hosts[self.cluster.classes[cid][0]]
+        fit = rep.fit(job, shape[4])
+        out = None
+        if fit is not None:
+            tier = link_tier(fit.worst_rank) if len(fit.slots) >= 2 else 0
+            score = 0.0 if self.policy == "first-fit" else self.scorer.score(rep, fit)
+            out = (fit, (-tier, not fit.local, score, -fit.total_rank))
+        self._cache[ck] = out
+        return out
+
+    def candidates(self, job: JobRequest, models: frozenset[str] | None) -> list[_Cand]:
+        """Feasible classes, best first."""
+        shape = shape_of(job, models)
+        out = []
+        classes = self.cluster.classes
+        for cid, members in classes.items():
+            c = self.class_candidate(cid, job, shape)
+            if c is not None:
+                fit, rank = c
+                out.append(_Cand((*rank, members[0]), cid, fit))
+        return out
+
+    def find(
+        self, job: JobRequest, models: frozenset[str] | None
+    ) -> list[tuple[Host, Fit]] | None:
+        """Hosts and fits for the whole job (all ``job.hosts`` of them), or None."""
+        shape = shape_of(job, models)
+        fkey = (shape, job.hosts, "")
+        if self._failed.get(fkey) == self.cluster.epoch:
+            return None
+        cands = self.candidates(job, models)
+        result: list[tuple[Host, Fit]] | None = None
+        if job.hosts <= 1:
+            if cands:
+                best = min(cands, key=lambda c: c.rank)
+                result = [(self.cluster.hosts[self.cluster.classes[best.cid][0]], best.fit)]
+        else:
+            result = self._gang(job.hosts, cands)
+        if result is None:
+            self._failed[fkey] = self.cluster.epoch
+        return result
+
+    def _gang(self, n: int, cands: list[_Cand]) -> list[tuple[Host, Fit]] | None:
+        cands.sort(key=lambda c: c.rank)
+        hosts = self.cluster.hosts
+        if sum(len(self.cluster.classes[c.cid]) for c in cands) < n:
+            return None
+        expanded: list[tuple[tuple, Host, Fit]] = []
+        if not self.cluster.has_groups:
+            for c in cands:
+                for i in self.cluster.classes[c.cid]:
+                    expanded.append(((*c.rank[:-1], i), hosts[i], c.fit))
+                    if len(expanded) == n:
+                        return [(h, f) for _, h, f in expanded]
+            return None
+        for c in cands:
+            for i in self.cluster.classes[c.cid]:
+                expanded.append(((*c.rank[:-1], i), hosts[i], c.fit))
+        expanded.sort(key=lambda e: e[0])
+        by_group: dict[str, list[tuple[tuple, Host, Fit]]] = {}
+        for e in expanded:
+            by_group.setdefault(e[1].group, []).append(e)
+        whole = [(g, m[:n]) for g, m in by_group.items() if g and len(m) >= n]
+        if whole:
+            # the group whose n-th best host is best, then the group name
+            _, chosen = min(whole, key=lambda gm: (gm[1][-1][0], gm[0]))
+            return [(h, f) for _, h, f in chosen]
+        return [(h, f) for _, h, f in expanded[:n]]
+
+    def commit(self, job: JobRequest, chosen: list[tuple[Host, Fit]]) -> Placement:
+        hps = tuple(self.cluster.commit(h, f) for h, f in chosen)
+        worst = min((f.worst_rank for _, f in chosen), default=10**6)
+        multi = any(len(f.slots) >= 2 for _, f in chosen)
+        link = next((f.link_kind for _, f in chosen if f.worst_rank == worst), "") if multi else ""
+        return Placement(
+            job_id=job.id,
+            hosts=hps,
+            link_kind=link,
+            local=all(f.local for _, f in chosen),
+            score=float(sum(f.total_rank for _, f in chosen)),
+        )
+
+    def place(self, job: JobRequest, models: frozenset[str] | None = None) -> Placement | None:
+        chosen = self.find(job, models)
+        if chosen is None:
+            return None
+        return self.commit(job, chosen)
+
+
+def models_of(job: JobRequest) -> frozenset[str] | None:
+    return frozenset(job.gpu_models) if job.gpu_models else None
+
+
+def whole_gpu_capacity(hosts: Sequence[HostState]) -> int:
+    return sum(WHOLE_GPU_MILLI for h in hosts for g in h.gpus if g.healthy)

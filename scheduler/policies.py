@@ -1,0 +1,186 @@
+"""Host choice: first-fit, best-fit and fragmentation gradient descent (FGD).
+
+FGD (Weng et al., "Beware of Fragmentation", USENIX ATC 2023) measures, for a node n and
+a task m of the typical mix M, the free GPU capacity of n that m cannot use:
+
+* m cannot run on n at all (too few vCPUs, memory, or suitable GPUs), or m asks for no GPU:
+  every free GPU milli on n is a fragment for m;
+* otherwise the free milli of each GPU whose free part is smaller than m's per-GPU demand
+  (``min(d_m, 1)``) -- e.g. a half-used GPU for a whole-GPU task, or a GPU of a model m
+  does not accept.
+
+F_n(M) = sum_m p_m F_n(m). FGD places a task where F grows least (the "gradient"); the
+cluster's fragmentation rate is sum_n F_n(M) / sum_n free GPU milli.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from scheduler.cluster import Fit, Host
+from scheduler.model import (
+    WHOLE_GPU_MILLI,
+    HostState,
+    JobRequest,
+    WorkloadClass,
+)
+
+FIRST_FIT = "first-fit"
+BEST_FIT = "best-fit"
+FGD = "fgd"
+POLICIES = (FIRST_FIT, BEST_FIT, FGD)
+
+
+def workload_from_jobs(jobs: Iterable[JobRequest], top: int = 32) -> tuple[WorkloadClass, ...]:
+    """The typical mix: the ``top`` most common per-host job shapes, weights summing to 1.
+    O(J + S log S) for J jobs and S distinct shapes."""
+    counts: Counter[tuple[int, int, int, int, tuple[str, ...]]] = Counter()
+    for j in jobs:
+        milli = j.milli_per_gpu if j.gpus_per_host else 0
+        counts[(j.gpus_per_host, milli, j.vcpus_per_host, j.memory_gib_per_host, j.gpu_models)] += (
+            j.hosts
+        )
+    common = counts.most_common(top)
+    total = sum(n for _, n in common) or 1
+    return tuple(
+        WorkloadClass(gpus=k, gpu_milli=m, vcpus=v, memory_gib=g, gpu_models=mods, weight=n / total)
+        for (k, m, v, g, mods), n in common
+    )
+
+
+GpuKey = tuple[tuple[str, bool, int], ...]  # sorted (model, shared mode, free milli) per GPU
+
+
+class Fragmentation:
+    """F_n(M) for node states, memoised. A node state is reduced to its GPU free vector and
+    the *level* of its free vCPUs and memory among the thresholds the mix cares about, so
+    nodes that differ only in unused CPU headroom share one entry. Computing one entry is
+    O(|M| * g); lookups are O(g)."""
+
+    def __init__(self, workload: Sequence[WorkloadClass]) -> None:
+        self.workload = tuple(w for w in workload if w.weight > 0)
+        self.cpu_levels = sorted({w.vcpus for w in self.workload})
+        self.mem_levels = sorted({w.memory_gib for w in self.workload})
+        self._memo: dict[tuple[GpuKey, int, int], float] = {}
+
+    def of_vector(self, gpus: GpuKey, cpu: int, mem: int) -> float:
+        key = (
+            gpus,
+            bisect.bisect_right(self.cpu_levels, cpu),
+            bisect.bisect_right(self.mem_levels, mem),
+        )
+        v = self._memo.get(key)
+        if v is None:
+            v = self._compute(gpus, cpu, mem)
+            self._memo[key] = v
+        return v
+
+    def _compute(self, gpus: GpuKey, cpu: int, mem: int) -> float:
+        total = sum(f for _, _, f in gpus if f > 0)
+        if total == 0:
+            return 0.0
+        frag = 0.0
+        for w in self.workload:
+            if w.gpus == 0 or cpu < w.vcpus or mem < w.memory_gib:
+                frag += w.weight * total
+                continue
+            need = min(w.gpu_milli, WHOLE_GPU_MILLI)
+            whole = need >= WHOLE_GPU_MILLI
+            usable = 0
+            lost = 0
+            for model, shared, f in gpus:
+                if f <= 0:
+                    continue
+                ok = (not w.gpu_models or model in w.gpu_models) and (
+                    f == WHOLE_GPU_MILLI and not shared if whole else f >= need
+                )
+                if ok:
+                    usable += 1
+                else:
+                    lost += f
+            frag += w.weight * (total if usable < w.gpus else lost)
+        return frag
+
+    def of_host(self, h: Host) -> float:
+        return self.of_vector(_gpu_key(h.models, h.shared, h.free), h.free_cores(), h.free_mem())
+
+    def after(self, h: Host, fit: Fit) -> float:
+        free = list(h.free)
+        shared = list(h.shared)
+        for s in fit.slots:
+            free[s] -= fit.milli
+            if fit.milli < WHOLE_GPU_MILLI:
+                shared[s] = True
+        cpu = h.free_cores() - sum(n for _, n in fit.cores_from)
+        mem = h.free_mem() - sum(n for _, n in fit.memory_from)
+        return self.of_vector(_gpu_key(h.models, shared, free), cpu, mem)
+
+
+def _gpu_key(models: Sequence[str], shared: Sequence[bool], free: Sequence[int]) -> GpuKey:
+    return tuple(sorted(zip(models, shared, free, strict=True)))
+
+
+class Scorer:
+    """Scores a (host, fit) pair for a policy; lower is better. O(1) for first-/best-fit,
+    O(g log g) (memo hit) for FGD."""
+
+    def __init__(self, policy: str, workload: Sequence[WorkloadClass]) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+        self.policy = policy
+        self.frag = Fragmentation(workload) if policy == FGD else None
+
+    def score(self, h: Host, fit: Fit) -> float:
+        if self.policy == FIRST_FIT:
+            return float(h.idx)
+        if self.policy == BEST_FIT:
+            return _leftover(h, fit)
+        assert self.frag is not None
+        # rounded so that equal gradients tie exactly (then host order decides)
+        return round(self.frag.after(h, fit) - self.frag.of_host(h), 6)
+
+
+def _leftover(h: Host, fit: Fit) -> float:
+    """Normalised free GPU + free vCPU left on the host after the fit (best-fit's measure)."""
+    gpu_left = h.free_gpu_milli() - fit.milli * len(fit.slots)
+    cpu_left = h.free_cores() - sum(n for _, n in fit.cores_from)
+    g = gpu_left / h.gpu_cap if h.gpu_cap else 0.0
+    c = cpu_left / h.cpu_total if h.cpu_total else 0.0
+    return g + c
+
+
+def fragmentation_rate(
+    hosts: Iterable[HostState], workload: Sequence[WorkloadClass] | Sequence[JobRequest]
+) -> float:
+    """Share of the free GPU capacity of uncordoned hosts that the typical mix cannot use
+    (FGD definition), in [0, 1]. ``workload`` is either `WorkloadClass` rows or jobs whose
+    shapes make the mix. O(H * g) with a memo over identical host states."""
+    classes: Sequence[WorkloadClass]
+    if workload and isinstance(workload[0], JobRequest):
+        classes = workload_from_jobs(workload)  # type: ignore[arg-type]
+    else:
+        classes = workload  # type: ignore[assignment]
+    frag = Fragmentation(classes)
+    total_frag = 0.0
+    total_free = 0
+    for hs in hosts:
+        if hs.cordoned:
+            continue
+        h = Host(hs, 0)
+        total_free += h.free_gpu_milli()
+        total_frag += frag.of_host(h)
+    return total_frag / total_free if total_free else 0.0
+
+
+def fragmentation_of_cluster(hosts: Iterable[Host], frag: Fragmentation) -> float:
+    """`fragmentation_rate` over working hosts (used by the simulator)."""
+    total_frag = 0.0
+    total_free = 0
+    for h in hosts:
+        if h.cordoned:
+            continue
+        total_free += h.free_gpu_milli()
+        total_frag += frag.of_host(h)
+    return total_frag / total_free if total_free else 0.0
