@@ -5,6 +5,15 @@ from console.core import enqueue
 from console.core.models import Quota, Tenant
 
 
+def do_create_tenant(*, name: str, slug: str, weight=1) -> Tenant:
+    with transaction.atomic():
+        tenant = Tenant(name=name, slug=slug, weight=weight)
+        tenant.full_clean()
+        tenant.save()
+        enqueue.request_scheduling_cycle()
+    return tenant
+
+
 def do_update_tenant(tenant: Tenant, *, name: str | None = None, weight=None) -> Tenant:
     with transaction.atomic():
         if name is not None:

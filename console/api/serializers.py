@@ -1,0 +1,403 @@
+"""Serializers of the REST API v1.
+
+Read serializers show models; write serializers validate a request's fields
+(types, bounds, name rules) and hand them to an action, which is the only
+code that writes. Bounds are explicit so a request never reaches the
+database with a number the column cannot hold.
+"""
+
+from decimal import Decimal
+
+from django.core.validators import RegexValidator
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from console.core.actions.tenants import do_create_tenant, do_set_quota, do_update_tenant
+from console.core.choices import HostState, IncidentState, QuotaResource
+from console.core.models import (
+    Cluster,
+    Event,
+    Gpu,
+    GpuLink,
+    Host,
+    Incident,
+    Job,
+    Nic,
+    NumaNode,
+    Quota,
+    Tenant,
+)
+from console.core.usage import usage_by_tenant
+
+# A job's name appears in host-side names (cgroups, logs), so it is kept to
+# characters that are safe there.
+JOB_NAME_VALIDATOR = RegexValidator(
+    r"\A[A-Za-z0-9][A-Za-z0-9_.-]*\Z",
+    "Use letters, digits, '_', '.' and '-', starting with a letter or a digit.",
+)
+QUOTA_MAX = 1_000_000_000
+
+
+class StrictFieldsMixin:
+    """Refuse fields the endpoint does not know: a typo ("host_count" for
+    "hosts") should not silently fall back to a default."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            writable.add("csrfmiddlewaretoken")  # the browsable API's forms
+            unknown = sorted(str(key) for key in data if key not in writable)
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: ["Unknown or read-only field."] for key in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+# --- tenants and quotas -------------------------------------------------------
+
+
+class TenantSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    weight = serializers.DecimalField(
+        max_digits=8,
+        decimal_places=3,
+        min_value=Decimal("0.001"),
+        max_value=Decimal("99999.999"),
+        required=False,
+        help_text="Fair-share weight (> 0).",
+    )
+
+    class Meta:
+        model = Tenant
+        fields = ["id", "name", "slug", "weight", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if isinstance(self.instance, Tenant):
+            # The slug names the tenant in URLs and submit bodies: fixed once made.
+            self.fields["slug"].read_only = True
+
+    def create(self, validated_data):
+        return do_create_tenant(**validated_data)
+
+    def update(self, instance, validated_data):
+        return do_update_tenant(
+            instance, name=validated_data.get("name"), weight=validated_data.get("weight")
+        )
+
+
+def _usage_in_context(context: dict) -> dict[int, dict[str, int]]:
+    """Usage of every tenant, computed once per response."""
+    if "usage_by_tenant" not in context:
+        context["usage_by_tenant"] = usage_by_tenant()
+    return context["usage_by_tenant"]
+
+
+class QuotaSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    tenant = serializers.SlugRelatedField(slug_field="slug", queryset=Tenant.objects.all())
+    resource = serializers.ChoiceField(choices=QuotaResource.choices)
+    gpu_model = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default="",
+        help_text="Only for resource 'gpus': limit one GPU model (blank: any model).",
+    )
+    guaranteed = serializers.IntegerField(min_value=0, max_value=QUOTA_MAX, default=0)
+    limit = serializers.IntegerField(min_value=0, max_value=QUOTA_MAX)
+    resource_key = serializers.CharField(read_only=True)
+    in_use = serializers.SerializerMethodField(help_text="What the tenant holds now.")
+
+    class Meta:
+        model = Quota
+        fields = ["id", "tenant", "resource", "gpu_model", "resource_key", "guaranteed",
+                  "limit", "in_use"]
+        read_only_fields = ["id"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if isinstance(self.instance, Quota):
+            # What a quota is about is fixed; an update changes its amounts.
+            for name in ("tenant", "resource", "gpu_model"):
+                self.fields[name].read_only = True
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_in_use(self, quota: Quota) -> int:
+        return _usage_in_context(self.context).get(quota.tenant_id, {}).get(quota.resource_key, 0)
+
+    def validate(self, attrs):
+        guaranteed = attrs.get("guaranteed", getattr(self.instance, "guaranteed", 0))
+        limit = attrs.get("limit", getattr(self.instance, "limit", 0))
+        if guaranteed > limit:
+            raise serializers.ValidationError({"guaranteed": ["Guaranteed cannot exceed the limit."]})
+        resource = attrs.get("resource", getattr(self.instance, "resource", ""))
+        if attrs.get("gpu_model") and resource != QuotaResource.GPUS:
+            raise serializers.ValidationError(
+                {"gpu_model": ["Only whole-GPU quotas name a GPU model."]}
+            )
+        if self.instance is None:
+            exists = Quota.objects.filter(
+                tenant=attrs["tenant"], resource=resource, gpu_model=attrs.get("gpu_model", "")
+            ).exists()
+            if exists:
+                raise serializers.ValidationError(
+                    {"resource": ["The tenant already has this quota: change it instead."]}
+                )
+        return attrs
+
+    def create(self, validated_data):
+        return do_set_quota(
+            validated_data["tenant"],
+            resource=validated_data["resource"],
+            gpu_model=validated_data.get("gpu_model", ""),
+            guaranteed=validated_data.get("guaranteed", 0),
+            limit=validated_data["limit"],
+        )
+
+    def update(self, instance, validated_data):
+        return do_set_quota(
+            instance.tenant,
+            resource=instance.resource,
+            gpu_model=instance.gpu_model,
+            guaranteed=validated_data.get("guaranteed", instance.guaranteed),
+            limit=validated_data.get("limit", instance.limit),
+        )
+
+
+# --- clusters and hosts -------------------------------------------------------
+
+
+class ClusterSerializer(serializers.ModelSerializer):
+    host_count = serializers.IntegerField(read_only=True)
+    gpu_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Cluster
+        fields = ["id", "name", "slug", "description", "host_count", "gpu_count"]
+
+
+class GpuSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Gpu
+        fields = ["index", "uuid", "pci_address", "model", "memory_mib", "numa_node",
+                  "cpu_affinity", "health", "mode", "cordoned", "cordon_reason",
+                  "allocated_milli"]
+
+
+class GpuLinkSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = GpuLink
+        fields = ["a", "b", "kind", "nvlinks"]
+
+
+class NumaNodeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = NumaNode
+        fields = ["node_id", "cpus", "memory_gib", "hugepages_1g"]
+
+
+class NicSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Nic
+        fields = ["name", "label", "numa_node"]
+
+
+# Only the job's state is an enum in the schema: three enums all named "state"
+# collide in drf-spectacular without ENUM_NAME_OVERRIDES in settings.
+HOST_STATE_HELP = "One of: " + ", ".join(HostState.values) + "."
+INCIDENT_STATE_HELP = "One of: " + ", ".join(IncidentState.values) + "."
+
+
+class HostSerializer(serializers.ModelSerializer):
+    state = serializers.CharField(read_only=True, help_text=HOST_STATE_HELP)
+    cluster = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    gpus = GpuSerializer(many=True, read_only=True)
+    links = GpuLinkSerializer(many=True, read_only=True)
+    numa_nodes = NumaNodeSerializer(many=True, read_only=True)
+    nics = NicSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Host
+        fields = ["id", "name", "cluster", "state", "state_reason", "group", "cpu_count",
+                  "memory_gib", "reserved_cores", "last_heartbeat", "simulated",
+                  "checks_override_reason", "facts", "gpus", "numa_nodes", "links", "nics",
+                  "created_at"]
+
+
+class ReasonSerializer(StrictFieldsMixin, serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+# --- jobs ---------------------------------------------------------------------
+
+
+class TenantSlugField(serializers.SlugRelatedField):
+    """A tenant the requesting user may submit for, by slug.
+
+    Another tenant and no tenant at all get the same answer, so the field
+    never tells an outsider that a slug exists.
+    """
+
+    default_error_messages = {
+        "does_not_exist": "You are not a member of a tenant '{value}'.",
+        "invalid": "Give the tenant's slug.",
+    }
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="slug", queryset=Tenant.objects.all(), **kwargs)
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        if request is None:
+            return Tenant.objects.none()
+        return Tenant.objects.for_user(request.user)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or len(data) > 50:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class JobSubmitSerializer(StrictFieldsMixin, serializers.Serializer):
+    tenant = TenantSlugField(help_text="The tenant's slug.")
+    name = serializers.CharField(
+        min_length=1, max_length=63, trim_whitespace=False, validators=[JOB_NAME_VALIDATOR]
+    )
+    gpus_per_host = serializers.IntegerField(
+        min_value=0, max_value=16, help_text="Whole GPUs per host; 0 for a CPU-only job."
+    )
+    hosts = serializers.IntegerField(
+        min_value=1, max_value=512, default=1, help_text="Hosts of a gang (all or nothing)."
+    )
+    gpu_model = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default="",
+        help_text="Blank: any model.",
+    )
+    gpu_milli = serializers.IntegerField(
+        min_value=1, max_value=999, required=False, allow_null=True, default=None,
+        help_text="A share of one GPU in thousandths (only with gpus_per_host = 1).",
+    )
+    vcpus_per_host = serializers.IntegerField(min_value=1, max_value=1024)
+    memory_gib_per_host = serializers.IntegerField(min_value=1, max_value=16384)
+    priority = serializers.IntegerField(min_value=-1000, max_value=1000, default=0)
+    preemptible = serializers.BooleanField(default=True)
+
+    def validate(self, attrs):
+        if attrs.get("gpu_milli") is not None and attrs["gpus_per_host"] != 1:
+            raise serializers.ValidationError(
+                {"gpu_milli": ["A GPU share (gpu_milli) is only for jobs of exactly 1 GPU."]}
+            )
+        return attrs
+
+    def spec(self) -> dict:
+        """The validated fields as do_submit_job's keyword arguments."""
+        spec = dict(self.validated_data)
+        spec["host_count"] = spec.pop("hosts")
+        spec.pop("tenant")
+        return spec
+
+
+class CancelSerializer(StrictFieldsMixin, serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default="cancelled by user"
+    )
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Event
+        fields = ["created_at", "kind", "from_state", "to_state", "reason", "actor", "data"]
+
+
+class PlacementSerializer(serializers.Serializer):
+    host = serializers.CharField(help_text="Host name.")
+    gpus = serializers.ListField(child=serializers.CharField(), help_text="PCI addresses.")
+    gpu_milli = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Milli-GPU held on each of those GPUs."
+    )
+    cpus = serializers.ListField(child=serializers.IntegerField(), help_text="Host cores.")
+    numa_nodes = serializers.ListField(child=serializers.IntegerField())
+    memory_gib = serializers.IntegerField()
+
+
+def placement_of(job: Job) -> list[dict]:
+    """Per host, the job's GPUs (rows with a GPU) and cores, NUMA nodes and
+    memory (the row without one)."""
+    hosts: dict[str, dict] = {}
+    for allocation in job.allocations.all():
+        entry = hosts.setdefault(
+            allocation.host.name,
+            {"host": allocation.host.name, "gpus": [], "gpu_milli": [], "cpus": [],
+             "numa_nodes": [], "memory_gib": 0},
+        )
+        if allocation.gpu_id is None:
+            entry["cpus"] = list(allocation.cpus)
+            entry["numa_nodes"] = list(allocation.numa_nodes)
+            entry["memory_gib"] = allocation.memory_gib
+        else:
+            entry["gpus"].append(allocation.gpu.pci_address)
+            entry["gpu_milli"].append(allocation.milli)
+    return list(hosts.values())
+
+
+class JobSerializer(serializers.ModelSerializer):
+    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    submitter = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    hosts = serializers.IntegerField(source="host_count", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = ["id", "tenant", "name", "submitter", "state", "gpus_per_host", "hosts",
+                  "gpu_model", "gpu_milli", "vcpus_per_host", "memory_gib_per_host",
+                  "priority", "preemptible", "pending_reason", "pending_code", "pending_data",
+                  "teardown_outcome", "failure_reason", "attempts", "submitted_at",
+                  "queued_at", "scheduled_at", "provisioning_at", "running_at", "teardown_at",
+                  "preempted_at", "finished_at", "updated_at"]
+        read_only_fields = fields
+
+
+class JobDetailSerializer(JobSerializer):
+    placement = serializers.SerializerMethodField()
+    events = EventSerializer(many=True, read_only=True)
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "placement", "events"]
+        read_only_fields = fields
+
+    @extend_schema_field(PlacementSerializer(many=True))
+    def get_placement(self, job: Job) -> list[dict]:
+        return placement_of(job)
+
+
+# --- incidents ----------------------------------------------------------------
+
+
+class IncidentSerializer(serializers.ModelSerializer):
+    state = serializers.CharField(read_only=True, help_text=INCIDENT_STATE_HELP)
+    host = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    gpu = serializers.SerializerMethodField()
+    jobs = serializers.SerializerMethodField()
+    tenants = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Incident
+        fields = ["id", "title", "state", "host", "gpu", "pci_address", "xid", "fault",
+                  "meaning", "recommended_action", "runbook", "raw_lines", "jobs", "tenants",
+                  "opened_at", "resolved_at", "resolution"]
+        read_only_fields = fields
+
+    def _user(self):
+        return self.context["request"].user
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_gpu(self, incident: Incident) -> int | None:
+        return incident.gpu.index if incident.gpu else None
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_jobs(self, incident: Incident) -> list[int]:
+        # Only the jobs and tenants the reader may see: an incident on a shared
+        # host must not tell tenant A which other tenants it hit.
+        return sorted(incident.jobs.for_user(self._user()).values_list("pk", flat=True))
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_tenants(self, incident: Incident) -> list[str]:
+        return sorted(incident.tenants.for_user(self._user()).values_list("slug", flat=True))

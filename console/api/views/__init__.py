@@ -1,0 +1,13 @@
+from console.api.views.hosts import ClusterViewSet, HostViewSet
+from console.api.views.incidents import IncidentViewSet
+from console.api.views.jobs import JobViewSet
+from console.api.views.tenants import QuotaViewSet, TenantViewSet
+
+__all__ = [
+    "ClusterViewSet",
+    "HostViewSet",
+    "IncidentViewSet",
+    "JobViewSet",
+    "QuotaViewSet",
+    "TenantViewSet",
+]

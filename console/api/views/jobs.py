@@ -1,0 +1,88 @@
+"""Jobs: submit, list, watch and cancel a tenant's jobs.
+
+Every lookup goes through ``Job.objects.for_user``: another tenant's job is a
+404, never a 403, so ids do not reveal what exists.
+"""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from console.api.exceptions import validation_error
+from console.api.serializers import (
+    CancelSerializer,
+    JobDetailSerializer,
+    JobSerializer,
+    JobSubmitSerializer,
+)
+from console.core.actions.jobs import do_cancel_job, do_submit_job
+from console.core.models import Job
+from console.filtersets import JobFilterSet
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Jobs of your tenants (admins: all)"),
+    retrieve=extend_schema(summary="A job with its placement, events and why it is pending"),
+)
+class JobViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    filterset_class = JobFilterSet
+
+    def get_queryset(self):
+        jobs = Job.objects.for_user(self.request.user).select_related("tenant", "submitter")
+        if self.action != "list":
+            jobs = jobs.prefetch_related("events", "allocations__host", "allocations__gpu")
+        return jobs
+
+    def get_serializer_class(self):
+        if self.action == "list":
+            return JobSerializer
+        if self.action == "create":
+            return JobSubmitSerializer
+        if self.action == "cancel":
+            return CancelSerializer
+        return JobDetailSerializer
+
+    def _detail(self, job: Job) -> dict:
+        job = self.get_queryset().get(pk=job.pk)
+        return JobDetailSerializer(job, context=self.get_serializer_context()).data
+
+    @extend_schema(
+        summary="Submit a job",
+        request=JobSubmitSerializer,
+        responses={201: JobDetailSerializer, 400: OpenApiResponse(description="Per-field errors")},
+    )
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            job = do_submit_job(
+                tenant=serializer.validated_data["tenant"],
+                submitter=request.user,
+                actor=request.user.get_username(),
+                **serializer.spec(),
+            )
+        except DjangoValidationError as exc:
+            raise validation_error(exc) from exc
+        return Response(self._detail(job), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Cancel a job (a placed job is torn down first)",
+        request=CancelSerializer,
+        responses={
+            200: JobDetailSerializer,
+            409: OpenApiResponse(description="The job has already finished"),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        job = self.get_object()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = do_cancel_job(
+            job, actor=request.user.get_username(), reason=serializer.validated_data["reason"]
+        )
+        return Response(self._detail(job))
