@@ -6,9 +6,13 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _eager_celery_unless_broker_test(request, settings):
+def _eager_celery_unless_broker_test(request):
     """Logic tests run Celery tasks in-process; tests marked ``broker`` talk to
     the real broker (Redis in CI) through real workers."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        # Pure-package runs (`-p no:django`) have no Django settings to touch.
+        yield
+        return
     from console.celery import app
 
     eager = request.node.get_closest_marker("broker") is None
