@@ -1,0 +1,27 @@
+"""The dashboard: capacity per GPU model, utilization, fragmentation, queue,
+fair shares and recent incidents."""
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+
+from console.core.models import Incident, Job, Tenant
+from console.ui import metrics
+
+
+@login_required
+def dashboard(request):
+    user = request.user
+    tenants = Tenant.objects.for_user(user)
+    fragmentation = metrics.fragmentation_rate()
+    context = {
+        "section": "dashboard",
+        "models": metrics.gpus_by_model(),
+        "utilization_pct": 100 * metrics.utilization(),
+        "fragmentation": fragmentation,
+        "fragmentation_pct": 100 * (fragmentation or 0),
+        "queue_length": metrics.queue_length(),
+        "my_queue": Job.objects.for_user(user).filter(state__in=["queued", "preempted"]).count(),
+        "shares": metrics.tenant_shares(tenants),
+        "incidents": Incident.objects.for_user(user).select_related("host", "gpu")[:8],
+    }
+    return render(request, "dashboard.html", context)

@@ -1,0 +1,131 @@
+"""Faults: incidents → host → GPU → raw kernel lines → what the Xid means →
+recommended action → affected jobs and tenants, the guided
+CUDA_ERROR_LAUNCH_FAILED runbook (CHECKS.md §4), and resolve/release."""
+
+import csv
+import re
+from functools import lru_cache
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+
+from console.core.actions.faults import IncidentActionError, do_resolve_incident
+from console.core.choices import IncidentState
+from console.core.models import CheckResult, GpuLink, Incident, Job
+from console.filtersets import IncidentFilterSet
+from console.ui.access import get_incident_for_user, staff_required
+from console.ui.forms import ResolveIncidentForm
+
+XID_CATALOG = settings.BASE_DIR / "hostagent" / "data" / "xid_catalog.csv"
+KERNEL_NOISE = re.compile(r"kvm|AER|pcieport|Xid|NVRM", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def xid_catalog() -> dict[int, dict]:
+    """The shared Xid catalog (data file shipped with the host agent)."""
+    if not XID_CATALOG.exists():
+        return {}
+    with XID_CATALOG.open(newline="") as handle:
+        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
+        return {int(r["xid"]): r for r in rows if (r.get("xid") or "").isdigit()}
+
+
+@login_required
+def incident_list(request):
+    incidents = Incident.objects.for_user(request.user).select_related("host", "gpu")
+    filterset = IncidentFilterSet(request.GET, queryset=incidents, request=request)
+    return render(request, "faults/list.html", {"section": "faults", "filter": filterset,
+                                                 "incidents": filterset.qs[:200]})
+
+
+def _runbook_steps(incident: Incident) -> list[dict]:
+    """The CUDA_ERROR_LAUNCH_FAILED runbook, each step with recorded and live evidence."""
+    evidence = incident.runbook_evidence or {}
+    host, gpu = incident.host, incident.gpu
+    # 1. Topology: the GPU's recorded links and health vs what the runbook observed.
+    topology = {"recorded": [], "observed": evidence.get("topology"), "verdict": ""}
+    if gpu is not None:
+        label = f"GPU{gpu.index}"
+        links = GpuLink.objects.filter(host=host).filter(a=label) | GpuLink.objects.filter(
+            host=host, b=label)
+        topology["recorded"] = [
+            {"peer": link.b if link.a == label else link.a, "kind": link.kind} for link in links
+        ]
+        peers = host.gpus.count() - 1 + host.nics.count()
+        missing = peers - len(topology["recorded"])
+        if gpu.health == "failed":
+            topology["verdict"] = (f"{label} is missing from the host's current inventory: "
+                                   "hardware fault.")
+        elif missing > 0:
+            topology["verdict"] = (f"{missing} of {peers} links of {label} are missing from the "
+                                   "recorded topology: check for a degraded link.")
+        else:
+            topology["verdict"] = (f"{label} is in the inventory with all {peers} links "
+                                   "recorded.")
+    # 2. Kernel log: KVM, AER and Xid lines around the failure.
+    lines = [line for line in (incident.raw_lines or "").splitlines() if KERNEL_NOISE.search(line)]
+    kernel = {"lines": lines, "observed": evidence.get("kernel_log")}
+    # 3. Memory: transparent hugepages.
+    thp = CheckResult.objects.filter(host=host, check_id="memory.thp_madvise").first()
+    memory = {"check": thp, "observed": evidence.get("memory") or evidence.get("thp")}
+    return [
+        {"n": 1, "title": "Topology", "key": "topology",
+         "what": "Compare the GPU's current topology (nvidia-smi topo -m / NVML) with the host's "
+                 "recorded inventory: a GPU missing or a link degraded is a hardware fault.",
+         "data": topology},
+        {"n": 2, "title": "Kernel log", "key": "kernel",
+         "what": "Look for KVM and PCIe (AER) errors and NVRM: Xid lines for the job's GPUs "
+                 "around the failure time.",
+         "data": kernel},
+        {"n": 3, "title": "Memory", "key": "memory",
+         "what": "Check transparent hugepages; set /sys/kernel/mm/transparent_hugepage/enabled "
+                 "to madvise if it is not.",
+         "data": memory},
+    ]
+
+
+@login_required
+def incident_detail(request, pk):
+    incident = get_incident_for_user(request.user, pk)
+    catalog = xid_catalog().get(incident.xid) if incident.xid is not None else None
+    jobs = Job.objects.for_user(request.user).filter(incidents=incident).select_related("tenant")
+    tenants = incident.tenants.all()
+    if not request.user.is_staff:
+        tenants = tenants.filter(memberships__user=request.user).distinct()
+    return render(request, "faults/detail.html", {
+        "section": "faults",
+        "incident": incident,
+        "catalog": catalog,
+        "jobs": jobs,
+        "tenants": tenants,
+        "runbook": _runbook_steps(incident) if incident.runbook == "cuda_launch_failed" else None,
+        "other_evidence": sorted((incident.runbook_evidence or {}).items())
+        if incident.runbook and incident.runbook != "cuda_launch_failed" else [],
+        "form": ResolveIncidentForm() if incident.state == IncidentState.OPEN else None,
+    })
+
+
+@staff_required
+def incident_resolve(request, pk):
+    incident = get_incident_for_user(request.user, pk)
+    if incident.state != IncidentState.OPEN:
+        messages.info(request, f"Incident #{incident.pk} is already resolved.")
+        return redirect("incident-detail", pk=incident.pk)
+    form = ResolveIncidentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            do_resolve_incident(
+                incident, request.user, form.cleaned_data["resolution"],
+                release_gpu=form.cleaned_data["release_gpu"],
+                uncordon_host=form.cleaned_data["uncordon_host"],
+            )
+        except IncidentActionError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Incident #{incident.pk} resolved; recorded in the "
+                             "audit log.")
+            return redirect("incident-detail", pk=incident.pk)
+    return render(request, "faults/resolve.html", {"section": "faults", "incident": incident,
+                                                    "form": form})

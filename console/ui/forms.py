@@ -1,0 +1,154 @@
+"""Console forms. Validation that needs the database (inventory, quotas) is
+the actions' own (``validate_job``, ``do_set_quota``); the forms add field
+shapes and show those errors next to their fields."""
+
+from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+
+from console.core.admission import known_gpu_models
+from console.core.choices import QuotaResource
+from console.core.models import Tenant
+
+
+def add_action_errors(form: forms.Form, error: ValidationError) -> None:
+    """Attach an action's ValidationError to the form's fields (unknown keys
+    become form-wide errors)."""
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            target = field if field in form.fields else NON_FIELD_ERRORS
+            for e in errors:
+                form.add_error(None if target == NON_FIELD_ERRORS else target, e)
+    else:
+        form.add_error(None, error)
+
+
+class JobSubmitForm(forms.Form):
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.none(), to_field_name="slug", empty_label=None,
+        help_text="The tenant whose quota the job uses.",
+    )
+    name = forms.SlugField(max_length=63, help_text="Letters, digits, - and _.")
+    gpus_per_host = forms.IntegerField(label="GPUs per host", min_value=0, max_value=16, initial=1)
+    hosts = forms.IntegerField(
+        label="Hosts", min_value=1, max_value=512, initial=1,
+        help_text="More than one makes a gang: all hosts start together or none does.",
+    )
+    gpu_model = forms.ChoiceField(label="GPU model", required=False)
+    gpu_milli = forms.IntegerField(
+        label="GPU share (milli-GPU)", min_value=1, max_value=999, required=False,
+        help_text="Leave empty for whole GPUs; 1–999 for a time-sliced share of 1 GPU.",
+    )
+    vcpus_per_host = forms.IntegerField(label="vCPUs per host", min_value=1, max_value=1024,
+                                        initial=8)
+    memory_gib_per_host = forms.IntegerField(label="Memory per host (GiB)", min_value=1,
+                                             max_value=16384, initial=64)
+    priority = forms.IntegerField(min_value=-1000, max_value=1000, initial=0,
+                                  help_text="Orders jobs within your tenant only.")
+    preemptible = forms.BooleanField(
+        required=False, initial=True,
+        help_text="Borrowed capacity is only lent to preemptible jobs.",
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tenant"].queryset = Tenant.objects.for_user(user)
+        self.fields["gpu_model"].choices = [("", "Any model")] + [
+            (m, m) for m in known_gpu_models()
+        ]
+
+    def clean(self):
+        data = super().clean()
+        milli = data.get("gpu_milli")
+        if milli is not None and data.get("gpus_per_host") not in (None, 1):
+            self.add_error("gpu_milli", "A GPU share is only for jobs of exactly 1 GPU per host.")
+        return data
+
+    def spec(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "gpus_per_host": data["gpus_per_host"],
+            "host_count": data["hosts"],
+            "gpu_model": data.get("gpu_model") or "",
+            "gpu_milli": data.get("gpu_milli"),
+            "vcpus_per_host": data["vcpus_per_host"],
+            "memory_gib_per_host": data["memory_gib_per_host"],
+            "priority": data.get("priority") or 0,
+            "preemptible": data.get("preemptible", False),
+        }
+
+
+class ConfirmForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500, required=False, widget=forms.TextInput(attrs={"size": 60}),
+        help_text="Recorded in the audit log.",
+    )
+
+
+class ReasonRequiredForm(forms.Form):
+    reason = forms.CharField(max_length=500, widget=forms.TextInput(attrs={"size": 60}),
+                             help_text="Recorded in the audit log.")
+
+
+class TenantForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    weight = forms.DecimalField(
+        min_value=0.001, max_digits=8, decimal_places=3,
+        help_text="Fair-share weight: weight 2 is entitled to twice the dominant share of weight 1.",
+    )
+
+
+class QuotaForm(forms.Form):
+    """One quota row of the tenant edit page (a formset of these)."""
+
+    resource = forms.ChoiceField(choices=QuotaResource.choices)
+    gpu_model = forms.CharField(max_length=100, required=False, label="GPU model",
+                                help_text="Whole GPUs only; empty = any model.")
+    guaranteed = forms.IntegerField(min_value=0)
+    limit = forms.IntegerField(min_value=0)
+    delete = forms.BooleanField(required=False, label="Remove")
+
+    def clean(self):
+        data = super().clean()
+        guaranteed, limit = data.get("guaranteed"), data.get("limit")
+        if guaranteed is not None and limit is not None and guaranteed > limit:
+            self.add_error("guaranteed", "Guaranteed cannot exceed the limit.")
+        model = (data.get("gpu_model") or "").strip()
+        data["gpu_model"] = model
+        if model and data.get("resource") != QuotaResource.GPUS:
+            self.add_error("gpu_model", "Only whole-GPU quotas name a GPU model.")
+        elif model and model not in known_gpu_models():
+            known = ", ".join(known_gpu_models()) or "none registered"
+            self.add_error("gpu_model", f"Unknown GPU model {model!r}. Known models: {known}.")
+        return data
+
+
+class BaseQuotaFormSet(forms.BaseFormSet):
+    def clean(self):
+        if any(self.errors):
+            return
+        seen = set()
+        for form in self.forms:
+            if not form.has_changed() and not form.initial:
+                continue
+            data = form.cleaned_data
+            if not data or data.get("delete"):
+                continue
+            key = (data["resource"], data["gpu_model"])
+            if key in seen:
+                form.add_error("resource", "This resource appears twice.")
+            seen.add(key)
+
+
+QuotaFormSet = forms.formset_factory(QuotaForm, formset=BaseQuotaFormSet, extra=1)
+
+
+class ResolveIncidentForm(forms.Form):
+    resolution = forms.CharField(
+        max_length=1000, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What was found and done; recorded in the audit log.",
+    )
+    release_gpu = forms.BooleanField(required=False, initial=True,
+                                     label="Return the GPU to service (uncordon it)")
+    uncordon_host = forms.BooleanField(required=False, initial=False,
+                                       label="Return the host to service (uncordon it)")

@@ -1,0 +1,146 @@
+"""Hosts: list with state, health and GPU use; detail with GPUs, NUMA nodes and
+running jobs; cordon, drain and uncordon behind a confirmation (admins)."""
+
+from collections import Counter
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q, Sum
+from django.http import Http404
+from django.shortcuts import redirect, render
+
+from console.core.actions.hosts import (
+    HostActionError,
+    do_cordon_host,
+    do_drain_host,
+    do_uncordon_host,
+)
+from console.core.choices import ACTIVE_JOB_STATES, HOST_STATE_COLOURS, CheckStatus, GpuHealth
+from console.core.models import Allocation, CoreClaim, Host, Job
+from console.filtersets import HostFilterSet
+from console.ui.access import get_host, staff_required
+from console.ui.forms import ConfirmForm
+from console.ui.jobs import _ranges
+
+
+def host_rows(hosts):
+    """Hosts annotated with what the list and the cluster view show."""
+    hosts = hosts.select_related("cluster").annotate(
+        gpu_total=Count("gpus", distinct=True),
+        gpu_milli=Sum("gpus__allocated_milli"),
+        gpu_failed=Count("gpus", filter=Q(gpus__health=GpuHealth.FAILED), distinct=True),
+        gpu_degraded=Count("gpus", filter=Q(gpus__health=GpuHealth.DEGRADED), distinct=True),
+        gpu_cordoned=Count("gpus", filter=Q(gpus__cordoned=True), distinct=True),
+    ).prefetch_related("gpus")
+    failing = Counter(
+        Host.objects.filter(check_results__status=CheckStatus.FAIL).values_list("pk", flat=True)
+    )
+    rows = []
+    for host in hosts:
+        gpus = list(host.gpus.all())
+        rows.append({
+            "host": host,
+            "colour": HOST_STATE_COLOURS.get(host.state, "grey"),
+            "gpus": gpus,
+            "models": sorted({g.model for g in gpus}),
+            "allocated": (host.gpu_milli or 0) / 1000,
+            "failing_checks": failing.get(host.pk, 0),
+        })
+    return rows
+
+
+@login_required
+def host_list(request):
+    filterset = HostFilterSet(request.GET, queryset=Host.objects.all(), request=request)
+    return render(request, "hosts/list.html", {
+        "section": "hosts", "filter": filterset, "rows": host_rows(filterset.qs),
+    })
+
+
+@login_required
+def host_detail(request, name):
+    host = get_host(name)
+    visible_jobs = Job.objects.for_user(request.user)
+    holders = {}
+    for alloc in Allocation.objects.filter(
+        host=host, gpu__isnull=False, job__state__in=ACTIVE_JOB_STATES
+    ).select_related("job"):
+        holders.setdefault(alloc.gpu_id, []).append(alloc.job)
+    visible_ids = set(visible_jobs.filter(allocations__host=host).values_list("pk", flat=True))
+    gpus = [
+        {"gpu": g, "jobs": holders.get(g.pk, []), "affinity": _ranges(g.cpu_affinity or [])}
+        for g in host.gpus.all()
+    ]
+    claimed = set(CoreClaim.objects.filter(host=host).values_list("core", flat=True))
+    reserved = set(host.reserved_cores or [])
+    numa = [
+        {
+            "node": n,
+            "cpus": _ranges(n.cpus),
+            "total": len(n.cpus),
+            "claimed": len(claimed & set(n.cpus)),
+            "reserved": len(reserved & set(n.cpus)),
+            "gpus": [g.index for g in host.gpus.all() if g.numa_node == n.node_id],
+        }
+        for n in host.numa_nodes.all()
+    ]
+    jobs = (
+        Job.objects.filter(allocations__host=host, state__in=ACTIVE_JOB_STATES)
+        .select_related("tenant").distinct()
+    )
+    return render(request, "hosts/detail.html", {
+        "section": "hosts",
+        "host": host,
+        "colour": HOST_STATE_COLOURS.get(host.state, "grey"),
+        "gpus": gpus,
+        "visible_ids": visible_ids,
+        "numa": numa,
+        "jobs": jobs,
+        "hidden_jobs": sum(1 for j in jobs if j.pk not in visible_ids),
+        "events": host.events.order_by("-created_at", "-id")[:30] if request.user.is_staff else [],
+        "failing_checks": host.check_results.filter(status=CheckStatus.FAIL).count(),
+    })
+
+
+HOST_ACTIONS = {
+    "cordon": {
+        "do": do_cordon_host,
+        "title": "Cordon",
+        "explain": "No new job lands on the host. Jobs running there keep running.",
+    },
+    "drain": {
+        "do": do_drain_host,
+        "title": "Drain",
+        "explain": "Cordon the host and move every job off it: each is torn down and "
+        "requeued, to be placed on another host. Running work not saved is lost.",
+    },
+    "uncordon": {
+        "do": do_uncordon_host,
+        "title": "Uncordon",
+        "explain": "The host takes new work again.",
+    },
+}
+
+
+@staff_required
+def host_action(request, name, action):
+    if action not in HOST_ACTIONS:
+        raise Http404("No such host action.")
+    spec = HOST_ACTIONS[action]
+    host = get_host(name)
+    form = ConfirmForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        actor = request.user.get_username()
+        reason = form.cleaned_data["reason"] or f"{action} by {actor}"
+        try:
+            spec["do"](host, actor=actor, reason=reason)
+        except HostActionError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, f"{spec['title']}: {host.name} — recorded in the audit log.")
+        return redirect("host-detail", name=host.name)
+    jobs = Job.objects.filter(allocations__host=host, state__in=ACTIVE_JOB_STATES).distinct()
+    return render(request, "hosts/action.html", {
+        "section": "hosts", "host": host, "action": action, "spec": spec, "form": form,
+        "jobs": jobs.select_related("tenant"),
+    })

@@ -1,0 +1,196 @@
+"""Jobs: list with filters, self-service submit with live quota preview,
+detail with a live workflow timeline and "why pending", cancel."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from console.core.actions.jobs import (
+    JobActionError,
+    build_job,
+    do_cancel_job,
+    do_submit_job,
+    validate_job,
+)
+from console.core.admission import quota_preview
+from console.core.choices import TERMINAL_JOB_STATES, TRANSITIONAL_JOB_STATES, JobState
+from console.core.models import Allocation, Job
+from console.filtersets import JobFilterSet
+from console.ui.access import get_job_for_user
+from console.ui.forms import ConfirmForm, JobSubmitForm, add_action_errors
+
+# The workflow of DESIGN.md's lifecycle, as the timeline draws it.
+MAIN_PATH = [JobState.QUEUED, JobState.SCHEDULED, JobState.PROVISIONING, JobState.RUNNING]
+
+
+@login_required
+def job_list(request):
+    jobs = Job.objects.for_user(request.user).select_related("tenant", "submitter")
+    filterset = JobFilterSet(request.GET, queryset=jobs, request=request)
+    page = Paginator(filterset.qs, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "jobs/list.html", {
+        "section": "jobs", "filter": filterset, "page": page, "query": query.urlencode(),
+    })
+
+
+@login_required
+def job_submit(request):
+    form = JobSubmitForm(request.POST or None, user=request.user,
+                         initial={"tenant": request.GET.get("tenant")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = do_submit_job(
+                tenant=form.cleaned_data["tenant"], submitter=request.user,
+                actor=request.user.get_username(), **form.spec(),
+            )
+        except ValidationError as error:
+            add_action_errors(form, error)
+        else:
+            messages.success(request, f"Job {job.name} (#{job.pk}) queued.")
+            return redirect("job-detail", pk=job.pk)
+    return render(request, "jobs/submit.html", {
+        "section": "jobs", "form": form, "preview": _preview(form) if form.is_bound else None,
+    })
+
+
+def _preview(form: JobSubmitForm) -> dict:
+    """What the job would use of its tenant's quota, and why it would be refused."""
+    if not form.is_valid():
+        return {"form_errors": True, "rows": [], "errors": []}
+    tenant = form.cleaned_data["tenant"]
+    job = build_job(tenant=tenant, **form.spec())
+    errors = []
+    try:
+        validate_job(job)
+    except ValidationError as error:
+        for field, messages_ in error.message_dict.items():
+            label = form.fields[field].label if field in form.fields else field
+            errors.extend(f"{label or field}: {m}" for m in messages_)
+    rows = quota_preview(job, tenant)
+    return {
+        "form_errors": False,
+        "tenant": tenant,
+        "rows": rows,
+        "errors": errors,
+        "borrows": any(r["borrows"] for r in rows),
+        "over_limit": any(r["over_limit"] for r in rows),
+    }
+
+
+@login_required
+@require_POST
+def job_submit_preview(request):
+    """htmx: the quota panel of the submit form, re-rendered as fields change."""
+    form = JobSubmitForm(request.POST, user=request.user)
+    return render(request, "partials/quota_preview.html", {"form": form, "preview": _preview(form)})
+
+
+def _timeline(job: Job) -> list[dict]:
+    steps = []
+    index = MAIN_PATH.index(job.state) if job.state in MAIN_PATH else None
+    for i, state in enumerate(MAIN_PATH):
+        at = getattr(job, {JobState.QUEUED: "queued_at", JobState.SCHEDULED: "scheduled_at",
+                           JobState.PROVISIONING: "provisioning_at",
+                           JobState.RUNNING: "running_at"}[state])
+        if job.state == state:
+            status = "current"
+        elif (index is not None and i < index) or at:
+            status = "done"
+        else:
+            status = ""
+        steps.append({"label": JobState(state).label, "at": at, "status": status})
+    if job.state not in MAIN_PATH:
+        bad = job.state in (JobState.FAILED, JobState.PREEMPTED)
+        at = job.finished_at or job.teardown_at or job.preempted_at
+        if job.state != JobState.TEARDOWN and job.teardown_at:
+            steps.append({"label": JobState.TEARDOWN.label, "at": job.teardown_at,
+                          "status": "done"})
+        steps.append({"label": job.get_state_display(), "at": at,
+                      "status": "bad" if bad else "current"})
+    return steps
+
+
+def _placement(job: Job) -> list[dict]:
+    hosts: dict[int, dict] = {}
+    for alloc in Allocation.objects.filter(job=job).select_related("host", "gpu"):
+        entry = hosts.setdefault(alloc.host_id, {"host": alloc.host, "gpus": [], "cpus": [],
+                                                 "numa_nodes": [], "memory_gib": 0})
+        if alloc.gpu_id is None:
+            entry["cpus"] = alloc.cpus
+            entry["numa_nodes"] = alloc.numa_nodes
+            entry["memory_gib"] = alloc.memory_gib
+        else:
+            entry["gpus"].append({"gpu": alloc.gpu, "milli": alloc.milli})
+    for entry in hosts.values():
+        entry["cpus_text"] = _ranges(entry["cpus"])
+    return list(hosts.values())
+
+
+def _ranges(cores: list[int]) -> str:
+    """[0, 1, 2, 5] → "0-2,5" like cpuset.cpus."""
+    out, run = [], []
+    for core in sorted(cores):
+        if run and core == run[-1] + 1:
+            run.append(core)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [core]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
+
+
+def _job_context(request, job: Job) -> dict:
+    pending_rows = None
+    if job.state in (JobState.QUEUED, JobState.PREEMPTED):
+        # The job holds nothing yet: the preview is exactly what it would add.
+        pending_rows = quota_preview(job, job.tenant)
+    return {
+        "section": "jobs",
+        "job": job,
+        "live": job.state in TRANSITIONAL_JOB_STATES,
+        "can_cancel": job.state not in TERMINAL_JOB_STATES,
+        "timeline": _timeline(job),
+        "placement": _placement(job),
+        "events": job.events.all().order_by("-created_at", "-id")[:50],
+        "pending_rows": pending_rows,
+        "pending_data": sorted((job.pending_data or {}).items()),
+    }
+
+
+@login_required
+def job_detail(request, pk):
+    job = get_job_for_user(request.user, pk)
+    return render(request, "jobs/detail.html", _job_context(request, job))
+
+
+@login_required
+def job_live(request, pk):
+    """htmx: the live part of the job page (polled every 2 s while transitional)."""
+    job = get_job_for_user(request.user, pk)
+    return render(request, "partials/job_live.html", _job_context(request, job))
+
+
+@login_required
+def job_cancel(request, pk):
+    job = get_job_for_user(request.user, pk)
+    form = ConfirmForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        reason = form.cleaned_data["reason"] or f"cancelled by {request.user.get_username()}"
+        try:
+            do_cancel_job(job, actor=request.user.get_username(), reason=reason)
+        except JobActionError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, f"Cancel requested for {job.name} (#{job.pk}).")
+        return redirect("job-detail", pk=job.pk)
+    if job.state in TERMINAL_JOB_STATES:
+        messages.info(request, f"Job #{job.pk} has already finished ({job.get_state_display()}).")
+        return redirect("job-detail", pk=job.pk)
+    return render(request, "jobs/cancel.html", {"section": "jobs", "job": job, "form": form})
