@@ -112,6 +112,8 @@ class QuotaSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         fields = ["id", "tenant", "resource", "gpu_model", "resource_key", "guaranteed",
                   "limit", "in_use"]
         read_only_fields = ["id"]
+        # validate() reports a duplicate against the "resource" field instead.
+        validators: list = []
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
