@@ -1,16 +1,370 @@
-"""The host agent's long-running process (Celery worker + heartbeat loop).
+"""The host agent at run time: host actions, registration and heartbeats.
 
-Placeholder: the runtime is being built separately; ``python -m hostagent run``
-delegates here so the CLI does not change when it lands.
+One agent process serves one host in production and may serve several
+simulated hosts in the demo (one libvirt connection per host). libvirt's
+``test:///`` driver keeps its hypervisor inside the connection, so every
+action for a host must go through the one long-lived connection this module
+keeps per host name: the Celery worker runs with ``--pool=solo``.
+
+The agent never touches the console's database: it receives fully specified
+commands on its queue(s) ``host.<name>`` (``hostagent.agent_tasks``) and talks
+to the console's REST API with its per-host token (register, heartbeat).
+
+Configuration is a JSON document (``COUPLER_AGENT_CONFIG`` names the file)::
+
+    {"console_url": "http://127.0.0.1:8000",
+     "heartbeat_interval_s": 5,
+     "hosts": [{"name": "dgx-a100-01", "token": "…",
+                "libvirt_uri": "test:///…/node_dgx_a100.xml",
+                "cgroup_root": "", "checks_root": "…/sim/roots/good",
+                "kernel_log": "", "inventory": {…}}]}
+
+A host not in the configuration gets ``COUPLER_AGENT_DEFAULT_LIBVIRT_URI``
+(``test:///default``): that is what eager-mode tests use.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import json
+import logging
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hostagent import cgroups
+from hostagent import libvirt_driver as lv
+from hostagent.protocol import Heartbeat, ProvisionResult, ProvisionSpec, SpecError
+
+log = logging.getLogger("hostagent")
+
+AGENT_VERSION = "0.1.0"
+DOMAIN_PREFIX = "coupler-job-"
 
 
-def main(args: argparse.Namespace) -> int:
-    print("hostagent run: the agent runtime is not implemented yet "
-          "(see docs/hostagent.md); nothing was started", file=sys.stderr)
-    return 2
+@dataclass
+class HostConfig:
+    name: str
+    libvirt_uri: str = "test:///default"
+    token: str = ""
+    cgroup_root: str = ""
+    checks_root: str = ""
+    kernel_log: str = ""
+    inventory: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def domain_type(self) -> str:
+        return "test" if self.libvirt_uri.startswith("test:") else "kvm"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HostConfig:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+@dataclass
+class AgentConfig:
+    console_url: str = "http://127.0.0.1:8000"
+    heartbeat_interval_s: float = 5.0
+    hosts: list[HostConfig] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AgentConfig:
+        return cls(
+            console_url=str(data.get("console_url", cls.console_url)).rstrip("/"),
+            heartbeat_interval_s=float(data.get("heartbeat_interval_s", 5.0)),
+            hosts=[HostConfig.from_dict(h) for h in data.get("hosts", [])],
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> AgentConfig:
+        path = path or os.environ.get("COUPLER_AGENT_CONFIG")
+        if not path:
+            return cls()
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+# --- per-host state: configuration, one connection, one lock ------------------------------
+
+_hosts: dict[str, HostConfig] = {}
+_connections: dict[str, Any] = {}
+_locks: dict[str, threading.Lock] = {}
+_registry_lock = threading.Lock()
+# Test and drill hook: (host, op) -> error message to report instead of acting.
+_injected_failures: dict[tuple[str, str], str] = {}
+
+
+def configure(config: AgentConfig) -> None:
+    with _registry_lock:
+        for host in config.hosts:
+            _hosts[host.name] = host
+
+
+def reset() -> None:
+    """Forget every host, connection and injected failure (tests)."""
+    with _registry_lock:
+        for conn in _connections.values():
+            try:
+                conn.close()
+            except Exception:  # noqa: S110 - closing a dead connection
+                pass
+        _hosts.clear()
+        _connections.clear()
+        _locks.clear()
+        _injected_failures.clear()
+
+
+def inject_failure(host: str, op: str, message: str = "injected failure") -> None:
+    """Make the next ``op`` (provision, teardown) on ``host`` fail with ``message``."""
+    _injected_failures[(host, op)] = message
+
+
+def host_config(name: str) -> HostConfig:
+    with _registry_lock:
+        if name not in _hosts:
+            uri = os.environ.get("COUPLER_AGENT_DEFAULT_LIBVIRT_URI", "test:///default")
+            _hosts[name] = HostConfig(name=name, libvirt_uri=uri)
+        return _hosts[name]
+
+
+def _lock(name: str) -> threading.Lock:
+    with _registry_lock:
+        return _locks.setdefault(name, threading.Lock())
+
+
+def connection(name: str) -> Any:
+    """The long-lived libvirt connection of host ``name`` (opened on first use)."""
+    with _registry_lock:
+        conn = _connections.get(name)
+    if conn is not None:
+        return conn
+    cfg = host_config(name)
+    try:
+        conn = lv.connect(cfg.libvirt_uri)
+    except lv.DriverError:
+        if not cfg.libvirt_uri.startswith("test:"):
+            raise
+        # A simulated host whose node file libvirt refuses still needs a hypervisor.
+        log.warning("libvirt refused %s for %s; using test:///default", cfg.libvirt_uri, name)
+        conn = lv.connect("test:///default")
+    with _registry_lock:
+        return _connections.setdefault(name, conn)
+
+
+# --- actions ----------------------------------------------------------------------------
+
+
+def provision(host: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Create the job's cgroup, define and start its domain. Idempotent.
+
+    A failure leaves nothing behind on this host (the partial domain and cgroup
+    are removed) and is reported, not raised: the console decides what follows.
+    """
+    job_id = str(spec.get("job_id", "")) if isinstance(spec, dict) else ""
+    try:
+        parsed = ProvisionSpec.from_dict(spec)
+    except SpecError as exc:
+        return ProvisionResult(job_id=job_id, host=host, ok=False, error=f"bad spec: {exc}").to_dict()
+    cfg = host_config(host)
+    with _lock(host):
+        try:
+            injected = _injected_failures.pop((host, "provision"), None)
+            if injected:
+                raise lv.DriverError(injected)
+            conn = connection(host)
+            if cfg.cgroup_root:
+                cgroups.apply_spec(cfg.cgroup_root, parsed)
+            state = lv.provision(conn, parsed, domain_type=cfg.domain_type)
+        except (lv.DriverError, cgroups.CgroupError, OSError) as exc:
+            log.warning("provision of %s on %s failed: %s", parsed.name, host, exc)
+            _clean(host, parsed.name)
+            return ProvisionResult(job_id=parsed.job_id, host=host, ok=False,
+                                   domain=parsed.name, error=str(exc)).to_dict()
+    return ProvisionResult(job_id=parsed.job_id, host=host, ok=True, domain=parsed.name,
+                           state=state).to_dict()
+
+
+def _clean(host: str, name: str) -> None:
+    cfg = host_config(host)
+    try:
+        lv.teardown(connection(host), name)
+    except lv.DriverError as exc:
+        log.warning("cleanup of %s on %s: %s", name, host, exc)
+    if cfg.cgroup_root:
+        try:
+            cgroups.remove_job_cgroup(cfg.cgroup_root, name)
+        except cgroups.CgroupError as exc:
+            log.warning("cgroup cleanup of %s on %s: %s", name, host, exc)
+
+
+def teardown(host: str, name: str, job_id: str = "") -> dict[str, Any]:
+    """Destroy and undefine the domain, remove the cgroup. Safe to repeat."""
+    cfg = host_config(host)
+    with _lock(host):
+        try:
+            injected = _injected_failures.pop((host, "teardown"), None)
+            if injected:
+                raise lv.DriverError(injected)
+            lv.teardown(connection(host), name)
+            if cfg.cgroup_root:
+                cgroups.remove_job_cgroup(cfg.cgroup_root, name)
+        except (lv.DriverError, cgroups.CgroupError, SpecError, OSError) as exc:
+            return ProvisionResult(job_id=job_id, host=host, ok=False, domain=name,
+                                   error=str(exc)).to_dict()
+    return ProvisionResult(job_id=job_id, host=host, ok=True, domain=name,
+                           state="absent").to_dict()
+
+
+def list_domains(host: str) -> list[dict[str, str]]:
+    """Coupler's domains on the host with their states."""
+    with _lock(host):
+        conn = connection(host)
+        return [
+            {"name": name, "state": lv.domain_state(conn, name) or "absent"}
+            for name in lv.list_domains(conn)
+            if name.startswith(DOMAIN_PREFIX)
+        ]
+
+
+def run_checks(host: str) -> list[dict[str, Any]]:
+    """The host checklist (CHECKS.md) against the host's root (a sim tree in the demo)."""
+    from hostagent.checks import run_checks as run
+
+    cfg = host_config(host)
+    gpus = cfg.inventory.get("gpus") or None
+    facts = cfg.inventory.get("facts") or {}
+    return [r.to_dict() for r in run(cfg.checks_root or "/", gpus=gpus,
+                                     driver_version=facts.get("driver_version"))]
+
+
+def scan_kernel_log(host: str, state_dir: Path) -> list[dict[str, Any]]:
+    cfg = host_config(host)
+    if not cfg.kernel_log or not Path(cfg.kernel_log).exists():
+        return []
+    from hostagent.xid import XidScanner
+
+    scanner = XidScanner(cfg.kernel_log, state_dir / f"{host}.xid-cursor.json", host=host)
+    return [e.to_dict() for e in scanner.scan()]
+
+
+# --- talking to the console ---------------------------------------------------------------
+
+
+class ConsoleError(RuntimeError):
+    pass
+
+
+def post_json(url: str, token: str, body: dict[str, Any], *, timeout: float = 10.0) -> dict:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 - the configured console URL
+        url, data=data, method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        raise ConsoleError(f"{url}: HTTP {exc.code} {exc.read()[:300]!r}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConsoleError(f"{url}: {exc}") from exc
+
+
+def heartbeat_body(host: str, *, checks: list[dict] | None = None,
+                   xid_events: list[dict] | None = None) -> dict[str, Any]:
+    domains = list_domains(host)
+    cfg = host_config(host)
+    beat = Heartbeat(
+        host=host, sent_at=time.time(), agent_version=AGENT_VERSION,
+        domains=tuple(d["name"] for d in domains if d["state"] == "running"),
+        gpus=tuple(g.get("pci_address") or g.get("pci", "")
+                   for g in cfg.inventory.get("gpus", [])),
+        healthy=True,
+    ).to_dict()
+    beat["stopped_domains"] = [d["name"] for d in domains if d["state"] != "running"]
+    beat["xid_events"] = xid_events or []
+    if checks is not None:
+        beat["checks"] = checks
+    return beat
+
+
+class HeartbeatLoop:
+    """Registers every configured host, then heartbeats each every interval."""
+
+    def __init__(self, config: AgentConfig, *, state_dir: Path | None = None,
+                 post: Callable[[str, str, dict], dict] = post_json,
+                 checks_every: int = 12) -> None:
+        self.config = config
+        self.state_dir = state_dir or Path(os.environ.get("COUPLER_AGENT_STATE_DIR", "var/agent"))
+        self.post = post
+        self.checks_every = checks_every
+        self.registered: set[str] = set()
+        self.stop = threading.Event()
+        self.beats = 0
+
+    def _url(self, host: str, what: str) -> str:
+        return f"{self.config.console_url}/api/v1/agent/hosts/{host}/{what}/"
+
+    def register(self, host: HostConfig) -> None:
+        self.post(self._url(host.name, "register"), host.token, {
+            "inventory": host.inventory, "libvirt_uri": host.libvirt_uri,
+            "agent_version": AGENT_VERSION,
+        })
+        self.registered.add(host.name)
+
+    def beat_once(self) -> None:
+        for host in self.config.hosts:
+            try:
+                if host.name not in self.registered:
+                    self.register(host)
+                checks = None
+                if self.beats % self.checks_every == 0:
+                    checks = run_checks(host.name)
+                body = heartbeat_body(host.name, checks=checks,
+                                      xid_events=scan_kernel_log(host.name, self.state_dir))
+                self.post(self._url(host.name, "heartbeat"), host.token, body)
+            except (ConsoleError, lv.DriverError, OSError, ValueError) as exc:
+                log.warning("heartbeat of %s: %s", host.name, exc)
+        self.beats += 1
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            started = time.monotonic()
+            self.beat_once()
+            self.stop.wait(max(0.5, self.config.heartbeat_interval_s - (time.monotonic() - started)))
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="heartbeat", daemon=True)
+        thread.start()
+        return thread
+
+
+def main(args: Any = None) -> int:
+    """``python -m hostagent run``: heartbeats in a thread, the Celery worker in front.
+
+    The worker consumes ``host.<name>`` for every configured host with the solo
+    pool, so each host's libvirt connection lives in this one process.
+    """
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+    config = AgentConfig.load(getattr(args, "config", None))
+    if not config.hosts:
+        log.error("no hosts configured: set COUPLER_AGENT_CONFIG to the agent's JSON config")
+        return 2
+    configure(config)
+    loop = HeartbeatLoop(config)
+    loop.start()
+    from hostagent.agent_tasks import app
+
+    queues = ",".join(f"host.{h.name}" for h in config.hosts)
+    argv = ["worker", "--pool=solo", "--concurrency=1", f"--queues={queues}",
+            f"--hostname=agent-{config.hosts[0].name}@%h", "--loglevel=INFO",
+            "--without-gossip", "--without-mingle"]
+    try:
+        app.worker_main(argv)
+    finally:
+        loop.stop.set()
+    return 0

@@ -1,0 +1,342 @@
+"""Provisioning and teardown of placed jobs: the workflow's state changes.
+
+The database is the source of truth. A job's members (one per host of its
+allocations) report through ``host_result`` messages; each report is recorded
+as an ``Event`` (``member_up`` / ``member_down``) and the job advances when
+every member has reported for the current attempt (``Job.attempts``). Reports
+from an earlier attempt, or for a job that has moved on, change nothing, so a
+message delivered twice has no second effect.
+
+- PROVISIONING → RUNNING when every member is up (a gang starts all at once);
+- any member failing → TEARDOWN of every member, then QUEUED with a backoff
+  (``TeardownOutcome.RETRY``) or FAILED when the attempts are spent;
+- TEARDOWN → the job's ``teardown_outcome`` once every member is down, in the
+  same transaction as the release of its allocations.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from console.core import enqueue
+from console.core.choices import HostState, JobState, TeardownOutcome
+from console.core.models import Allocation, Event, Host, Job, NumaNode
+from console.core.planning import release_allocations
+from console.core.transitions import transition_job
+from hostagent.protocol import CgroupSettings, ProvisionSpec
+
+log = logging.getLogger(__name__)
+
+ACTOR = "workflow"
+
+
+def max_attempts() -> int:
+    return int(getattr(settings, "COUPLER_PROVISION_MAX_ATTEMPTS", 3))
+
+
+def retry_backoff(attempts: int) -> timedelta:
+    base = float(getattr(settings, "COUPLER_RETRY_BACKOFF_S", 5))
+    return timedelta(seconds=base * 2 ** max(0, attempts - 1))
+
+
+@dataclass(frozen=True)
+class MemberCommand:
+    """One host's share of a job: where to send it and what to send."""
+
+    host: str
+    job_id: int
+    attempt: int
+    spec: dict | None = None  # provision only
+    domain: str = ""
+
+
+# --- building the provision spec -------------------------------------------------------
+
+
+def provision_spec(job: Job, host: Host) -> ProvisionSpec:
+    """The fully specified VM of ``job`` on ``host``, from its allocation rows."""
+    rows = list(Allocation.objects.filter(job=job, host=host).select_related("gpu"))
+    base = next((r for r in rows if r.gpu_id is None), None)
+    if base is None:
+        raise ValueError(f"job {job.pk} holds no cores on {host.name}")
+    nodes = list(base.numa_nodes) or [0]
+    # Whole GPUs are passed through by PCI address; a time-sliced share has no
+    # device of its own in the spec (mediated devices are not modelled yet).
+    gpus = sorted(r.gpu.pci_address for r in rows if r.gpu_id is not None and r.milli >= 1000)
+    # 1 GiB hugepages back the VM when every node it uses has them reserved.
+    hugepages = all(
+        n.hugepages_1g > 0 for n in NumaNode.objects.filter(host=host, node_id__in=nodes)
+    )
+    gib = 1024**3
+    return ProvisionSpec(
+        job_id=str(job.pk),
+        name=job.domain_name,
+        vcpus=len(base.cpus),
+        memory_mib=base.memory_gib * 1024,
+        cpus=tuple(base.cpus),
+        numa_nodes=tuple(sorted(nodes)),
+        gpus=tuple(gpus),
+        hugepages=hugepages,
+        # The VM's memory comes from hugepages; the cgroup bounds the QEMU process's
+        # own overhead above it: throttle at +1 GiB, kill at +2 GiB.
+        cgroup=CgroupSettings(
+            cpu_weight=100,
+            memory_high=(base.memory_gib + 1) * gib,
+            memory_max=(base.memory_gib + 2) * gib,
+        ),
+    )
+
+
+def _job_hosts(job_id: int) -> list[Host]:
+    host_ids = (
+        Allocation.objects.filter(job_id=job_id).values_list("host_id", flat=True).distinct()
+    )
+    return list(Host.objects.filter(pk__in=list(host_ids)).order_by("name"))
+
+
+def _reported(job: Job, kind: str, since) -> set[int]:
+    events = Event.objects.filter(job=job, kind=kind, host__isnull=False)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    return {
+        e.host_id for e in events if int((e.data or {}).get("attempt", -1)) == job.attempts
+    }
+
+
+# --- provisioning ---------------------------------------------------------------------
+
+
+def do_start_provisioning(job_id: int) -> list[MemberCommand]:
+    """SCHEDULED → PROVISIONING (a new attempt) and the commands for every member.
+
+    On a job already PROVISIONING (a redelivered task, or the reconciler's
+    retry of a stuck step) the commands for the members not yet up are returned
+    again; hosts take them idempotently. Any other state: nothing to do.
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None:
+            return []
+        if job.state == JobState.SCHEDULED:
+            transition_job(
+                job_id,
+                JobState.PROVISIONING,
+                from_states=[JobState.SCHEDULED],
+                reason=f"provisioning, attempt {job.attempts + 1}",
+                actor=ACTOR,
+                attempts=job.attempts + 1,
+            )
+            job.refresh_from_db()
+        elif job.state != JobState.PROVISIONING:
+            return []
+        up = _reported(job, "member_up", job.provisioning_at)
+        commands = []
+        for host in _job_hosts(job_id):
+            if host.pk in up:
+                continue
+            spec = provision_spec(job, host)
+            commands.append(
+                MemberCommand(host=host.name, job_id=job_id, attempt=job.attempts,
+                              spec=spec.to_dict(), domain=spec.name)
+            )
+        return commands
+
+
+def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: str = "",
+                        state: str = "") -> bool:
+    """One member's VM runs. Returns True when this report made the job RUNNING."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        host = Host.objects.filter(name=host_name).first()
+        if job is None or host is None or job.state != JobState.PROVISIONING:
+            return False
+        if attempt != job.attempts or host.pk in _reported(job, "member_up", job.provisioning_at):
+            return False  # stale or duplicate report
+        Event.objects.create(
+            job=job, host=host, kind="member_up", actor=f"agent:{host_name}",
+            reason=f"domain {domain or job.domain_name} {state or 'running'} on {host_name}",
+            data={"attempt": attempt, "domain": domain, "state": state},
+        )
+        members = {h.pk for h in _job_hosts(job_id)}
+        if not members <= _reported(job, "member_up", job.provisioning_at):
+            return False
+        latency = (timezone.now() - job.submitted_at).total_seconds()
+        moved = transition_job(
+            job_id,
+            JobState.RUNNING,
+            from_states=[JobState.PROVISIONING],
+            reason="every member is up" if len(members) > 1 else "domain running",
+            actor=ACTOR,
+            data={"submit_to_running_s": round(latency, 3), "hosts": len(members)},
+        )
+        return moved
+
+
+def do_record_member_failed(job_id: int, host_name: str, attempt: int, *, error: str) -> bool:
+    """A member could not start: tear every member down, then retry or fail."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.state not in (JobState.SCHEDULED, JobState.PROVISIONING):
+            return False
+        if attempt != job.attempts:
+            return False
+        host = Host.objects.filter(name=host_name).first()
+        Event.objects.create(
+            job=job, host=host, kind="member_failed", actor=f"agent:{host_name}",
+            reason=f"{host_name}: {error}"[:1000], data={"attempt": attempt, "error": error[:2000]},
+        )
+        spent = job.attempts >= max_attempts()
+        outcome = TeardownOutcome.FAILED if spent else TeardownOutcome.RETRY
+        reason = f"provisioning failed on {host_name}: {error}"
+        moved = transition_job(
+            job_id,
+            JobState.TEARDOWN,
+            from_states=[job.state],
+            reason=reason + (" (attempts spent)" if spent else " (will retry)"),
+            actor=ACTOR,
+            teardown_outcome=outcome,
+            failure_reason=reason[:1000],
+        )
+        if moved:
+            enqueue.request_teardown(job_id)
+        return moved
+
+
+# --- teardown -------------------------------------------------------------------------
+
+
+def do_begin_teardown(job_id: int, outcome: str, *, reason: str, actor: str = ACTOR,
+                      failure_reason: str = "") -> bool:
+    """Move a placed job to TEARDOWN (its hosts are cleaned, then ``outcome``)."""
+    fields = {"teardown_outcome": outcome}
+    if failure_reason:
+        fields["failure_reason"] = failure_reason[:1000]
+    moved = transition_job(
+        job_id,
+        JobState.TEARDOWN,
+        from_states=[JobState.SCHEDULED, JobState.PROVISIONING, JobState.RUNNING],
+        reason=reason,
+        actor=actor,
+        **fields,
+    )
+    if moved:
+        enqueue.request_teardown(job_id)
+    return moved
+
+
+def do_finish_job(job_id: int, *, succeeded: bool, reason: str, actor: str = ACTOR) -> bool:
+    """A running job's VM ended by itself: clean up, then SUCCEEDED or FAILED."""
+    outcome = TeardownOutcome.SUCCEEDED if succeeded else TeardownOutcome.FAILED
+    fields = {"teardown_outcome": outcome}
+    if not succeeded:
+        fields["failure_reason"] = reason[:1000]
+    moved = transition_job(job_id, JobState.TEARDOWN, from_states=[JobState.RUNNING],
+                           reason=reason, actor=actor, **fields)
+    if moved:
+        enqueue.request_teardown(job_id)
+    return moved
+
+
+def teardown_commands(job_id: int) -> list[MemberCommand]:
+    """The members of a job in TEARDOWN still to be cleaned. Offline hosts are
+    skipped (recorded down at once): their domains are destroyed by the reconciler
+    when the host comes back and reports them."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.state != JobState.TEARDOWN:
+            return []
+        down = _reported(job, "member_down", job.teardown_at)
+        commands = []
+        for host in _job_hosts(job_id):
+            if host.pk in down:
+                continue
+            if host.state == HostState.OFFLINE:
+                Event.objects.create(
+                    job=job, host=host, kind="member_down", actor=ACTOR,
+                    reason=f"{host.name} is offline: its domain is removed when it returns",
+                    data={"attempt": job.attempts, "offline": True},
+                )
+                continue
+            commands.append(MemberCommand(host=host.name, job_id=job_id, attempt=job.attempts,
+                                          domain=job.domain_name))
+        return commands
+
+
+def do_record_member_down(job_id: int, host_name: str, attempt: int) -> bool:
+    """One member is clean. Returns True when this report finished the teardown."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        host = Host.objects.filter(name=host_name).first()
+        if job is None or host is None or job.state != JobState.TEARDOWN:
+            return False
+        if attempt != job.attempts or host.pk in _reported(job, "member_down", job.teardown_at):
+            return False
+        Event.objects.create(
+            job=job, host=host, kind="member_down", actor=f"agent:{host_name}",
+            reason=f"domain {job.domain_name} removed from {host_name}",
+            data={"attempt": attempt},
+        )
+    return do_finish_teardown_if_clean(job_id)
+
+
+def do_finish_teardown_if_clean(job_id: int) -> bool:
+    """When every member of a job in TEARDOWN is down: release and move on."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.state != JobState.TEARDOWN:
+            return False
+        members = {h.pk for h in _job_hosts(job_id)}
+        if not members <= _reported(job, "member_down", job.teardown_at):
+            return False
+        return _finish_teardown(job)
+
+
+def _last_teardown_reason(job: Job) -> str:
+    event = (
+        Event.objects.filter(job=job, kind="transition", to_state=JobState.TEARDOWN)
+        .order_by("-created_at", "-id").first()
+    )
+    return event.reason if event else ""
+
+
+def _finish_teardown(job: Job) -> bool:
+    released = release_allocations(job.pk)
+    outcome = job.teardown_outcome or TeardownOutcome.FAILED
+    note = f"hosts clean, {released} allocation rows released"
+    if outcome == TeardownOutcome.RETRY:
+        not_before = timezone.now() + retry_backoff(job.attempts)
+        moved = transition_job(
+            job.pk, JobState.QUEUED, from_states=[JobState.TEARDOWN],
+            reason=f"requeued for retry ({note})", actor=ACTOR,
+            not_before=not_before, teardown_outcome="",
+            pending_code="retry_backoff",
+            pending_reason=f"Start failed ({job.failure_reason[:200]}); retrying after "
+            f"{not_before.isoformat(timespec='seconds')} (attempt {job.attempts + 1} of "
+            f"{max_attempts()}).",
+            pending_data={"attempts": job.attempts, "not_before": not_before.isoformat()},
+        )
+    elif outcome == TeardownOutcome.PREEMPTED:
+        why = _last_teardown_reason(job) or "preempted"
+        moved = transition_job(job.pk, JobState.PREEMPTED, from_states=[JobState.TEARDOWN],
+                               reason=f"{why} ({note})", actor=ACTOR)
+        if moved:
+            transition_job(
+                job.pk, JobState.QUEUED, from_states=[JobState.PREEMPTED],
+                reason="requeued after preemption", actor=ACTOR, teardown_outcome="",
+                not_before=None, attempts=0,
+                pending_code="preempted",
+                pending_reason=f"Requeued after preemption: {why}",
+                pending_data={"preempted_at": timezone.now().isoformat()},
+            )
+    else:
+        moved = transition_job(job.pk, outcome, from_states=[JobState.TEARDOWN],
+                               reason=note, actor=ACTOR)
+    if moved:
+        enqueue.request_scheduling_cycle()
+    return moved
