@@ -113,7 +113,7 @@ def incident_resolve(request, pk):
     if incident.state != IncidentState.OPEN:
         messages.info(request, f"Incident #{incident.pk} is already resolved.")
         return redirect("incident-detail", pk=incident.pk)
-    form = ResolveIncidentForm(request.POST or None)
+    form = ResolveIncidentForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             do_resolve_incident(

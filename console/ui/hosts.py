@@ -128,7 +128,7 @@ def host_action(request, name, action):
         raise Http404("No such host action.")
     spec = HOST_ACTIONS[action]
     host = get_host(name)
-    form = ConfirmForm(request.POST or None)
+    form = ConfirmForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         actor = request.user.get_username()
         reason = form.cleaned_data["reason"] or f"{action} by {actor}"

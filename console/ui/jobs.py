@@ -40,7 +40,7 @@ def job_list(request):
 
 @login_required
 def job_submit(request):
-    form = JobSubmitForm(request.POST or None, user=request.user,
+    form = JobSubmitForm(request.POST if request.method == "POST" else None, user=request.user,
                          initial={"tenant": request.GET.get("tenant")})
     if request.method == "POST" and form.is_valid():
         try:
@@ -180,7 +180,7 @@ def job_live(request, pk):
 @login_required
 def job_cancel(request, pk):
     job = get_job_for_user(request.user, pk)
-    form = ConfirmForm(request.POST or None)
+    form = ConfirmForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         reason = form.cleaned_data["reason"] or f"cancelled by {request.user.get_username()}"
         try:
