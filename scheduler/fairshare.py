@@ -70,37 +70,56 @@ def dominant_share(used: Vector, capacity: Vector, weight: float = 1.0) -> float
     return s / weight if weight > 0 else math.inf
 
 
+def _inverse(capacity: Vector, weight: float) -> Vector:
+    """1 / (capacity * weight) per resource (inf where the tenant can use none of it)."""
+    return tuple(  # type: ignore[return-value]
+        1.0 / (c * weight) if c > 0 and weight > 0 else math.inf for c in capacity
+    )
+
+
+def _share(u: Sequence[float], inv: Vector) -> float:
+    s = 0.0
+    for x, i in zip(u, inv, strict=True):
+        if x > 0:
+            v = x * i
+            if v > s:
+                s = v
+    return s
+
+
 class FairShare:
-    """Progressive-filling state: per tenant used vector and dominant share, and a heap of
-    tenants that still have work to offer. pop/push are O(log T)."""
+    """Progressive-filling state: per tenant used vector and (cached) weighted dominant
+    share, and a heap of tenants that still have work to offer. `charge` is O(1), `share`
+    O(1), pop/push O(log T)."""
 
     def __init__(self, tenants: Iterable[TenantState], cluster: Vector,
                  usage: Mapping[str, Mapping[str, float]]) -> None:
         self.tenants = {t.name: t for t in tenants}
         self.capacity = {n: tenant_capacity(t, cluster) for n, t in self.tenants.items()}
+        self._inv = {n: _inverse(self.capacity[n], t.weight) for n, t in self.tenants.items()}
         self.used: dict[str, list[float]] = {
             n: list(usage_vector(usage.get(n, {}))) for n in self.tenants
         }
+        self._share = {n: _share(self.used[n], self._inv[n]) for n in self.tenants}
         self._heap: list[tuple[float, str]] = []
 
     def share(self, name: str) -> float:
-        t = self.tenants[name]
-        u = self.used[name]
-        return dominant_share((u[0], u[1], u[2]), self.capacity[name], t.weight)
+        return self._share[name]
 
     def charge(self, name: str, vec: Sequence[float], sign: float = 1.0) -> None:
         u = self.used[name]
         for i in range(3):
             u[i] += sign * vec[i]
+        self._share[name] = _share(u, self._inv[name])
 
     def push(self, name: str) -> None:
-        heapq.heappush(self._heap, (self.share(name), name))
+        heapq.heappush(self._heap, (self._share[name], name))
 
     def pop(self) -> str | None:
         return heapq.heappop(self._heap)[1] if self._heap else None
 
     def shares(self) -> dict[str, float]:
-        return {n: self.share(n) for n in self.tenants}
+        return dict(self._share)
 
 
 def drf_order(
@@ -114,31 +133,40 @@ def drf_order(
     priority then submit time; a job that no longer fits in what is left is skipped and its
     tenant keeps its turn for the next one. O(J log J + J log T) for J jobs, T tenants."""
     usage = usage or {}
-    fs = FairShare(tenants, capacity, usage)
+    by_name = {t.name: t for t in tenants}
     queues: dict[str, list[JobRequest]] = {}
     for j in jobs:
-        if j.tenant in fs.tenants:
+        if j.tenant in by_name:
             queues.setdefault(j.tenant, []).append(j)
     for q in queues.values():
         q.sort(key=lambda j: (-j.priority, j.submit_time, j.id))
-    free = [capacity[i] - sum(usage_vector(u)[i] for u in usage.values()) for i in range(3)]
+    free0, free1, free2 = (
+        capacity[i] - sum(usage_vector(u)[i] for u in usage.values()) for i in range(3)
+    )
+    inv = {n: _inverse(tenant_capacity(by_name[n], capacity), by_name[n].weight) for n in queues}
+    used = {n: list(usage_vector(usage.get(n, {}))) for n in queues}
+    demands = {n: [demand(j) for j in q] for n, q in queues.items()}
     pos = dict.fromkeys(queues, 0)
-    heap = [(fs.share(n), n) for n in queues]
+    heap = [(_share(used[n], inv[n]), n) for n in queues]
     heapq.heapify(heap)
     order: list[str] = []
+    pop, push = heapq.heappop, heapq.heappush
     while heap:
-        _, name = heapq.heappop(heap)
-        q = queues[name]
+        _, name = pop(heap)
         i = pos[name]
-        j = q[i]
+        d0, d1, d2 = demands[name][i]
         pos[name] = i + 1
-        d = demand(j)
-        if d[0] <= free[0] and d[1] <= free[1] and d[2] <= free[2]:
-            order.append(j.id)
-            free[0] -= d[0]
-            free[1] -= d[1]
-            free[2] -= d[2]
-            fs.charge(name, d)
-        if i + 1 < len(q):
-            heapq.heappush(heap, (fs.share(name), name))
+        u = used[name]
+        if d0 <= free0 and d1 <= free1 and d2 <= free2:
+            order.append(queues[name][i].id)
+            free0 -= d0
+            free1 -= d1
+            free2 -= d2
+            u[0] += d0
+            u[1] += d1
+            u[2] += d2
+        if i + 1 < len(demands[name]):
+            i0, i1, i2 = inv[name]
+            push(heap, (max(u[0] * i0 if u[0] > 0 else 0.0, u[1] * i1 if u[1] > 0 else 0.0,
+                            u[2] * i2 if u[2] > 0 else 0.0), name))
     return order

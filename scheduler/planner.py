@@ -251,7 +251,7 @@ def _capacity_reason(
     others = sum(n for t, n in placed_in_cycle.items() if t != job.tenant)
     if others and initial.find(job, models) is not None:
         share = fs.share(job.tenant)
-        lower = [fs.share(t) for t in placed_in_cycle if t != job.tenant]
+        lower = [fs.share(t) for t in placed_in_cycle if t != job.tenant]  # O(T), cached shares
         return PendingReason(
             "waiting_for_fair_share",
             f"Waiting for fair share: the capacity this job needs went to {others} job(s) of "
