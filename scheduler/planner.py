@@ -100,12 +100,15 @@ def plan(snapshot: Snapshot) -> Plan:
     for q in queues.values():
         q.sort(key=_job_order)
     placed_in_cycle: dict[str, int] = {}
+    placed_total = [0]
     initial: list[Placer] = []
 
     def explain(job: JobRequest, models: frozenset[str] | None) -> PendingReason:
         if not initial:
             initial.append(Placer(snapshot.hosts, "first-fit", ()))
-        return _capacity_reason(job, models, initial[0], placer, fs, placed_in_cycle)
+        return _capacity_reason(
+            job, models, initial[0], placer, fs, placed_in_cycle, placed_total[0]
+        )
 
     for guaranteed_phase in (True, False):
         pos = dict.fromkeys(queues, 0)
@@ -140,6 +143,7 @@ def plan(snapshot: Snapshot) -> Plan:
                     _charge(p, name, usage, fs, model_of, job)
                     state[job.id] = _PLACED
                     placed_in_cycle[name] = placed_in_cycle.get(name, 0) + 1
+                    placed_total[0] += 1
                 elif guaranteed_phase:
                     r = _preempt_for(
                         job, models, placer, tenants, usage, fs, alive, model_of, preemptions
@@ -246,12 +250,13 @@ def _capacity_reason(
     now: Placer,
     fs: FairShare,
     placed_in_cycle: Mapping[str, int],
+    placed_total: int,
 ) -> PendingReason:
     """Why a job found no room at this point of the cycle. O(T + C)."""
-    others = sum(n for t, n in placed_in_cycle.items() if t != job.tenant)
+    others = placed_total - placed_in_cycle.get(job.tenant, 0)
     if others and initial.find(job, models) is not None:
         share = fs.share(job.tenant)
-        lower = [fs.share(t) for t in placed_in_cycle if t != job.tenant]  # O(T), cached shares
+        lower = [fs.share(t) for t in placed_in_cycle if t != job.tenant]  # O(T)
         return PendingReason(
             "waiting_for_fair_share",
             f"Waiting for fair share: the capacity this job needs went to {others} job(s) of "
