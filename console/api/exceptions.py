@@ -1,13 +1,14 @@
 """Turn what escapes an action into a 4xx, never a 500.
 
 Actions raise Django's ``ValidationError`` (per-field messages), the database
-raises ``IntegrityError`` when a constraint refuses a write (the transaction
+raises ``IntegrityError`` when a constraint refuses a write (``DataError``
+when a value cannot be stored) (the transaction
 that made it is rolled back, so nothing was written), and an action that
 cannot be done in the object's current state raises its own error (409).
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from rest_framework import exceptions, status
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -39,6 +40,12 @@ def exception_handler(exc, context):
     elif isinstance(exc, IntegrityError):
         exc = exceptions.ValidationError(
             {"non_field_errors": ["The request conflicts with existing data and was not saved."]}
+        )
+    elif isinstance(exc, DataError):
+        # A value the database cannot store (out of range, a NUL byte): the
+        # statement failed, so nothing was written.
+        exc = exceptions.ValidationError(
+            {"non_field_errors": ["A value in the request cannot be stored."]}
         )
     elif isinstance(exc, JobActionError | HostActionError):
         exc = Conflict(str(exc))

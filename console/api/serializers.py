@@ -6,6 +6,7 @@ code that writes. Bounds are explicit so a request never reaches the
 database with a number the column cannot hold.
 """
 
+import re
 from decimal import Decimal
 
 from django.core.validators import RegexValidator
@@ -55,6 +56,21 @@ class StrictFieldsMixin:
         return super().to_internal_value(data)
 
 
+SLUG_PATTERN = re.compile(r"[-a-zA-Z0-9_]{1,50}")
+
+
+class SlugField(serializers.SlugRelatedField):
+    """A related object by slug; text that cannot be a slug is refused before it
+    reaches the database (PostgreSQL rejects NUL bytes with an error)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if not SLUG_PATTERN.fullmatch(data):
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data[:50])
+        return super().to_internal_value(data)
+
+
 # --- tenants and quotas -------------------------------------------------------
 
 
@@ -96,7 +112,7 @@ def _usage_in_context(context: dict) -> dict[int, dict[str, int]]:
 
 
 class QuotaSerializer(StrictFieldsMixin, serializers.ModelSerializer):
-    tenant = serializers.SlugRelatedField(slug_field="slug", queryset=Tenant.objects.all())
+    tenant = SlugField(slug_field="slug", queryset=Tenant.objects.all())
     resource = serializers.ChoiceField(choices=QuotaResource.choices)
     gpu_model = serializers.CharField(
         max_length=100, required=False, allow_blank=True, default="",
@@ -232,7 +248,7 @@ class ReasonSerializer(StrictFieldsMixin, serializers.Serializer):
 # --- jobs ---------------------------------------------------------------------
 
 
-class TenantSlugField(serializers.SlugRelatedField):
+class TenantSlugField(SlugField):
     """A tenant the requesting user may submit for, by slug.
 
     Another tenant and no tenant at all get the same answer, so the field
@@ -252,11 +268,6 @@ class TenantSlugField(serializers.SlugRelatedField):
         if request is None:
             return Tenant.objects.none()
         return Tenant.objects.for_user(request.user)
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str) or len(data) > 50:
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class JobSubmitSerializer(StrictFieldsMixin, serializers.Serializer):

@@ -143,6 +143,9 @@ BAD_INPUT = [
     ("tenant", {"tenant": 7}),
     ("tenant", {"tenant": ["tenant-a"]}),
     ("tenant", {"tenant": "t" * 500}),
+    ("tenant", {"tenant": "tenant-a\x00"}),
+    ("name", {"name": "nul\x00byte"}),
+    ("gpu_model", {"gpu_model": "A100\x00"}),
     ("host_count", {"host_count": 2}),  # unknown field: the API calls it "hosts"
 ]
 

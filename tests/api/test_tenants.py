@@ -112,3 +112,7 @@ def test_bad_tenant_input_gets_400_naming_the_field(tenant_a, admin_user, client
     assert response.status_code == 400, response.content
     assert field in response.json()
     assert Tenant.objects.count() == 1
+
+
+def test_a_slug_that_cannot_exist_is_404_not_500(tenant_a, admin_user, client_for):
+    assert client_for(admin_user).get(f"{URL}bad%00slug/").status_code == 404

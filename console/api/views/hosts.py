@@ -18,6 +18,7 @@ class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ClusterSerializer
     filterset_class = ClusterFilterSet
     lookup_field = "slug"
+    lookup_value_regex = "[-a-zA-Z0-9_]+"
 
     def get_queryset(self):
         return Cluster.objects.annotate(

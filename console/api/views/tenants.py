@@ -21,6 +21,7 @@ class TenantViewSet(viewsets.ModelViewSet):
     permission_classes = [IsAdminOrReadOnly]
     filterset_class = TenantFilterSet
     lookup_field = "slug"
+    lookup_value_regex = "[-a-zA-Z0-9_]+"
     # A tenant's jobs and history keep it: tenants are not deleted through the API.
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
 
