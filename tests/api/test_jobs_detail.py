@@ -74,3 +74,24 @@ def test_detail_shows_the_failure_reason_and_state(tenant_a, member_a, make_job,
     body = client_for(member_a).get(url(job)).json()
     assert body["state"] == state
     assert body["failure_reason"] == ("Xid 79" if state == "failed" else "")
+
+
+def test_after_a_scheduling_cycle_the_detail_shows_where_the_job_runs(
+    cluster, member_a, client_for, job_spec
+):
+    """Through the real planner: submit, run one cycle, read the placement back."""
+    from console.core.planning import run_cycle
+
+    client = client_for(member_a)
+    job_id = client.post("/api/v1/jobs/", job_spec(gpus_per_host=2), format="json").json()["id"]
+    run_cycle()
+
+    body = client.get(f"/api/v1/jobs/{job_id}/").json()
+    assert body["state"] != "queued", body["pending_reason"]
+    [placed] = body["placement"]
+    host = Host.objects.get(name=placed["host"])
+    assert len(placed["gpus"]) == 2
+    assert set(placed["gpus"]) <= set(host.gpus.values_list("pci_address", flat=True))
+    assert len(placed["cpus"]) == 8
+    assert placed["numa_nodes"]
+    assert body["scheduled_at"]
