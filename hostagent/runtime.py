@@ -19,8 +19,9 @@ Configuration is a JSON document (``COUPLER_AGENT_CONFIG`` names the file)::
                 "cgroup_root": "", "checks_root": "…/sim/roots/good",
                 "kernel_log": "", "inventory": {…}}]}
 
-A host not in the configuration gets ``COUPLER_AGENT_DEFAULT_LIBVIRT_URI``
-(``test:///default``): that is what eager-mode tests use.
+A host not in the configuration gets ``COUPLER_AGENT_DEFAULT_LIBVIRT_URI`` or,
+by default, a blank ``test:///`` node of its own: that is what eager-mode
+tests use.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 import urllib.error
@@ -124,10 +126,33 @@ def inject_failure(host: str, op: str, message: str = "injected failure") -> Non
     _injected_failures[(host, op)] = message
 
 
+# A blank simulated node. libvirt shares one hypervisor among all connections to
+# test:///default in a process, but gives each connection to a node *file* its
+# own: unconfigured hosts get this file so their domains stay apart.
+_BLANK_NODE = (
+    "<node><cpu><mhz>2000</mhz><model>coupler-sim</model><active>256</active>"
+    "<nodes>1</nodes><sockets>1</sockets><cores>256</cores><threads>1</threads></cpu>"
+    "<memory>4294967296</memory></node>\n"
+)
+
+
+def blank_node_uri() -> str:
+    path = Path(tempfile.gettempdir()) / f"coupler-blank-node-{os.getuid()}.xml"
+    if not path.exists() or path.read_text() != _BLANK_NODE:
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(_BLANK_NODE)
+        os.replace(tmp, path)
+    return f"test://{path}"
+
+
+def default_libvirt_uri() -> str:
+    return os.environ.get("COUPLER_AGENT_DEFAULT_LIBVIRT_URI") or blank_node_uri()
+
+
 def host_config(name: str) -> HostConfig:
     with _registry_lock:
         if name not in _hosts:
-            uri = os.environ.get("COUPLER_AGENT_DEFAULT_LIBVIRT_URI", "test:///default")
+            uri = default_libvirt_uri()
             _hosts[name] = HostConfig(name=name, libvirt_uri=uri)
         return _hosts[name]
 
@@ -150,8 +175,8 @@ def connection(name: str) -> Any:
         if not cfg.libvirt_uri.startswith("test:"):
             raise
         # A simulated host whose node file libvirt refuses still needs a hypervisor.
-        log.warning("libvirt refused %s for %s; using test:///default", cfg.libvirt_uri, name)
-        conn = lv.connect("test:///default")
+        log.warning("libvirt refused %s for %s; using a blank node", cfg.libvirt_uri, name)
+        conn = lv.connect(blank_node_uri())
     with _registry_lock:
         return _connections.setdefault(name, conn)
 

@@ -1,0 +1,232 @@
+"""What host agents report: registration, heartbeats, check results, Xid events.
+
+Agents authenticate with a per-host token (``Host.set_agent_token``); the API
+layer checks it before calling these. Every state change is recorded as an
+``Event``; a fatal Xid cordons its GPU (or the host when the GPU is unknown)
+and opens an ``Incident`` with the evidence and the jobs and tenants it hits.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from console.core import enqueue
+from console.core.actions.hosts import do_cordon_gpu, do_cordon_host
+from console.core.actions.inventory import do_register_host
+from console.core.actions.workflow import do_begin_teardown
+from console.core.choices import (
+    ACTIVE_JOB_STATES,
+    FaultKind,
+    HostState,
+    JobState,
+    TeardownOutcome,
+)
+from console.core.models import CheckResult, Event, Gpu, Host, Incident, Job
+from hostagent.protocol import CheckResult as CheckMessage
+from hostagent.protocol import Heartbeat, SpecError, XidEvent
+
+log = logging.getLogger(__name__)
+
+# Xids whose evidence the CUDA_ERROR_LAUNCH_FAILED runbook (CHECKS.md §4) walks through.
+LAUNCH_FAILED_XIDS = frozenset({13, 31, 43, 48, 63, 64, 74, 79, 94, 95})
+# Hardware-class Xids that take a GPU out of service even if the agent's catalog
+# does not say "cordon".
+FATAL_XIDS = frozenset({48, 63, 64, 74, 79, 92, 94, 95, 119, 120})
+
+
+def do_issue_agent_token(host: Host, *, actor: str) -> str:
+    """A new token for the host's agent (the old one stops working); returns it once."""
+    with transaction.atomic():
+        host = Host.objects.select_for_update().get(pk=host.pk)
+        token = host.set_agent_token()
+        host.save(update_fields=["agent_token_hash"])
+        Event.objects.create(host=host, kind="agent_token", actor=actor,
+                             reason="agent token issued")
+    return token
+
+
+def _mark_online(host: Host, now: datetime) -> None:
+    fields = {"last_heartbeat": now}
+    if host.state == HostState.OFFLINE:
+        fields.update(state=HostState.READY, state_reason="")
+        Event.objects.create(host=host, kind="online", from_state=HostState.OFFLINE,
+                             to_state=HostState.READY, actor=f"agent:{host.name}",
+                             reason="heartbeats resumed")
+        enqueue.request_scheduling_cycle()
+    Host.objects.filter(pk=host.pk).update(**fields)
+
+
+def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
+                      agent_version: str = "") -> Host:
+    """The agent (re)starts: refresh the inventory if it sent one; the host is online."""
+    with transaction.atomic():
+        if inventory and inventory.get("gpus") is not None:
+            host = do_register_host(cluster=host.cluster, name=host.name, inventory=inventory,
+                                    actor=f"agent:{host.name}", simulated=host.simulated,
+                                    libvirt_uri=libvirt_uri)
+        elif libvirt_uri:
+            Host.objects.filter(pk=host.pk).update(libvirt_uri=libvirt_uri)
+        host = Host.objects.select_for_update().get(pk=host.pk)
+        facts = dict(host.facts or {})
+        facts["agent_version"] = agent_version
+        Host.objects.filter(pk=host.pk).update(facts=facts)
+        _mark_online(host, timezone.now())
+        Event.objects.create(host=host, kind="agent_register", actor=f"agent:{host.name}",
+                             reason=f"agent {agent_version or '?'} registered")
+    host.refresh_from_db()
+    return host
+
+
+def _record_checks(host: Host, checks: list[dict], now: datetime) -> bool:
+    """Store the latest result per check; True when a critical check changed status."""
+    changed = False
+    for raw in checks:
+        try:
+            msg = CheckMessage.from_dict(raw)
+        except SpecError as exc:
+            log.warning("%s sent a bad check result: %s", host.name, exc)
+            continue
+        previous = CheckResult.objects.filter(host=host, check_id=msg.id).first()
+        evidence = dict(msg.evidence)
+        if msg.reason:
+            evidence.setdefault("reason", msg.reason)
+        CheckResult.objects.update_or_create(
+            host=host, check_id=msg.id,
+            defaults={"status": msg.status, "risk": msg.risk, "title": msg.title[:200],
+                      "evidence": evidence, "remediation": msg.remediation,
+                      "measured_at": now},
+        )
+        if msg.risk == "critical" and (previous is None or previous.status != msg.status):
+            changed = True
+            Event.objects.create(host=host, kind="check", actor=f"agent:{host.name}",
+                                 reason=f"{msg.id}: {msg.status}", data={"check": msg.id})
+    return changed
+
+
+def _jobs_on(host: Host, gpu: Gpu | None) -> list[Job]:
+    jobs = Job.objects.filter(state__in=ACTIVE_JOB_STATES, allocations__host=host)
+    if gpu is not None:
+        jobs = jobs.filter(allocations__gpu=gpu)
+    return list(jobs.select_related("tenant").distinct())
+
+
+def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
+    """Classify one kernel-log event: fail the job (application), or cordon the
+    GPU/host and requeue its jobs (hardware); open an Incident either way."""
+    gpu = None
+    if event.pci:
+        gpu = Gpu.objects.filter(host=host, pci_address=event.pci.lower()).first()
+    raw = event.line.strip()
+    if Incident.objects.filter(host=host, raw_lines=raw, xid=event.xid).exists():
+        return None  # the same line reported again (agent retried a heartbeat)
+    fatal = event.cordon or event.fault == FaultKind.HARDWARE or (event.xid in FATAL_XIDS)
+    fault = event.fault if event.fault in FaultKind.values else FaultKind.UNKNOWN
+    if fatal and fault == FaultKind.UNKNOWN:
+        fault = FaultKind.HARDWARE
+    jobs = _jobs_on(host, gpu)
+    where = f"{host.name} GPU{gpu.index} ({gpu.pci_address})" if gpu else host.name
+    title = (f"Xid {event.xid} on {where}" if event.xid is not None
+             else f"{event.kind.upper()} error on {where}")
+    with transaction.atomic():
+        incident = Incident.objects.create(
+            host=host, gpu=gpu, title=title[:200], xid=event.xid, fault=fault,
+            pci_address=(event.pci or "")[:16], raw_lines=raw,
+            meaning=event.name or event.message,
+            recommended_action=event.action or (
+                "Drain the GPU, reset it or replace it." if fatal
+                else "Check the application; the GPU stays in service."),
+            runbook="cuda_launch_failed" if event.xid in LAUNCH_FAILED_XIDS else "",
+            runbook_evidence={"kernel_log": [raw], "timestamp": event.timestamp,
+                              "pid": event.pid, "process": event.process},
+        )
+        incident.jobs.set(jobs)
+        incident.tenants.set({j.tenant for j in jobs})
+        actor = f"agent:{host.name}"
+        if fatal:
+            if gpu is not None:
+                if not gpu.cordoned:
+                    do_cordon_gpu(gpu, actor=actor, reason=title)
+            elif host.state == HostState.READY:
+                do_cordon_host(host, actor=actor, reason=title)
+            for job in jobs:
+                do_begin_teardown(job.pk, TeardownOutcome.PREEMPTED, actor=actor,
+                                  reason=f"hardware fault: {title}; requeued elsewhere")
+        else:
+            for job in jobs:
+                do_begin_teardown(job.pk, TeardownOutcome.FAILED, actor=actor,
+                                  reason=f"application fault: {title}",
+                                  failure_reason=f"{title}: {event.name or event.message}")
+    return incident
+
+
+def do_agent_heartbeat(host: Host, body: dict) -> dict:
+    """Apply one heartbeat; returns a small summary for the agent."""
+    beat = Heartbeat.from_dict(body)
+    now = timezone.now()
+    summary = {"incidents": 0, "finished": 0}
+    with transaction.atomic():
+        host = Host.objects.select_for_update().get(pk=host.pk)
+        _mark_online(host, now)
+        facts = dict(host.facts or {})
+        facts["reported_domains"] = {
+            "at": now.isoformat(),
+            "running": sorted(beat.domains),
+            "stopped": sorted(str(d) for d in body.get("stopped_domains") or []),
+        }
+        if beat.agent_version:
+            facts["agent_version"] = beat.agent_version
+        Host.objects.filter(pk=host.pk).update(facts=facts)
+        if body.get("checks") and _record_checks(host, list(body["checks"]), now):
+            enqueue.request_scheduling_cycle()
+    for raw in body.get("xid_events") or []:
+        try:
+            event = XidEvent.from_dict(raw)
+        except SpecError as exc:
+            log.warning("%s sent a bad Xid event: %s", host.name, exc)
+            continue
+        if do_handle_xid(host, event) is not None:
+            summary["incidents"] += 1
+    # A domain that stopped by itself: the job's workload ended.
+    for name in body.get("stopped_domains") or []:
+        job = Job.objects.filter(
+            state=JobState.RUNNING, allocations__host=host,
+            pk=_job_id_of(str(name)) or 0,
+        ).first()
+        if job is not None:
+            from console.core.actions.workflow import do_finish_job
+
+            if do_finish_job(job.pk, succeeded=True, actor=f"agent:{host.name}",
+                             reason=f"domain {name} shut down on {host.name}"):
+                summary["finished"] += 1
+    return summary
+
+
+def _job_id_of(domain: str) -> int | None:
+    prefix = "coupler-job-"
+    if domain.startswith(prefix) and domain[len(prefix):].isdigit():
+        return int(domain[len(prefix):])
+    return None
+
+
+def do_mark_host_offline(host: Host, *, reason: str, actor: str = "watchdog") -> list[int]:
+    """A host stopped heartbeating: OFFLINE, and only its own jobs are moved off
+    (requeued; their members on other hosts are cleaned up). Returns those job ids."""
+    with transaction.atomic():
+        host = Host.objects.select_for_update().get(pk=host.pk)
+        if host.state == HostState.OFFLINE:
+            return []
+        Event.objects.create(host=host, kind="offline", from_state=host.state,
+                             to_state=HostState.OFFLINE, actor=actor, reason=reason[:1000])
+        Host.objects.filter(pk=host.pk).update(state=HostState.OFFLINE,
+                                               state_reason=reason[:500])
+        moved = []
+        for job in _jobs_on(host, None):
+            if do_begin_teardown(job.pk, TeardownOutcome.PREEMPTED, actor=actor,
+                                 reason=f"{host.name} offline ({reason}); requeued"):
+                moved.append(job.pk)
+        enqueue.request_scheduling_cycle()
+    return moved

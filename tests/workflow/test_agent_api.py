@@ -1,0 +1,63 @@
+"""Register and heartbeat endpoints with per-host tokens; checks gate scheduling."""
+
+import time
+
+import pytest
+
+from console.core.actions.agents import do_issue_agent_token
+from console.core.choices import HostState
+from console.core.models import CheckResult, Event, Host
+from console.core.snapshot import build_snapshot_context
+
+pytestmark = pytest.mark.django_db
+
+
+def _beat(host, **extra):
+    return {"host": host, "sent_at": time.time(), "domains": [], **extra}
+
+
+@pytest.fixture
+def tokens(cluster):
+    return {h.name: do_issue_agent_token(h, actor="test") for h in Host.objects.all()}
+
+
+def _post(api_client, host, what, token, body):
+    return api_client.post(f"/api/v1/agent/hosts/{host}/{what}/", body, format="json",
+                           HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def test_a_token_for_one_host_is_refused_for_another(api_client, tokens):
+    assert _post(api_client, "dgx-1", "heartbeat", tokens["dgx-1"], _beat("dgx-1")).status_code == 200
+    assert _post(api_client, "dgx-2", "heartbeat", tokens["dgx-1"], _beat("dgx-2")).status_code == 403
+    assert _post(api_client, "dgx-2", "register", tokens["dgx-1"], {}).status_code == 403
+    assert _post(api_client, "dgx-2", "heartbeat", "", _beat("dgx-2")).status_code == 403
+
+
+def test_register_refreshes_the_inventory_and_heartbeat_marks_online(api_client, tokens):
+    from console.core.demo.profiles import inventory_for
+
+    Host.objects.filter(name="dgx-1").update(state=HostState.OFFLINE)
+    inv = inventory_for("dgx_a100", "dgx-1", group="rack-z")
+    response = _post(api_client, "dgx-1", "register", tokens["dgx-1"],
+                     {"inventory": inv, "libvirt_uri": "test:///default", "agent_version": "t"})
+    assert response.status_code == 200, response.content
+    host = Host.objects.get(name="dgx-1")
+    assert host.state == HostState.READY and host.group == "rack-z"
+    assert host.last_heartbeat is not None and host.libvirt_uri == "test:///default"
+    assert Event.objects.filter(host=host, kind="online").exists()
+
+
+def test_a_failing_critical_check_makes_the_host_unschedulable_until_override(api_client,
+                                                                              tokens):
+    from console.core.actions.hosts import do_override_host_checks
+
+    checks = [{"id": "kvm.available", "status": "fail", "risk": "critical",
+               "evidence": {"dev_kvm": False}, "remediation": "load kvm"},
+              {"id": "memory.thp_madvise", "status": "fail", "risk": "medium"}]
+    response = _post(api_client, "ada-1", "heartbeat", tokens["ada-1"],
+                     _beat("ada-1", checks=checks))
+    assert response.status_code == 200
+    assert CheckResult.objects.filter(host__name="ada-1").count() == 2
+    assert "kvm.available" in build_snapshot_context().unschedulable["ada-1"]
+    do_override_host_checks(Host.objects.get(name="ada-1"), actor="admin", reason="lab")
+    assert "ada-1" not in build_snapshot_context().unschedulable
