@@ -1,0 +1,83 @@
+"""Checklists: every CHECKS.md item per host and fleet-wide; no row means
+"not yet measured"; filters by failing and risk; re-run."""
+
+from django.utils import timezone
+
+from console.core.models import CheckResult, Host
+from console.ui.checks import CATALOG
+
+
+def result(host_name, check_id, status, risk, **evidence):
+    return CheckResult.objects.create(
+        host=Host.objects.get(name=host_name), check_id=check_id, status=status, risk=risk,
+        evidence=evidence, remediation="Set it right.", measured_at=timezone.now())
+
+
+def test_every_item_of_sections_1_and_2_is_listed(login, admin_user, cluster):
+    html = login(admin_user).get("/hosts/dgx-1/checks/").content.decode()
+    assert len(CATALOG) == 18
+    for item in CATALOG:
+        assert item.id in html
+    assert html.count("not yet measured") >= 18
+    assert ">pass<" not in html.lower().replace("badge green", "")
+
+
+def test_a_host_shows_status_risk_evidence_and_remediation(login, admin_user, cluster):
+    result("dgx-1", "memory.thp_madvise", "fail", "medium", enabled="[always] madvise never")
+    result("dgx-1", "kvm.available", "pass", "critical", dev_kvm=True)
+    html = login(admin_user).get("/hosts/dgx-1/checks/").content.decode()
+    assert "[always] madvise never" in html
+    assert "Set it right." in html
+    assert "1 pass" in html and "1 fail" in html and "16 not yet measured" in html
+
+
+def test_the_host_list_filters_failing_and_risk(login, admin_user, cluster):
+    result("dgx-1", "memory.thp_madvise", "fail", "medium")
+    result("dgx-1", "bios.smt_disabled", "fail", "high")
+    result("dgx-1", "kvm.available", "pass", "critical")
+    client = login(admin_user)
+    html = client.get("/hosts/dgx-1/checks/?failing=1").content.decode()
+    assert "memory.thp_madvise" in html and "bios.smt_disabled" in html
+    assert "kvm.available" not in html
+    html = client.get("/hosts/dgx-1/checks/?failing=1&risk=high").content.decode()
+    assert "bios.smt_disabled" in html and "memory.thp_madvise" not in html
+
+
+def test_the_fleet_view_counts_per_item(login, admin_user, cluster):
+    result("dgx-1", "bios.smt_disabled", "fail", "high", smt_active="1")
+    result("dgx-2", "bios.smt_disabled", "pass", "high")
+    html = login(admin_user).get("/checks/?failing=1").content.decode()
+    assert "bios.smt_disabled" in html and "kvm.available" not in html
+    assert 'href="/hosts/dgx-1/checks/"' in html
+    html = login(admin_user).get("/checks/?risk=critical").content.decode()
+    assert "network.hop_latency" in html and "bios.smt_disabled" not in html
+
+
+def test_rerun_without_the_task_says_so(login, admin_user, cluster, monkeypatch):
+    import console.ui.checks as checks
+
+    monkeypatch.setattr(checks, "_task", lambda: None)
+    response = login(admin_user).post("/hosts/dgx-1/checks/rerun/", follow=True)
+    assert "not available" in response.content.decode()
+
+
+def test_rerun_enqueues_the_task_on_commit(login, admin_user, cluster, monkeypatch,
+                                           django_capture_on_commit_callbacks):
+    import console.ui.checks as checks
+
+    sent = []
+
+    class Task:
+        @staticmethod
+        def delay(host_id):
+            sent.append(host_id)
+
+    monkeypatch.setattr(checks, "_task", lambda: Task)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = login(admin_user).post("/hosts/dgx-1/checks/rerun/")
+    assert response.status_code == 302
+    assert sent == [Host.objects.get(name="dgx-1").pk]
+
+
+def test_rerun_is_post_only(login, admin_user, cluster):
+    assert login(admin_user).get("/hosts/dgx-1/checks/rerun/").status_code == 405

@@ -1,0 +1,85 @@
+"""Faults: the drill-down from incident to host, GPU, kernel lines, meaning,
+action and affected jobs; the runbook; resolve and return to service."""
+
+from django.utils import timezone
+
+from console.core.actions.faults import IncidentActionError, do_resolve_incident
+from console.core.choices import HostState, IncidentState
+from console.core.models import CheckResult, Event, Gpu, Host
+
+
+def test_the_drill_down_shows_every_step(login, member_a, incident, submit, quotas_a):
+    job = submit(quotas_a, member_a, name="victim")
+    incident.jobs.add(job)
+    html = login(member_a).get(f"/faults/{incident.pk}/").content.decode()
+    for text in ("1. Host", "dgx-1", "2. GPU", "GPU3", "0000:4e:00.0",
+                 "3. Raw kernel lines", "GPU has fallen off the bus", "4. What Xid 79 means",
+                 "no longer reachable over PCIe", "5. Recommended action",
+                 "reseat or replace", "6. Affected jobs and tenants", f"victim #{job.pk}",
+                 "Tenant A"):
+        assert text in html, text
+    assert "Resolve and return to service" not in html  # members read, admins act
+
+
+def test_the_runbook_shows_each_steps_evidence(login, admin_user, incident):
+    CheckResult.objects.create(host=incident.host, check_id="memory.thp_madvise", status="fail",
+                               risk="medium", evidence={"enabled": "[always] madvise never"},
+                               remediation="echo madvise > .../enabled",
+                               measured_at=timezone.now())
+    html = login(admin_user).get(f"/faults/{incident.pk}/").content.decode()
+    assert "CUDA_ERROR_LAUNCH_FAILED" in html
+    assert "GPU3 is in the inventory with all 17 links recorded." in html
+    assert "AER: Uncorrected (Fatal)" in html
+    assert "Xid 79 at 12:00:01" in html
+    assert "[always] madvise never" in html and "echo madvise" in html
+
+
+def test_resolve_needs_confirmation_and_a_resolution(login, admin_user, incident):
+    client = login(admin_user)
+    assert "Resolve incident" in client.get(f"/faults/{incident.pk}/resolve/").content.decode()
+    response = client.post(f"/faults/{incident.pk}/resolve/", {"resolution": ""})
+    assert "This field is required." in response.content.decode()
+    incident.refresh_from_db()
+    assert incident.state == IncidentState.OPEN
+
+
+def test_resolve_returns_gpu_and_host_to_service(login, admin_user, incident):
+    Host.objects.filter(pk=incident.host_id).update(state=HostState.CORDONED)
+    client = login(admin_user)
+    response = client.post(f"/faults/{incident.pk}/resolve/", {
+        "resolution": "GPU reseated, diagnostics clean", "release_gpu": "on",
+        "uncordon_host": "on"})
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert incident.state == IncidentState.RESOLVED and incident.resolved_by == admin_user
+    assert not Gpu.objects.get(pk=incident.gpu_id).cordoned
+    assert Host.objects.get(pk=incident.host_id).state == HostState.READY
+    kinds = set(Event.objects.filter(host=incident.host).values_list("kind", flat=True))
+    assert {"incident_resolved", "gpu_uncordon", "uncordon"} <= kinds
+
+
+def test_resolve_can_keep_the_gpu_out(login, admin_user, incident):
+    login(admin_user).post(f"/faults/{incident.pk}/resolve/",
+                           {"resolution": "GPU to be replaced under RMA"})
+    assert Gpu.objects.get(pk=incident.gpu_id).cordoned
+
+
+def test_members_cannot_resolve(login, member_a, incident):
+    assert login(member_a).post(f"/faults/{incident.pk}/resolve/",
+                                {"resolution": "x"}).status_code == 403
+
+
+def test_resolving_twice_is_refused(admin_user, incident):
+    do_resolve_incident(incident, admin_user, "done")
+    try:
+        do_resolve_incident(incident, admin_user, "again")
+    except IncidentActionError as error:
+        assert "already resolved" in str(error)
+    else:
+        raise AssertionError("resolved twice")
+
+
+def test_the_list_filters_by_state(login, admin_user, incident):
+    client = login(admin_user)
+    assert incident.title in client.get("/faults/?state=open").content.decode()
+    assert incident.title not in client.get("/faults/?state=resolved").content.decode()
