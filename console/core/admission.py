@@ -54,6 +54,17 @@ def inventory_errors(job: Job) -> FieldErrors:
                 f"A gang of {job.host_count} hosts needs {job.host_count} hosts with "
                 f"{job.gpus_per_host} GPUs each; this cluster has {able}."
             ]
+    elif job.host_count > 1 and Host.objects.exists():
+        # A CPU-only gang is bounded by the hosts that can hold one member each.
+        able = Host.objects.filter(
+            cpu_count__gte=job.vcpus_per_host, memory_gib__gte=job.memory_gib_per_host
+        ).count()
+        if job.host_count > able:
+            errors["hosts"] = [
+                f"A gang of {job.host_count} hosts needs {job.host_count} hosts with "
+                f"{job.vcpus_per_host} cores and {job.memory_gib_per_host} GiB each; "
+                f"this cluster has {able}."
+            ]
     largest_cpus = max(Host.objects.values_list("cpu_count", flat=True), default=0)
     if largest_cpus and job.vcpus_per_host > largest_cpus:
         errors["vcpus_per_host"] = [

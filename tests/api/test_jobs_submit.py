@@ -118,6 +118,7 @@ BAD_INPUT = [
     ("hosts", {"hosts": 513}),
     ("hosts", {"hosts": 5}),  # more hosts with 2 GPUs than the cluster has
     ("hosts", {"hosts": {"n": 1}}),
+    ("hosts", {"gpus_per_host": 0, "hosts": 5}),  # a CPU-only gang larger than the cluster
     ("vcpus_per_host", {"vcpus_per_host": 0}),
     ("vcpus_per_host", {"vcpus_per_host": 1025}),
     ("vcpus_per_host", {"vcpus_per_host": 1000}),  # more cores than any host has
