@@ -4,6 +4,8 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from console.core.models import Job
 
@@ -96,3 +98,14 @@ def test_filter_by_submitted_after_and_before(tenant_a, member_a, make_job, clie
                                    {"q": "9" * 40}, {"ordering": "secret"}])
 def test_odd_query_parameters_never_give_a_5xx(job_a, member_a, client_for, query):
     assert client_for(member_a).get(URL, query).status_code < 500
+
+
+PARAMS = ["state", "tenant", "name", "gpu_model", "host", "preemptible", "q",
+          "submitted_after", "submitted_before", "ordering", "page", "page_size"]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(query=st.dictionaries(st.sampled_from(PARAMS), st.text(max_size=40), max_size=5))
+def test_fuzzed_list_filters_never_get_a_5xx(job_a, member_a, client_for, query):
+    assert client_for(member_a).get(URL, query).status_code in (200, 400, 404)
