@@ -25,6 +25,8 @@ def _token(request) -> str:
 class AgentView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    # Machine-to-machine endpoints with their own auth: not part of the public API schema.
+    schema = None
     # Agents are not browsers: no session, no CSRF; the token is the credential.
 
     def host_or_403(self, request, name: str):
