@@ -101,7 +101,8 @@ class TenantForm(forms.Form):
 class QuotaForm(forms.Form):
     """One quota row of the tenant edit page (a formset of these)."""
 
-    resource = forms.ChoiceField(choices=QuotaResource.choices)
+    # The blank choice keeps the formset's empty "add a quota" row unchanged.
+    resource = forms.ChoiceField(choices=[("", "Choose a resource"), *QuotaResource.choices])
     gpu_model = forms.CharField(max_length=100, required=False, label="GPU model",
                                 help_text="Whole GPUs only; empty = any model.")
     guaranteed = forms.IntegerField(min_value=0)

@@ -122,3 +122,12 @@ def test_what_if_reports_invalid_values(login, admin_user, quotas_a):
     html = client.post(f"/tenants/{quotas_a.slug}/whatif/",
                        edit_body(quotas_a, [dict(GPUS, limit="-1")])).content.decode()
     assert "Fix the marked fields" in html
+
+
+def test_the_empty_add_a_quota_row_is_ignored(login, admin_user, quotas_a):
+    client = login(admin_user)
+    data = edit_body(quotas_a, [GPUS, VCPUS, {"resource": "", "gpu_model": "",
+                                              "guaranteed": "", "limit": ""}])
+    response = client.post(f"/tenants/{quotas_a.slug}/edit/", data | {"save": "1"})
+    assert response.status_code == 302
+    assert quotas_a.quotas.count() == 2
