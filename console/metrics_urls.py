@@ -1,2 +1,6 @@
 # /metrics in Prometheus format.
-urlpatterns: list = []
+from django.urls import path
+
+from console.metrics import metrics_view
+
+urlpatterns = [path("metrics", metrics_view, name="metrics")]

@@ -1,0 +1,24 @@
+"""/metrics speaks Prometheus text and counts what the cluster holds."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_metrics_report_queue_gpus_shares_states_latency_and_hosts(client, cluster, submit,
+                                                                   tenant_b):
+    submit(gpus_per_host=2, gpu_model="A100-SXM4-40GB")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = response.content.decode()
+    assert 'coupler_queue_length{tenant="tenant-b"} 0' in text
+    assert 'coupler_gpus_allocated{model="A100-SXM4-40GB"} 2' in text
+    assert 'coupler_gpus_free{model="A100-SXM4-40GB"} 14' in text
+    assert 'coupler_dominant_share{tenant="tenant-a"}' in text
+    assert 'coupler_jobs{state="running"} 1' in text
+    assert 'coupler_submit_to_running_seconds_count 1' in text
+    assert 'coupler_submit_to_running_seconds_bucket{le="+Inf"} 1' in text
+    assert 'coupler_hosts{state="ready"} 4' in text
+    for line in text.splitlines():
+        assert line.startswith("#") or len(line.rsplit(" ", 1)) == 2
