@@ -64,7 +64,7 @@ class Placer:
         out = None
         if fit is not None:
             tier = link_tier(fit.worst_rank) if len(fit.slots) >= 2 else 0
-            score = 0.0 if self.policy == "first-fit" else self.scorer.score(rep, fit)
+            score = (0.0,) if self.policy == "first-fit" else self.scorer.score(rep, fit)
             out = (fit, (-tier, not fit.local, score, -fit.total_rank))
         self._cache[ck] = out
         return out

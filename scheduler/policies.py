@@ -132,14 +132,19 @@ class Scorer:
         self.policy = policy
         self.frag = Fragmentation(workload) if policy == FGD else None
 
-    def score(self, h: Host, fit: Fit) -> float:
+    def score(self, h: Host, fit: Fit) -> tuple[float, ...]:
         if self.policy == FIRST_FIT:
-            return float(h.idx)
+            return (float(h.idx),)
         if self.policy == BEST_FIT:
-            return _leftover(h, fit)
+            return (_leftover(h, fit),)
         assert self.frag is not None
-        # rounded so that equal gradients tie exactly (then host order decides)
-        return round(self.frag.after(h, fit) - self.frag.of_host(h), 6)
+        # Rounded so that equal gradients tie exactly; ties go to the fuller host (best-fit),
+        # which keeps whole free hosts for the jobs FGD's coarse CPU view does not see.
+        delta = round(self.frag.after(h, fit) - self.frag.of_host(h), 6)
+        if fit.slots:
+            return (delta, 0.0, 0.0)
+        # CPU-only work: hosts without free GPU first, then the fullest CPU
+        return (delta, float(h.free_gpu_milli()), float(h.free_cores()))
 
 
 def _leftover(h: Host, fit: Fit) -> float:
