@@ -22,6 +22,15 @@ def _eager_celery_unless_broker_test(request):
     app.conf.task_always_eager = previous
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(request):
+    """User fixtures hash a password; the production hasher takes ~0.2 s a user."""
+    if request.config.pluginmanager.hasplugin("django"):
+        request.getfixturevalue("settings").PASSWORD_HASHERS = [
+            "django.contrib.auth.hashers.MD5PasswordHasher"
+        ]
+
+
 @pytest.fixture
 def tenant_a(db):
     from console.core.models import Tenant

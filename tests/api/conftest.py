@@ -3,12 +3,6 @@
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """The user fixtures hash a password; the production hasher takes ~0.2 s a user."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def make_job(db):
     """make_job(tenant, **fields) -> a Job row written directly, for reading tests."""
