@@ -214,5 +214,5 @@ def release_allocations(job_id: int) -> int:
         )
         for gpu_id, milli in rows:
             Gpu.objects.filter(pk=gpu_id).update(allocated_milli=F("allocated_milli") - milli)
-        deleted, _ = Allocation.objects.filter(job_id=job_id).delete()
-    return deleted
+        _, per_model = Allocation.objects.filter(job_id=job_id).delete()
+    return per_model.get(Allocation._meta.label, 0)

@@ -1,0 +1,151 @@
+"""``manage.py rundemo``: the whole demo as child processes of this one.
+
+- web: ``runserver 127.0.0.1:<port> --noreload``;
+- orchestrator: a Celery worker on queues ``scheduler,workflow`` (threads pool);
+- beat: the scheduling tick, the reconciler and the heartbeat watchdog;
+- the simulated host agent: ONE ``python -m hostagent run`` process serving
+  every simulated host (one worker consuming all ``host.*`` queues with the
+  solo pool, one libvirt ``test:///`` connection per host, heartbeats for all),
+  so the demo fits a 2-core machine. Production runs one agent per host.
+
+Each simulated host gets a fresh agent token (written with the host's libvirt
+node file, check root and inventory to ``var/agent-config.json``, mode 0600).
+Ctrl-C or SIGTERM stops every child.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from console.core.actions.agents import do_issue_agent_token
+from console.core.demo.profiles import PROFILES, inventory_for
+from console.core.demo.seed import credentials_path
+from console.core.models import Host
+
+SIM_DIR = Path(settings.BASE_DIR) / "hostagent" / "sim"
+MISCONFIGURED = ("misconfigured/smt_on", "misconfigured/no_hugepages",
+                 "misconfigured/thp_always")
+
+
+def checks_root_for(position: int) -> Path:
+    """Every fourth simulated host reads a misconfigured root (the checklist shows it)."""
+    if position % 4 != 3:
+        return SIM_DIR / "roots" / "good"
+    return SIM_DIR / "roots" / MISCONFIGURED[(position // 4) % len(MISCONFIGURED)]
+
+
+def write_agent_config(console_url: str, heartbeat_s: float) -> Path:
+    hosts = []
+    for position, host in enumerate(Host.objects.filter(simulated=True).order_by("name")):
+        kind = (host.facts or {}).get("kind", "")
+        if kind not in PROFILES:
+            continue
+        hosts.append({
+            "name": host.name,
+            "token": do_issue_agent_token(host, actor="rundemo"),
+            "libvirt_uri": f"test://{SIM_DIR / f'node_{kind}.xml'}",
+            "checks_root": str(checks_root_for(position)),
+            "inventory": inventory_for(kind, host.name, group=host.group),
+        })
+    path = settings.VAR_DIR / "agent-config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"console_url": console_url, "heartbeat_interval_s": heartbeat_s,
+                                "hosts": hosts}, indent=1))
+    path.chmod(0o600)
+    return path
+
+
+class Command(BaseCommand):
+    help = "Run the demo: web, orchestrator worker, beat and the simulated host agent."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--heartbeat", type=float, default=5.0,
+                            help="agent heartbeat interval in seconds")
+        parser.add_argument("--no-agents", action="store_true")
+        parser.add_argument("--duration", type=float, default=0,
+                            help="stop after this many seconds (0: until Ctrl-C)")
+
+    def handle(self, *args, **options):
+        url = f"http://127.0.0.1:{options['port']}"
+        env = dict(os.environ)
+        env.setdefault("COUPLER_VAR_DIR", str(settings.VAR_DIR))
+        env.setdefault("COUPLER_BROKER_DIR", str(settings.CELERY_BROKER_DIR))
+        env["PYTHONUNBUFFERED"] = "1"
+        logs = settings.VAR_DIR / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        py = sys.executable
+        commands = {
+            "web": [py, "manage.py", "runserver", f"127.0.0.1:{options['port']}", "--noreload"],
+            "orchestrator": [py, "-m", "celery", "-A", "console", "worker",
+                             "-Q", "scheduler,workflow", "--pool=threads", "--concurrency=4",
+                             "--hostname=orchestrator@%h", "--loglevel=INFO",
+                             "--without-gossip", "--without-mingle"],
+            "beat": [py, "-m", "celery", "-A", "console", "beat", "--loglevel=INFO",
+                     "-s", str(settings.VAR_DIR / "celerybeat-schedule")],
+        }
+        if not options["no_agents"]:
+            config = write_agent_config(url, options["heartbeat"])
+            env["COUPLER_AGENT_CONFIG"] = str(config)
+            env["COUPLER_AGENT_STATE_DIR"] = str(settings.VAR_DIR / "agent")
+            commands["agent"] = [py, "-m", "hostagent", "run"]
+
+        children: dict[str, subprocess.Popen] = {}
+        stopping = False
+
+        def stop(*_args):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            for name, argv in commands.items():
+                log = open(logs / f"{name}.log", "ab")
+                children[name] = subprocess.Popen(
+                    argv, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+            self._banner(url, children, logs)
+            started = time.monotonic()
+            while not stopping:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        self.stderr.write(f"{name} exited with {child.returncode}; "
+                                          f"see {logs / (name + '.log')}. Stopping.")
+                        stopping = True
+                if options["duration"] and time.monotonic() - started > options["duration"]:
+                    break
+                time.sleep(0.5)
+        finally:
+            for child in children.values():
+                if child.poll() is None:
+                    child.terminate()
+            deadline = time.monotonic() + 10
+            for child in children.values():
+                try:
+                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            self.stdout.write("demo stopped")
+
+    def _banner(self, url, children, logs):
+        lines = [f"Coupler demo on {url}/  (API {url}/api/v1/, docs {url}/api/docs/)"]
+        path = credentials_path()
+        if path.exists():
+            creds = json.loads(path.read_text())
+            admin = creds.get("admin", {})
+            lines.append(f"  admin: {admin.get('username')} / {admin.get('password')}  "
+                         f"token {admin.get('token')}")
+            for tenant in creds.get("tenants", []):
+                lines.append(f"  {tenant['slug']}: {tenant['username']} / {tenant['password']}"
+                             f"  token {tenant['token']}")
+        lines.append("  processes: " + ", ".join(f"{n} (pid {c.pid})" for n, c in children.items()))
+        lines.append(f"  logs in {logs}/; Ctrl-C stops everything")
+        self.stdout.write("\n".join(lines))
