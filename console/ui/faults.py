@@ -66,7 +66,8 @@ def _runbook_steps(incident: Incident) -> list[dict]:
                                    "recorded.")
     # 2. Kernel log: KVM, AER and Xid lines around the failure.
     lines = [line for line in (incident.raw_lines or "").splitlines() if KERNEL_NOISE.search(line)]
-    kernel = {"lines": lines, "observed": evidence.get("kernel_log")}
+    kernel = {"lines": lines, "lines_text": "\n".join(lines),
+              "observed": evidence.get("kernel_log")}
     # 3. Memory: transparent hugepages.
     thp = CheckResult.objects.filter(host=host, check_id="memory.thp_madvise").first()
     memory = {"check": thp, "observed": evidence.get("memory") or evidence.get("thp")}

@@ -119,7 +119,7 @@ def tenant_edit(request, slug):
             whatif = _what_if(tenant, form, formset)
     return render(request, "tenants/edit.html", {
         "section": "tenants", "tenant": tenant, "form": form, "formset": formset,
-        "whatif": whatif,
+        "whatif": whatif, "invalid": request.method == "POST" and whatif is None,
     })
 
 

@@ -83,3 +83,19 @@ def test_the_list_filters_by_state(login, admin_user, incident):
     client = login(admin_user)
     assert incident.title in client.get("/faults/?state=open").content.decode()
     assert incident.title not in client.get("/faults/?state=resolved").content.decode()
+
+
+def test_a_reported_xid_line_drills_down_to_its_gpu(login, admin_user, cluster):
+    """A real kernel line names the GPU without its PCI function; the incident
+    still finds GPU0 of dgx-1 (0000:07:00.0)."""
+    from console.core.actions.agents import do_handle_xid
+    from hostagent.protocol import XidEvent
+
+    host = Host.objects.get(name="dgx-1")
+    line = "kernel: NVRM: Xid (PCI:0000:07:00): 79, pid=4242, GPU has fallen off the bus."
+    incident = do_handle_xid(host, XidEvent(kind="xid", line=line, xid=79, pci="0000:07:00",
+                                            fault="hardware"))
+    assert incident.gpu.index == 0
+    html = login(admin_user).get(f"/faults/{incident.pk}/").content.decode()
+    assert "0000:07:00.0" in html and "GPU0 is in the inventory" in html
+    assert "fallen off the bus" in html

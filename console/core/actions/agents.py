@@ -119,7 +119,11 @@ def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
     GPU/host and requeue its jobs (hardware); open an Incident either way."""
     gpu = None
     if event.pci:
-        gpu = Gpu.objects.filter(host=host, pci_address=event.pci.lower()).first()
+        # Xid lines name the device without its function ("PCI:0000:07:00");
+        # the inventory stores "0000:07:00.0".
+        pci = event.pci.lower()
+        candidates = [pci] if pci.count(".") else [pci, f"{pci}.0"]
+        gpu = Gpu.objects.filter(host=host, pci_address__in=candidates).first()
     raw = event.line.strip()
     if Incident.objects.filter(host=host, raw_lines=raw, xid=event.xid).exists():
         return None  # the same line reported again (agent retried a heartbeat)
