@@ -93,6 +93,9 @@ class Host:
         return (
             self.topo.id,
             self.models,
+            self.gpu_cap,
+            self.cpu_total,
+            self.mem_total,
             tuple(self.free),
             tuple(self.shared),
             tuple(len(c) for c in self.cores),

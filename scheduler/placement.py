@@ -23,6 +23,7 @@ from scheduler.policies import Scorer
 from scheduler.topology import link_tier
 
 Shape = tuple[int, int, int, int, frozenset[str] | None]
+_MISSING = object()
 
 
 def shape_of(job: JobRequest, models: frozenset[str] | None) -> Shape:
@@ -89,14 +90,27 @@ class Placer:
         fkey = (shape, job.hosts, "")
         if self._failed.get(fkey) == self.cluster.epoch:
             return None
-        cands = self.candidates(job, models)
         result: list[tuple[Host, Fit]] | None = None
         if job.hosts <= 1:
-            if cands:
-                best = min(cands, key=lambda c: c.rank)
-                result = [(self.cluster.hosts[self.cluster.classes[best.cid][0]], best.fit)]
+            # inlined arg-min over classes: this loop is the planner's hot path
+            best: tuple | None = None
+            best_fit: Fit | None = None
+            best_host = -1
+            cache = self._cache
+            for cid, members in self.cluster.classes.items():
+                c = cache.get((cid, shape), _MISSING)
+                if c is _MISSING:
+                    c = self.class_candidate(cid, job, shape)
+                if c is None:
+                    continue
+                rank = c[1]  # type: ignore[index]
+                first = members[0]
+                if best is None or rank < best or (rank == best and first < best_host):
+                    best, best_fit, best_host = rank, c[0], first  # type: ignore[index]
+            if best_fit is not None:
+                result = [(self.cluster.hosts[best_host], best_fit)]
         else:
-            result = self._gang(job.hosts, cands)
+            result = self._gang(job.hosts, self.candidates(job, models))
         if result is None:
             self._failed[fkey] = self.cluster.epoch
         return result

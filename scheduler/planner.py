@@ -107,7 +107,7 @@ def plan(snapshot: Snapshot) -> Plan:
         if not initial:
             initial.append(Placer(snapshot.hosts, "first-fit", ()))
         return _capacity_reason(
-            job, models, initial[0], placer, fs, placed_in_cycle, placed_total[0]
+            job, models, initial[0], placer, placed_in_cycle, placed_total[0]
         )
 
     for guaranteed_phase in (True, False):
@@ -169,6 +169,12 @@ def plan(snapshot: Snapshot) -> Plan:
             if pos[name] < len(q):
                 fs.push(name)
 
+    final_shares = fs.shares()
+    lowest = sorted(final_shares.items(), key=lambda kv: kv[1])[:2]
+    tenant_of = {j.id: j.tenant for j in snapshot.queued}
+    for jid, reason in pending.items():
+        if reason.code == "waiting_for_fair_share":
+            pending[jid] = _fair_share_reason(tenant_of[jid], reason, final_shares, lowest)
     return Plan(
         placements=tuple(placements),
         preemptions=tuple(preemptions),
@@ -248,23 +254,33 @@ def _capacity_reason(
     models: frozenset[str] | None,
     initial: Placer,
     now: Placer,
-    fs: FairShare,
     placed_in_cycle: Mapping[str, int],
     placed_total: int,
 ) -> PendingReason:
     """Why a job found no room at this point of the cycle. O(T + C)."""
     others = placed_total - placed_in_cycle.get(job.tenant, 0)
     if others and initial.find(job, models) is not None:
-        share = fs.share(job.tenant)
-        lower = [fs.share(t) for t in placed_in_cycle if t != job.tenant]  # O(T)
-        return PendingReason(
-            "waiting_for_fair_share",
-            f"Waiting for fair share: the capacity this job needs went to {others} job(s) of "
-            f"tenants with a lower weighted dominant share this cycle (yours is {share:.3f}).",
-            {"dominant_share": share, "lowest_other_share": min(lower, default=0.0),
-             "placed_for_others": others},
-        )
+        # numbers are filled in at the end of the cycle (see `_fair_share_reason`)
+        return PendingReason("waiting_for_fair_share", "", {"placed_for_others": others})
     return explain_no_room(job, models, now)
+
+
+def _fair_share_reason(
+    tenant: str,
+    reason: PendingReason,
+    shares: Mapping[str, float],
+    lowest: list[tuple[str, float]],
+) -> PendingReason:
+    share = shares.get(tenant, 0.0)
+    other = next((s for t, s in lowest if t != tenant), 0.0)
+    others = int(reason.data["placed_for_others"])
+    return PendingReason(
+        "waiting_for_fair_share",
+        f"Waiting for fair share: the capacity this job needs went to {others} job(s) of "
+        f"tenants with a lower weighted dominant share this cycle (yours is {share:.3f}, "
+        f"the lowest other is {other:.3f}).",
+        {"dominant_share": share, "lowest_other_share": other, "placed_for_others": others},
+    )
 
 
 def explain_no_room(job: JobRequest, models: frozenset[str] | None, placer: Placer) -> PendingReason:

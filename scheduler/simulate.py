@@ -50,6 +50,8 @@ def simulate(
     total_gpu = sum(WHOLE_GPU_MILLI for h in hosts for g in h.gpus if g.healthy)
     start = time.perf_counter()
     placed: list[tuple[str, Placement]] = []
+    share_basis: list[tuple[str, Placement]] | None = None
+    live: dict[int, Placement] = {}
     unplaced = 0
     peak = 0
     if mode == "batch":
@@ -98,7 +100,6 @@ def simulate(
                 if pod.deletion_time is not None:
                     events.append((pod.deletion_time, 0, i))
             events.sort()
-            live: dict[int, Placement] = {}
             for _, kind, i in events:
                 if kind == 0:
                     p = live.pop(i, None)
@@ -120,9 +121,12 @@ def simulate(
             raise ValueError(f"unknown mode {mode!r}")
         wall = time.perf_counter() - start
         work_hosts = placer.cluster.hosts
+        if mode == "replay":  # shares of what is still held at the end
+            held = {pods[i].job.id for i in live}
+            share_basis = [(j, p) for j, p in placed if j in held]
     free_gpu = sum(h.free_gpu_milli() for h in work_hosts)
     frag = fragmentation_of_cluster(work_hosts, Fragmentation(workload))
-    tenants_out = _tenant_figures(hosts, placed, pods)
+    tenants_out = _tenant_figures(hosts, placed, pods, share_basis)
     out: dict[str, Any] = {
         "policy": policy,
         "mode": mode,
@@ -163,8 +167,13 @@ def _apply(hosts: Sequence[HostState], placed: Sequence[tuple[str, Placement]]) 
 
 
 def _tenant_figures(
-    hosts: Sequence[HostState], placed: Sequence[tuple[str, Placement]], pods: Sequence[Pod]
+    hosts: Sequence[HostState],
+    placed: Sequence[tuple[str, Placement]],
+    pods: Sequence[Pod],
+    share_basis: Sequence[tuple[str, Placement]] | None = None,
 ) -> dict[str, dict[str, float]]:
+    """Per tenant: pods placed, and the dominant share of what it holds at the end
+    (``share_basis``: the placements still held, when not all of them are)."""
     by_id: dict[str, JobRequest] = {p.job.id: p.job for p in pods}
     placer = Placer(hosts, "first-fit", ())
     cap = cluster_capacity(placer, ())
@@ -172,10 +181,12 @@ def _tenant_figures(
     count = dict.fromkeys(usage, 0)
     for jid, _ in placed:
         job = by_id.get(jid.split("#", 1)[0])
-        if job is None:
-            continue
-        add(usage[job.tenant], job_request(job))
-        count[job.tenant] += 1
+        if job is not None:
+            count[job.tenant] += 1
+    for jid, _ in placed if share_basis is None else share_basis:
+        job = by_id.get(jid.split("#", 1)[0])
+        if job is not None:
+            add(usage[job.tenant], job_request(job))
     return {
         t: {"placed": count[t], "dominant_share": round(dominant_share(usage_vector(u), cap), 6)}
         for t, u in usage.items()
