@@ -156,7 +156,7 @@ class Host:
         cands = [
             i
             for i, f in enumerate(free)
-            if f >= milli and (models is None or mdl[i] in models)
+            if f >= milli and f > 0 and (models is None or mdl[i] in models)
         ]
         if len(cands) < k:
             return None

@@ -112,8 +112,9 @@ class TenantState:
 
 @dataclass(frozen=True, slots=True)
 class JobRequest:
-    """A queued job. ``gpu_milli`` below 1000 asks for a GPU share on each of its GPUs;
-    ``None`` (or 1000) asks for whole GPUs passed through. ``hosts`` > 1 makes a gang."""
+    """A queued job. ``gpu_milli`` in 1..999 asks for a GPU share on each of its GPUs;
+    ``None`` (or 0, or 1000) asks for whole GPUs passed through. ``hosts`` > 1 makes a
+    gang of identical per-host parts."""
 
     id: str
     tenant: str
@@ -129,7 +130,7 @@ class JobRequest:
 
     @property
     def milli_per_gpu(self) -> int:
-        if self.gpu_milli is None or self.gpu_milli >= WHOLE_GPU_MILLI:
+        if self.gpu_milli is None or not 0 < self.gpu_milli < WHOLE_GPU_MILLI:
             return WHOLE_GPU_MILLI
         return self.gpu_milli
 

@@ -118,3 +118,10 @@ def test_fragmentation_rate_counts_free_gpu_the_mix_cannot_use():
                      half.numa, half.links)
     assert fragmentation_rate([half], whole) == 500 / 1500
     assert fragmentation_rate([half], [job("s", gpus=1, gpu_milli=400)]) == 0.0
+
+
+def test_a_zero_share_means_a_whole_gpu_not_a_free_ride():
+    h = host("h", gpus=2, free_milli={0: 0})  # GPU0 passed through to someone
+    p = _plan([h], [job("z", gpus=1, gpu_milli=0), job("z2", gpus=1, gpu_milli=0)])
+    assert [pl.hosts[0].gpu_indices for pl in p.placements] == [(1,)]
+    assert p.placements[0].hosts[0].gpu_milli == 1000
