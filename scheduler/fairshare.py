@@ -116,7 +116,15 @@ class FairShare:
         heapq.heappush(self._heap, (self._share[name], name))
 
     def pop(self) -> str | None:
-        return heapq.heappop(self._heap)[1] if self._heap else None
+        """The tenant with the lowest current share. An entry whose share changed while it
+        waited (its work was preempted) is re-filed first; each tenant is in the heap at
+        most once, so this stays O(log T) amortised."""
+        while self._heap:
+            share, name = heapq.heappop(self._heap)
+            if share == self._share[name]:
+                return name
+            heapq.heappush(self._heap, (self._share[name], name))
+        return None
 
     def shares(self) -> dict[str, float]:
         return dict(self._share)

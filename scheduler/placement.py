@@ -53,13 +53,14 @@ class Placer:
         self.cluster = Cluster(tuple(hosts))
         self.scorer = Scorer(policy, workload)
         self.policy = policy
-        self._cache: dict[tuple[int, Shape], tuple[Fit, tuple] | None] = {}
+        # job shape -> class id -> (fit, rank) or None; a class's state never changes
+        self._cache: dict[Shape, dict[int, tuple[Fit, tuple] | None]] = {}
         self._failed: dict[tuple[Shape, int, str], int] = {}
 
     def class_candidate(self, cid: int, job: JobRequest, shape: Shape) -> tuple[Fit, tuple] | None:
-        ck = (cid, shape)
-        if ck in self._cache:
-            return self._cache[ck]
+        per_shape = self._cache.setdefault(shape, {})
+        if cid in per_shape:
+            return per_shape[cid]
         rep = self.cluster.hosts[self.cluster.classes[cid][0]]
         fit = rep.fit(job, shape[4])
         out = None
@@ -67,7 +68,7 @@ class Placer:
             tier = link_tier(fit.worst_rank) if len(fit.slots) >= 2 else 0
             score = (0.0,) if self.policy == "first-fit" else self.scorer.score(rep, fit)
             out = (fit, (-tier, not fit.local, score, -fit.total_rank))
-        self._cache[ck] = out
+        per_shape[cid] = out
         return out
 
     def candidates(self, job: JobRequest, models: frozenset[str] | None) -> list[_Cand]:
@@ -96,9 +97,9 @@ class Placer:
             best: tuple | None = None
             best_fit: Fit | None = None
             best_host = -1
-            cache = self._cache
+            cache = self._cache.setdefault(shape, {})
             for cid, members in self.cluster.classes.items():
-                c = cache.get((cid, shape), _MISSING)
+                c = cache.get(cid, _MISSING)
                 if c is _MISSING:
                     c = self.class_candidate(cid, job, shape)
                 if c is None:

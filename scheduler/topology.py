@@ -50,7 +50,9 @@ class Topology:
 
     __slots__ = ("id", "numa_of", "ranks", "slots")
 
-    def __init__(self, tid: int, numa_of: tuple[int, ...], ranks: tuple[tuple[int, ...], ...]):
+    def __init__(
+        self, tid: int, numa_of: tuple[int, ...], ranks: tuple[tuple[int, ...], ...]
+    ) -> None:
         self.id = tid
         self.numa_of = numa_of
         self.ranks = ranks
