@@ -125,3 +125,24 @@ def test_a_zero_share_means_a_whole_gpu_not_a_free_ride():
     p = _plan([h], [job("z", gpus=1, gpu_milli=0), job("z2", gpus=1, gpu_milli=0)])
     assert [pl.hosts[0].gpu_indices for pl in p.placements] == [(1,)]
     assert p.placements[0].hosts[0].gpu_milli == 1000
+
+
+def test_a_job_of_an_unknown_tenant_is_explained():
+    p = _plan([host("h")], [job("j", "ghost", 1)])
+    assert p.placements == () and p.pending_reason("j").code == "unknown_tenant"
+
+
+def test_gang_preemption_frees_whole_hosts_for_a_guaranteed_tenant():
+    from scheduler import usage_from_running
+    from tests.scheduler.helpers import running_from
+
+    hosts = (host("h0", gpus=4), host("h1", gpus=4))
+    first = _plan(hosts, [job(f"b{i}", "b", 2, submit_time=i) for i in range(4)],
+                  [tenant("b")], policy="first-fit")
+    running = tuple(running_from(pl, "b", 0, True, float(i)) for i, pl in enumerate(first.placements))
+    free = apply(hosts, [hp for r in running for hp in r.placement])
+    usage = usage_from_running(running, free)
+    p = plan(Snapshot(free, (tenant("a", gpus=(8, 8)), tenant("b", usage=usage["b"])),
+                      (job("g", "a", 4, hosts=2),), running=running))
+    assert sorted(x.job_id for x in p.preemptions) == ["b0", "b1", "b2", "b3"]
+    assert len(p.reserved) == 1 and len(p.reserved[0].hosts) == 2
