@@ -116,9 +116,7 @@ def read_pods(path: str | Path, tenants: int = 1) -> list[Pod]:
         seen.add(name)
         num_gpu = _int(path, line, row, "num_gpu", 0)
         gpu_milli = _int(path, line, row, "gpu_milli", 0)
-        share = num_gpu == 1 and 0 < gpu_milli < 1000
-        if num_gpu == 1 and gpu_milli == 0:
-            share = False
+        share = num_gpu == 1 and 0 < gpu_milli < 1000  # shares only on 1-GPU pods
         spec = tuple(m.strip() for m in (row.get("gpu_spec") or "").split("|") if m.strip())
         tenant = (row.get("tenant") or "").strip() or (
             "default" if tenants == 1 else f"tenant-{idx % tenants}"
