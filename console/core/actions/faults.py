@@ -29,7 +29,7 @@ def do_resolve_incident(
     user = actor if isinstance(actor, AbstractBaseUser) else None
     name = actor.get_username() if user is not None else str(actor)
     with transaction.atomic():
-        incident = Incident.objects.select_for_update().select_related("host", "gpu").get(
+        incident = Incident.objects.select_for_update(of=("self",)).select_related("host", "gpu").get(
             pk=incident.pk
         )
         if incident.state == IncidentState.RESOLVED:
