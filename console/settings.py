@@ -203,6 +203,12 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 COUPLER_SCHEDULE_INTERVAL_S = env_int("COUPLER_SCHEDULE_INTERVAL_S", 10)
 COUPLER_RECONCILE_INTERVAL_S = env_int("COUPLER_RECONCILE_INTERVAL_S", 30)
 COUPLER_HEARTBEAT_TIMEOUT_S = env_int("COUPLER_HEARTBEAT_TIMEOUT_S", 60)
+# A failed start is retried after COUPLER_RETRY_BACKOFF_S * 2^(attempt-1)
+# seconds, up to COUPLER_PROVISION_MAX_ATTEMPTS attempts, then the job fails.
+COUPLER_PROVISION_MAX_ATTEMPTS = env_int("COUPLER_PROVISION_MAX_ATTEMPTS", 3)
+COUPLER_RETRY_BACKOFF_S = env_int("COUPLER_RETRY_BACKOFF_S", 5)
+# The reconciler re-sends a workflow step that has not moved for this long.
+COUPLER_STUCK_STEP_S = env_int("COUPLER_STUCK_STEP_S", 60)
 
 LOGGING = {
     "version": 1,
