@@ -82,8 +82,10 @@ def list_domains(host: str, report_to: dict | None = None) -> dict[str, Any]:
 
 
 @app.task(name="hostagent.run_checks")
-def run_checks(host: str, report_to: dict | None = None) -> dict[str, Any]:
-    result = {"host": host, "ok": True, "checks": runtime.run_checks(host)}
+def run_checks(host: str, root: str | None = None, baseline: dict[str, str] | None = None,
+               peers: list[str] | None = None, report_to: dict | None = None) -> dict[str, Any]:
+    result = {"host": host, "ok": True,
+              "checks": runtime.run_checks(host, root=root, baseline=baseline, peers=peers or ())}
     report(report_to, result)
     return result
 

@@ -256,15 +256,19 @@ def list_domains(host: str) -> list[dict[str, str]]:
         ]
 
 
-def run_checks(host: str) -> list[dict[str, Any]]:
-    """The host checklist (CHECKS.md) against the host's root (a sim tree in the demo)."""
+def run_checks(host: str, *, root: str | None = None, baseline: dict[str, str] | None = None,
+               peers: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The host checklist (CHECKS.md) against ``root`` (default: the host's configured
+    root, a sim tree in the demo), with the admin's firmware ``baseline`` and the
+    ``peers`` (``host:port`` echo responders) to measure hop latency against."""
     from hostagent.checks import run_checks as run
 
     cfg = host_config(host)
     gpus = cfg.inventory.get("gpus") or None
     facts = cfg.inventory.get("facts") or {}
-    return [r.to_dict() for r in run(cfg.checks_root or "/", gpus=gpus,
-                                     driver_version=facts.get("driver_version"))]
+    return [r.to_dict() for r in run(root or cfg.checks_root or "/", gpus=gpus,
+                                     driver_version=facts.get("driver_version"),
+                                     baseline=baseline or None, peers=peers or ())]
 
 
 def scan_kernel_log(host: str, state_dir: Path) -> list[dict[str, Any]]:
