@@ -38,19 +38,24 @@ def inline_agent_module():
 
 
 def send_host_task(host_name: str, verb: str, kwargs: dict[str, Any],
-                   context: dict[str, Any] | None = None) -> None:
+                   context: dict[str, Any] | None = None, *,
+                   result_task: str = RESULT_TASK) -> None:
     """Send ``hostagent.<verb>`` to ``host.<host_name>``; its answer comes back as
-    ``host_result(payload, context)`` (at once, in eager mode)."""
+    ``<result_task>(payload, context)`` (``host_result`` unless told otherwise; at
+    once, in this process, in eager mode)."""
     task_name = f"hostagent.{verb}"
     kwargs = {"host": host_name, **kwargs}
     if app.conf.task_always_eager:
         module = inline_agent_module()
         payload = module.run_inline(task_name, kwargs)
         if context is not None:
-            from console.core.tasks.workflow import handle_host_result
+            if result_task == RESULT_TASK:
+                from console.core.tasks.workflow import handle_host_result
 
-            handle_host_result(payload, context)
+                handle_host_result(payload, context)
+            else:
+                app.tasks[result_task](payload, context)
         return
     if context is not None:
-        kwargs["report_to"] = {"task": RESULT_TASK, "queue": RESULT_QUEUE, "context": context}
+        kwargs["report_to"] = {"task": result_task, "queue": RESULT_QUEUE, "context": context}
     app.send_task(task_name, kwargs=kwargs, queue=host_queue(host_name))

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from console.core.actions.agents import do_request_host_checks
 from console.core.choices import CheckStatus, Risk
 from console.core.models import CheckResult, Host
 from console.ui.access import get_host, staff_required
@@ -171,7 +172,9 @@ def rerun_host_checks(request, name):
         messages.error(request, "Re-running checks is not available: the host-check task "
                        "(console.core.tasks.hosts.run_host_checks) is not installed.")
     else:
-        transaction.on_commit(lambda: task.delay(host.pk))
+        actor = request.user.get_username()
+        do_request_host_checks(host, actor=actor)
+        transaction.on_commit(lambda: task.delay(host.pk, actor=actor))
         messages.success(request, f"Checks of {host.name} queued: results appear here when "
                          "the host agent reports them.")
     return redirect("checks-host", name=host.name)

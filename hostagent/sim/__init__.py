@@ -25,6 +25,7 @@ __all__ = [
     "node_file_for",
     "node_xml",
     "root_for",
+    "root_path",
     "simulated_host",
     "topo_file_for",
 ]
@@ -116,6 +117,13 @@ def root_for(index: int) -> str:
     if index % 4 != 3:
         return "good"
     return ROOT_VARIANTS[1 + (index // 4) % 3]
+
+
+def root_path(variant: str = "good") -> Path:
+    """The shipped check root tree of a variant (``good``, ``misconfigured/…``)."""
+    if variant not in ROOT_VARIANTS:
+        raise ValueError(f"unknown sim root {variant!r}; one of {list(ROOT_VARIANTS)}")
+    return ROOTS_DIR / variant
 
 
 def simulated_host(kind: str, index: int) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 
 from django.utils import timezone
 
-from console.core.models import CheckResult, Host
+from console.core.models import CheckResult, Event, Host
 from console.ui.checks import CATALOG
 
 
@@ -69,7 +69,7 @@ def test_rerun_enqueues_the_task_on_commit(login, admin_user, cluster, monkeypat
 
     class Task:
         @staticmethod
-        def delay(host_id):
+        def delay(host_id, actor=""):
             sent.append(host_id)
 
     monkeypatch.setattr(checks, "_task", lambda: Task)
@@ -81,3 +81,56 @@ def test_rerun_enqueues_the_task_on_commit(login, admin_user, cluster, monkeypat
 
 def test_rerun_is_post_only(login, admin_user, cluster):
     assert login(admin_user).get("/hosts/dgx-1/checks/rerun/").status_code == 405
+
+
+def test_rerun_refreshes_the_hosts_check_results_through_the_agent(
+        login, admin_user, cluster, django_capture_on_commit_callbacks):
+    """Eager: button → run_host_checks → hostagent.run_checks on the host's sim root →
+    CheckResult rows of that host (and only that host) replaced, audited."""
+    old = result("dgx-1", "bios.smt_disabled", "pass", "high")
+    CheckResult.objects.filter(pk=old.pk).update(measured_at=timezone.now() - timezone.timedelta(days=3))
+    host = Host.objects.get(name="dgx-1")
+    host.facts = {**host.facts, "sim_root": "misconfigured/smt_on"}
+    host.save(update_fields=["facts"])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = login(admin_user).post("/hosts/dgx-1/checks/rerun/", follow=True)
+    assert response.status_code == 200
+    rows = {r.check_id: r for r in CheckResult.objects.filter(host=host)}
+    assert len(rows) == len(CATALOG)
+    assert rows["bios.smt_disabled"].status == "fail"  # measured in the smt_on tree
+    assert rows["bios.smt_disabled"].measured_at > timezone.now() - timezone.timedelta(minutes=1)
+    assert rows["kvm.available"].status == "pass"
+    # No peers (agents run no echo responder yet) and no baseline: unknown, never pass.
+    assert rows["network.hop_latency"].status == "unknown"
+    assert not CheckResult.objects.exclude(host=host).exists()
+    reasons = list(Event.objects.filter(host=host, kind__startswith="checks")
+                   .values_list("reason", flat=True))
+    assert reasons[0] == f"checks re-run requested by {admin_user.username}"
+    assert reasons[-1].startswith("checks re-run: ") and "failing: bios.smt_disabled" in reasons[-1]
+    assert "Checks of dgx-1 queued" in response.content.decode()
+
+
+def test_rerun_sends_the_firmware_baseline_of_the_hosts_board(cluster):
+    from console.core.actions.agents import host_check_inputs
+    from console.core.models import FirmwareBaseline
+    from hostagent import sim
+
+    host = Host.objects.get(name="dgx-1")
+    board = host.facts["board_name"]
+    assert host_check_inputs(host)["baseline"] is None
+    FirmwareBaseline.objects.create(board_name=board, bios_version="1.25", gpu_vbios="92.1")
+    inputs = host_check_inputs(host)
+    assert inputs["baseline"] == {"board_name": board, "bios_version": "1.25",
+                                  "vbios_version": "92.1"}
+    assert inputs["root"] == str(sim.root_path(host.facts["sim_root"]))
+    assert inputs["peers"] == []
+
+
+def test_a_member_cannot_rerun_checks(login, member_a, cluster,
+                                      django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = login(member_a).post("/hosts/dgx-1/checks/rerun/")
+    assert response.status_code == 403
+    assert callbacks == []
+    assert not CheckResult.objects.exists()
+    assert not Event.objects.filter(kind__startswith="checks").exists()

@@ -61,3 +61,27 @@ def test_a_failing_critical_check_makes_the_host_unschedulable_until_override(ap
     assert "kvm.available" in build_snapshot_context().unschedulable["ada-1"]
     do_override_host_checks(Host.objects.get(name="ada-1"), actor="admin", reason="lab")
     assert "ada-1" not in build_snapshot_context().unschedulable
+
+
+def test_rerun_checks_gate_the_host_until_they_pass(cluster, tmp_path):
+    """The console's re-run (eager: the agent's task code in-process) measures the
+    host's root: a critical failure takes the host out of the snapshot, a re-run
+    after the fix brings it back without an override."""
+    from console.core.tasks.hosts import run_host_checks
+    from hostagent.sim.roots import build_root
+
+    host = Host.objects.get(name="ada-1")
+    host.facts = {**host.facts, "checks_root": str(build_root(tmp_path / "bad", kvm=False))}
+    host.save(update_fields=["facts"])
+    assert run_host_checks.delay(host.pk, actor="admin").get() is True
+    assert CheckResult.objects.get(host=host, check_id="kvm.available").status == "fail"
+    assert "kvm.available" in build_snapshot_context().unschedulable["ada-1"]
+    assert Event.objects.filter(host=host, kind="check", reason="kvm.available: fail").exists()
+
+    host.facts = {**host.facts, "checks_root": str(build_root(tmp_path / "fixed"))}
+    host.save(update_fields=["facts"])
+    run_host_checks.delay(host.pk, actor="admin")
+    assert CheckResult.objects.get(host=host, check_id="kvm.available").status == "pass"
+    assert "ada-1" not in build_snapshot_context().unschedulable
+    assert not Host.objects.get(name="ada-1").checks_override_reason
+    assert run_host_checks.delay(10**9).get() is False  # a vanished host: nothing to do

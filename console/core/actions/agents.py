@@ -25,7 +25,8 @@ from console.core.choices import (
     JobState,
     TeardownOutcome,
 )
-from console.core.models import CheckResult, Event, Gpu, Host, Incident, Job
+from console.core.models import CheckResult, Event, FirmwareBaseline, Gpu, Host, Incident, Job
+from hostagent import sim
 from hostagent.protocol import CheckResult as CheckMessage
 from hostagent.protocol import Heartbeat, SpecError, XidEvent
 
@@ -105,6 +106,76 @@ def _record_checks(host: Host, checks: list[dict], now: datetime) -> bool:
             Event.objects.create(host=host, kind="check", actor=f"agent:{host.name}",
                                  reason=f"{msg.id}: {msg.status}", data={"check": msg.id})
     return changed
+
+
+# FirmwareBaseline fields → the keys the agent's firmware.baseline check observes.
+_BASELINE_KEYS = {"board_name": "board_name", "bios_version": "bios_version",
+                  "gpu_vbios": "vbios_version", "driver_version": "driver_version"}
+
+
+def checks_root(host: Host) -> str:
+    """Where the host's checks read from: the sim root tree of a simulated host
+    (``facts["sim_root"]``, the one its agent is configured with), an explicit
+    ``facts["checks_root"]``, else the host's own ``/``."""
+    facts = host.facts or {}
+    if facts.get("checks_root"):
+        return str(facts["checks_root"])
+    if facts.get("sim_root") or host.simulated:
+        return str(sim.root_path(facts.get("sim_root") or "good"))
+    return "/"
+
+
+def firmware_baseline(host: Host) -> dict[str, str] | None:
+    """The admin's firmware baseline for the host's board, in the check's keys."""
+    board = (host.facts or {}).get("board_name")
+    row = FirmwareBaseline.objects.filter(board_name=board).first() if board else None
+    if row is None:
+        return None
+    return {_BASELINE_KEYS[k]: v for k, v in row.as_dict().items() if v}
+
+
+def host_check_inputs(host: Host) -> dict:
+    """The fully specified inputs of ``hostagent.run_checks`` for this host.
+
+    ``peers`` stays empty: agents run no echo responder yet, so
+    ``network.hop_latency`` reports ``unknown`` (never a pass) until they do.
+    """
+    return {"root": checks_root(host), "baseline": firmware_baseline(host), "peers": []}
+
+
+def do_request_host_checks(host: Host, *, actor: str) -> Event:
+    """Audit an admin's request to re-run the host's checks (the task is sent on commit)."""
+    return Event.objects.create(host=host, kind="checks_requested", actor=actor,
+                                reason=f"checks re-run requested by {actor}")
+
+
+def do_record_host_checks(host_id: int, payload: dict, *, requested_by: str = "") -> bool:
+    """Apply the answer of a re-run: refresh CheckResult rows, record an Event with
+    the outcome, and re-plan when a critical check changed. False if the host is gone."""
+    host = Host.objects.filter(pk=host_id).first()
+    if host is None:
+        return False
+    checks = list(payload.get("checks") or [])
+    actor = f"agent:{host.name}"
+    with transaction.atomic():
+        if not payload.get("ok") or not checks:
+            Event.objects.create(host=host, kind="checks_result", actor=actor,
+                                 reason=f"checks re-run failed: {payload.get('error') or 'no results'}"
+                                 [:1000], data={"requested_by": requested_by})
+            return False
+        changed = _record_checks(host, checks, timezone.now())
+        counts = {s: sum(1 for c in checks if c.get("status") == s)
+                  for s in ("pass", "fail", "unknown")}
+        failing = sorted(str(c.get("id")) for c in checks if c.get("status") == "fail")
+        reason = (f"checks re-run: {counts['pass']} pass, {counts['fail']} fail, "
+                  f"{counts['unknown']} unknown" + (f"; failing: {', '.join(failing)}"
+                                                    if failing else ""))
+        Event.objects.create(host=host, kind="checks_result", actor=actor, reason=reason[:1000],
+                             data={"requested_by": requested_by, "counts": counts,
+                                   "failing": failing})
+        if changed:
+            enqueue.request_scheduling_cycle()
+    return True
 
 
 def _jobs_on(host: Host, gpu: Gpu | None) -> list[Job]:

@@ -9,6 +9,7 @@ lines), so a demo or test host is the real machine, not an invented one.
 from dataclasses import dataclass
 from pathlib import Path
 
+from hostagent import sim
 from hostagent.topo import parse_topo
 
 CAPTURES = Path(__file__).resolve().parent / "captures"
@@ -121,8 +122,12 @@ def capture_text(kind: str) -> str:
     return (CAPTURES / PROFILES[kind].capture).read_text()
 
 
-def inventory_for(kind: str, host_name: str, *, group: str = "") -> dict:
-    """The inventory document of a host of this kind (console.core.actions.inventory)."""
+def inventory_for(kind: str, host_name: str, *, group: str = "", index: int = 0) -> dict:
+    """The inventory document of a host of this kind (console.core.actions.inventory).
+
+    ``index`` (the host's position in the simulated fleet) picks its check root
+    tree: ``facts["sim_root"]``, what its agent is configured with.
+    """
     profile = PROFILES[kind]
     topo = parse_topo(capture_text(kind))
     cpu_to_node = {cpu: node for node, cpus in profile.numa_cpus.items() for cpu in cpus}
@@ -171,6 +176,7 @@ def inventory_for(kind: str, host_name: str, *, group: str = "") -> dict:
             "bios_version": profile.bios_version,
             "driver_version": profile.driver_version,
             "vbios": profile.vbios,
+            "sim_root": sim.root_for(index),
         },
         "numa_nodes": numa_nodes,
         "gpus": gpus,

@@ -1,4 +1,4 @@
-"""Heartbeat watchdog (beat): hosts that stopped reporting go offline."""
+"""Host tasks: the heartbeat watchdog (beat), and re-running a host's checks."""
 
 from datetime import timedelta
 
@@ -6,9 +6,16 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from console.core.actions.agents import do_mark_host_offline
+from console.core.actions.agents import (
+    do_mark_host_offline,
+    do_record_host_checks,
+    host_check_inputs,
+)
 from console.core.choices import HostState
+from console.core.hostcalls import send_host_task
 from console.core.models import Host
+
+CHECKS_RESULT_TASK = "console.core.tasks.hosts.host_checks_result"
 
 
 def offline_hosts(timeout_s: float | None = None) -> dict[str, list[int]]:
@@ -32,3 +39,25 @@ def offline_hosts(timeout_s: float | None = None) -> dict[str, list[int]]:
 @shared_task(name="console.core.tasks.hosts.check_heartbeats")
 def check_heartbeats() -> dict:
     return offline_hosts()
+
+
+@shared_task(name="console.core.tasks.hosts.run_host_checks")
+def run_host_checks(host_id: int, actor: str = "system") -> bool:
+    """Send ``hostagent.run_checks`` (root, firmware baseline, peers) to ``host.<name>``.
+
+    Idempotent: checks only read, so a redelivered task measures again and the
+    answer (``host_checks_result``) overwrites the same CheckResult rows.
+    """
+    host = Host.objects.filter(pk=host_id).first()
+    if host is None:
+        return False
+    send_host_task(host.name, "run_checks", host_check_inputs(host),
+                   {"op": "checks", "host_id": host.pk, "requested_by": actor},
+                   result_task=CHECKS_RESULT_TASK)
+    return True
+
+
+@shared_task(name=CHECKS_RESULT_TASK)
+def host_checks_result(payload: dict, context: dict) -> bool:
+    return do_record_host_checks(int(context["host_id"]), payload,
+                                 requested_by=str(context.get("requested_by") or ""))
