@@ -83,25 +83,27 @@ def do_override_host_checks(host: Host, *, actor: str, reason: str) -> Host:
     return host
 
 
-def do_cordon_gpu(gpu: Gpu, *, actor: str, reason: str) -> Gpu:
+def _set_gpu_cordon(gpu: Gpu, *, cordoned: bool, actor: str, reason: str) -> Gpu:
     with transaction.atomic():
-        Gpu.objects.filter(pk=gpu.pk).update(cordoned=True, cordon_reason=reason[:500])
+        Gpu.objects.filter(pk=gpu.pk).update(
+            cordoned=cordoned, cordon_reason=reason[:500] if cordoned else ""
+        )
         Event.objects.create(
-            host_id=gpu.host_id, kind="gpu_cordon", reason=f"GPU{gpu.index}: {reason}"[:1000],
-            actor=actor, data={"gpu": gpu.index, "pci_address": gpu.pci_address},
+            host_id=gpu.host_id,
+            kind="gpu_cordon" if cordoned else "gpu_uncordon",
+            reason=f"GPU{gpu.index}: {reason}"[:1000],
+            actor=actor,
+            data={"gpu": gpu.index, "pci_address": gpu.pci_address},
         )
         enqueue.request_scheduling_cycle()
     gpu.refresh_from_db()
     return gpu
+
+
+def do_cordon_gpu(gpu: Gpu, *, actor: str, reason: str) -> Gpu:
+    """Take one GPU out of scheduling (its host keeps serving the others)."""
+    return _set_gpu_cordon(gpu, cordoned=True, actor=actor, reason=reason)
 
 
 def do_uncordon_gpu(gpu: Gpu, *, actor: str, reason: str = "returned to service") -> Gpu:
-    with transaction.atomic():
-        Gpu.objects.filter(pk=gpu.pk).update(cordoned=False, cordon_reason="")
-        Event.objects.create(
-            host_id=gpu.host_id, kind="gpu_uncordon", reason=f"GPU{gpu.index}: {reason}"[:1000],
-            actor=actor, data={"gpu": gpu.index, "pci_address": gpu.pci_address},
-        )
-        enqueue.request_scheduling_cycle()
-    gpu.refresh_from_db()
-    return gpu
+    return _set_gpu_cordon(gpu, cordoned=False, actor=actor, reason=reason)

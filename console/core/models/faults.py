@@ -2,16 +2,14 @@ from django.conf import settings
 from django.db import models
 
 from console.core.choices import FaultKind, IncidentState
+from console.core.models.scoping import TenantScopedQuerySet
 
 
-class IncidentQuerySet(models.QuerySet):
-    def for_user(self, user):
-        """Admins see every incident; a member sees those touching their tenants."""
-        if not user.is_authenticated:
-            return self.none()
-        if user.is_staff:
-            return self
-        return self.filter(tenants__memberships__user=user).distinct()
+class IncidentQuerySet(TenantScopedQuerySet):
+    """Admins see every incident; a member sees those touching their tenants."""
+
+    tenant_path = "tenants"
+    distinct_rows = True
 
 
 class Incident(models.Model):

@@ -4,16 +4,11 @@ from django.db import models
 from django.db.models import Q
 
 from console.core.choices import JOB_STATE_COLOURS, JobState, TeardownOutcome
+from console.core.models.scoping import TenantScopedQuerySet
 
 
-class JobQuerySet(models.QuerySet):
-    def for_user(self, user):
-        """Jobs a user may see: every job for staff, their tenants' jobs otherwise."""
-        if not user.is_authenticated:
-            return self.none()
-        if user.is_staff:
-            return self
-        return self.filter(tenant__memberships__user=user)
+class JobQuerySet(TenantScopedQuerySet):
+    tenant_path = "tenant"
 
 
 class Job(models.Model):
@@ -125,13 +120,8 @@ class Job(models.Model):
         return usage
 
 
-class AllocationQuerySet(models.QuerySet):
-    def for_user(self, user):
-        if not user.is_authenticated:
-            return self.none()
-        if user.is_staff:
-            return self
-        return self.filter(job__tenant__memberships__user=user)
+class AllocationQuerySet(TenantScopedQuerySet):
+    tenant_path = "job__tenant"
 
 
 class Allocation(models.Model):
@@ -189,13 +179,8 @@ class CoreClaim(models.Model):
         return f"{self.host}:core{self.core}"
 
 
-class EventQuerySet(models.QuerySet):
-    def for_user(self, user):
-        if not user.is_authenticated:
-            return self.none()
-        if user.is_staff:
-            return self
-        return self.filter(job__tenant__memberships__user=user)
+class EventQuerySet(TenantScopedQuerySet):
+    tenant_path = "job__tenant"
 
 
 class Event(models.Model):

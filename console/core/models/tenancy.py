@@ -5,16 +5,12 @@ from django.db import models
 from django.db.models import Q
 
 from console.core.choices import QuotaResource, Role
+from console.core.models.scoping import TenantScopedQuerySet
 
 
-class TenantQuerySet(models.QuerySet):
-    def for_user(self, user):
-        """Tenants a user may see: all for staff, their memberships otherwise."""
-        if not user.is_authenticated:
-            return self.none()
-        if user.is_staff:
-            return self
-        return self.filter(memberships__user=user).distinct()
+class TenantQuerySet(TenantScopedQuerySet):
+    tenant_path = ""
+    distinct_rows = True
 
 
 class Tenant(models.Model):
@@ -58,13 +54,8 @@ class Membership(models.Model):
         return f"{self.user} in {self.tenant} ({self.role})"
 
 
-class QuotaQuerySet(models.QuerySet):
-    def for_user(self, user):
-        if not user.is_authenticated:
-            return self.none()
-        if user.is_staff:
-            return self
-        return self.filter(tenant__memberships__user=user).distinct()
+class QuotaQuerySet(TenantScopedQuerySet):
+    distinct_rows = True
 
 
 class Quota(models.Model):
