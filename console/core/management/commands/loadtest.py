@@ -1,22 +1,46 @@
-"""``manage.py loadtest --jobs N``: jobs/s through the whole workflow, and
-submit→running p50/p99, on the hosts in the database (the demo's simulated hosts).
+"""``manage.py loadtest``: jobs/s through the whole workflow, and submit→running
+p50/p99, on the demo's simulated hosts. Two modes:
 
-Runs the workflow in this process (eager Celery: scheduling cycle, provisioning
-on libvirt's test driver through the agent's own task code, teardown), so it
-measures the control plane itself, without broker latency: each job is
-submitted, reaches RUNNING, and is cancelled (domain destroyed, allocation
-released). Jobs belong to a ``loadtest`` tenant without quotas.
+``--inline`` (the default): the workflow runs in THIS process (eager Celery:
+scheduling cycle, provisioning on libvirt's test driver through the agent's
+own task code, teardown), straight against the database. It measures the
+control plane's own cost, without broker, agent process or HTTP. Jobs belong
+to a ``loadtest`` tenant without quotas.
+
+``--live [URL]``: drives a RUNNING console (``make demo``; the URL defaults to
+the one in ``var/demo-credentials.json``) purely through the REST API, with
+the demo tenants' tokens from that file: N jobs submitted (``--concurrency``
+at a time), spread over the tenants with sizes that fit what their quotas
+leave (whole GPUs, GPU shares, then CPU-only), watched until RUNNING (or
+``--timeout``: any job that never got there is reported with its state and
+``pending_reason``), then all cancelled and watched until CANCELLED. The
+figures come from each job's own timestamps (``submitted_at``, ``running_at``,
+``teardown_at``, ``finished_at`` of ``GET /api/v1/jobs/{id}/``), so polling
+does not blur them: submit→running p50/p99/mean, cancel→cancelled p50/p99,
+and jobs/s = jobs that reached RUNNING / (first submit → last RUNNING).
+While waiting, the command polls the list endpoint (one request per tenant a
+round, filtered by this run's job-name tag) rather than every job's detail,
+so that watching does not load the 2-core demo machine; each job's detail is
+read once at the end.
 """
 
+from __future__ import annotations
+
+import json
+import math
+import secrets
 import statistics
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from console.celery import app
-from console.core.actions.jobs import do_cancel_job, do_submit_job
-from console.core.choices import JobState
-from console.core.models import Job, Tenant
+FINISHED = {"succeeded", "failed", "cancelled"}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -26,16 +50,155 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
+def summarize(values: list[float]) -> dict:
+    """Seconds → {count, p50_s, p99_s, mean_s, max_s} (rounded to the ms)."""
+    return {
+        "count": len(values),
+        "p50_s": round(percentile(values, 0.5), 3),
+        "p99_s": round(percentile(values, 0.99), 3),
+        "mean_s": round(statistics.mean(values), 3) if values else 0.0,
+        "max_s": round(max(values), 3) if values else 0.0,
+    }
+
+
+def _ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+class Api:
+    """A tiny JSON client (urllib: nothing to install, safe across threads)."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0):
+        if not base_url.startswith(("http://", "https://")):
+            raise CommandError(f"not an http(s) URL: {base_url}")
+        self.base = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def call(self, method: str, path: str, token: str, body: dict | None = None):
+        url = path if path.startswith("http") else f"{self.base}{path}"
+        data = json.dumps(body).encode() if body is not None else None
+        # Only http(s): the base URL is checked in __init__, "next" links come from it.
+        headers = {"Authorization": f"Token {token}", "Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            try:
+                payload = json.loads(exc.read() or b"null")
+            except ValueError:
+                payload = None
+            return exc.code, payload
+
+    def all_pages(self, path: str, token: str) -> list[dict]:
+        out: list[dict] = []
+        url: str | None = path
+        while url:
+            status, page = self.call("GET", url, token)
+            if status != 200:
+                raise CommandError(f"GET {url}: HTTP {status}: {page}")
+            if isinstance(page, list):
+                return out + page
+            out.extend(page.get("results", []))
+            url = page.get("next")
+        return out
+
+
+# What one job of each kind asks for (per host, one host).
+KINDS = {
+    "gpu": {"gpus_per_host": 1, "vcpus_per_host": 2, "memory_gib_per_host": 8},
+    "share": {"gpus_per_host": 1, "gpu_milli": 100, "vcpus_per_host": 2,
+              "memory_gib_per_host": 8},
+    "cpu": {"gpus_per_host": 0, "vcpus_per_host": 2, "memory_gib_per_host": 8},
+}
+USES = {"gpu": {"gpus": 1}, "share": {"gpu_milli": 100}, "cpu": {}}
+
+
+def plan_jobs(n: int, budgets: dict[str, dict[str, float]], cluster_gpus: int,
+              tag: str) -> list[dict]:
+    """N submit bodies, round-robin over the tenants; each job takes, in turn,
+    the kinds gpu → share → cpu, skipping a kind its tenant's quota (limit −
+    in use, for gpus, gpu_milli, vcpus, memory_gib) has no room for. Whole GPUs
+    are also kept to 60 % of the cluster's GPUs (the rest for the shares, and
+    for hosts a failing check keeps out). Unlimited resources: no quota row."""
+    tenants = sorted(budgets)
+    left = {slug: dict(budget) for slug, budget in budgets.items()}
+    whole_left = int(cluster_gpus * 0.6)
+    bodies = []
+    order = ["gpu", "share", "cpu"]
+    for i in range(n):
+        slug = tenants[i % len(tenants)]
+        room = left[slug]
+        start = (i // len(tenants)) % len(order)
+        chosen = "cpu"
+        for kind in order[start:] + order[:start]:
+            need = {"vcpus": 2, "memory_gib": 8, **USES[kind]}
+            if kind == "gpu" and whole_left < 1:
+                continue
+            if all(room.get(res, math.inf) >= amount for res, amount in need.items()):
+                chosen = kind
+                break
+        for res, amount in {"vcpus": 2, "memory_gib": 8, **USES[chosen]}.items():
+            if res in room:
+                room[res] -= amount
+        if chosen == "gpu":
+            whole_left -= 1
+        bodies.append({"tenant": slug, "name": f"{tag}-{i:04d}", "kind": chosen,
+                       **KINDS[chosen]})
+    return bodies
+
+
 class Command(BaseCommand):
-    help = "Measure jobs/s and submit→running latency through the whole workflow."
+    help = (
+        "Measure jobs/s and submit→running latency through the whole workflow. "
+        "Default (--inline): in this process, eager Celery, straight on the database "
+        "(the control plane's own cost). --live [URL]: against the RUNNING demo "
+        "(make demo) through the REST API with the tenants' tokens from "
+        "var/demo-credentials.json (broker, worker, agent process, HTTP included)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--jobs", type=int, default=100)
-        parser.add_argument("--gpus", type=int, default=1, help="GPUs per job")
-        parser.add_argument("--batch", type=int, default=20,
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument("--inline", action="store_true",
+                          help="(default) run the workflow in this process, eager Celery")
+        mode.add_argument("--live", nargs="?", const="", default=None, metavar="URL",
+                          help="drive the running demo through its REST API (URL: default "
+                               "the 'url' of var/demo-credentials.json)")
+        parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+        inline = parser.add_argument_group("--inline only")
+        inline.add_argument("--gpus", type=int, default=1, help="GPUs per job")
+        inline.add_argument("--batch", type=int, default=20,
                             help="jobs submitted before cancelling them")
+        live = parser.add_argument_group("--live only")
+        live.add_argument("--credentials", type=Path, default=None,
+                          help="demo credentials file (default var/demo-credentials.json)")
+        live.add_argument("--concurrency", type=int, default=4,
+                          help="submit/cancel requests in flight at once")
+        live.add_argument("--timeout", type=float, default=180.0,
+                          help="seconds to wait for RUNNING, then again for CANCELLED")
+        live.add_argument("--poll", type=float, default=0.2, help="seconds between polls")
 
     def handle(self, *args, **options):
+        if options["jobs"] < 1:
+            raise CommandError("--jobs must be at least 1")
+        if options["live"] is not None:
+            result = self.live(options)
+        else:
+            result = self.inline(options)
+        text = result.pop("summary_text")
+        self.stdout.write(json.dumps(result, indent=1) if options["json"] else text)
+
+    # ---- inline (eager) -------------------------------------------------------
+
+    def inline(self, options) -> dict:
+        from console.celery import app
+        from console.core.actions.jobs import do_cancel_job, do_submit_job
+        from console.core.choices import JobState
+        from console.core.models import Job, Tenant
+
         app.conf.task_always_eager = True
         tenant, _ = Tenant.objects.get_or_create(slug="loadtest", defaults={"name": "Load test"})
         latencies: list[float] = []
@@ -56,11 +219,195 @@ class Command(BaseCommand):
         elapsed = time.perf_counter() - started
         left = Job.objects.filter(tenant=tenant).exclude(
             state__in=[JobState.CANCELLED, JobState.FAILED, JobState.SUCCEEDED]).count()
-        self.stdout.write(
+        stats = summarize(latencies)
+        text = (
             f"{done} jobs in {elapsed:.2f} s: {done / elapsed:.1f} jobs/s "
             f"(submit → RUNNING → cancel → CANCELLED); {len(latencies)} reached RUNNING; "
-            f"submit→running p50 {1000 * percentile(latencies, 0.5):.1f} ms, "
-            f"p99 {1000 * percentile(latencies, 0.99):.1f} ms, "
-            f"mean {1000 * (statistics.mean(latencies) if latencies else 0):.1f} ms; "
+            f"submit→running p50 {1000 * stats['p50_s']:.1f} ms, "
+            f"p99 {1000 * stats['p99_s']:.1f} ms, mean {1000 * stats['mean_s']:.1f} ms; "
             f"{left} not finished"
         )
+        return {"mode": "inline", "jobs": done, "elapsed_s": round(elapsed, 3),
+                "jobs_per_s": round(done / elapsed, 2), "reached_running": len(latencies),
+                "submit_to_running": stats, "not_finished": left, "summary_text": text}
+
+    # ---- live (REST API against the running demo) -----------------------------
+
+    def live(self, options) -> dict:
+        from console.core.demo.seed import credentials_path
+
+        path = options["credentials"] or credentials_path()
+        try:
+            creds = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"cannot read the demo credentials {path}: {exc} "
+                               "(run `make demo` first)") from exc
+        url = options["live"] or creds.get("url") or "http://127.0.0.1:8000/"
+        api = Api(url)
+        tokens = {t["slug"]: t["token"] for t in creds.get("tenants", [])}
+        if not tokens:
+            raise CommandError(f"no tenants in {path}")
+        n, timeout, poll = options["jobs"], options["timeout"], options["poll"]
+        pool = ThreadPoolExecutor(max_workers=max(1, options["concurrency"]))
+
+        # What each tenant may still take, and the cluster's GPUs.
+        budgets: dict[str, dict[str, float]] = {}
+        for slug, token in tokens.items():
+            room: dict[str, float] = {}
+            for quota in api.all_pages("/api/v1/quotas/?page_size=500", token):
+                if quota["tenant"] == slug and not quota.get("gpu_model"):
+                    room[quota["resource"]] = quota["limit"] - (quota.get("in_use") or 0)
+            budgets[slug] = room
+        any_token = next(iter(tokens.values()))
+        cluster_gpus = sum(c.get("gpu_count") or 0
+                           for c in api.all_pages("/api/v1/clusters/", any_token))
+        tag = f"lt{secrets.token_hex(3)}"
+        bodies = plan_jobs(n, budgets, cluster_gpus, tag)
+
+        def submit(body):
+            spec = {k: v for k, v in body.items() if k != "kind"}
+            status, job = api.call("POST", "/api/v1/jobs/", tokens[body["tenant"]], spec)
+            if status != 201:
+                return body, None, f"HTTP {status}: {job}"
+            return body, job["id"], None
+
+        t0 = time.monotonic()
+        submitted: dict[int, dict] = {}
+        refused = []
+        for body, job_id, error in pool.map(submit, bodies):
+            if job_id is None:
+                refused.append({"name": body["name"], "tenant": body["tenant"], "error": error})
+            else:
+                submitted[job_id] = body
+        submit_wall = time.monotonic() - t0
+
+        def states() -> dict[int, dict]:
+            seen: dict[int, dict] = {}
+            for slug, token in tokens.items():
+                query = urllib.parse.urlencode({"tenant": slug, "name": tag, "page_size": 500})
+                for job in api.all_pages(f"/api/v1/jobs/?{query}", token):
+                    if job["id"] in submitted:
+                        seen[job["id"]] = job
+            return seen
+
+        def wait_for(done) -> tuple[dict[int, dict], float]:
+            started = time.monotonic()
+            while True:
+                seen = states()
+                if all(done(seen.get(job_id)) for job_id in submitted):
+                    return seen, time.monotonic() - started
+                if time.monotonic() - started > timeout:
+                    return seen, time.monotonic() - started
+                time.sleep(poll)
+
+        def reached_running(job):
+            return job is not None and (job["running_at"] is not None or job["state"] in FINISHED)
+
+        _seen, run_wait = wait_for(reached_running)
+
+        def detail(job_id):
+            status, job = api.call("GET", f"/api/v1/jobs/{job_id}/",
+                                   tokens[submitted[job_id]["tenant"]])
+            return job if status == 200 else {"id": job_id, "state": f"HTTP {status}"}
+
+        at_running = {job["id"]: job for job in pool.map(detail, list(submitted))}
+        to_running: list[float] = []
+        never = []
+        for job_id, job in at_running.items():
+            if job.get("running_at"):
+                to_running.append(
+                    (_ts(job["running_at"]) - _ts(job["submitted_at"])).total_seconds())
+            else:
+                never.append({"id": job_id, "name": job.get("name"), "tenant": job.get("tenant"),
+                              "kind": submitted[job_id]["kind"], "state": job.get("state"),
+                              "pending_code": job.get("pending_code"),
+                              "pending_reason": job.get("pending_reason")})
+        ran = [j for j in at_running.values() if j.get("running_at")]
+        span = 0.0
+        if ran:
+            first_submit = min(_ts(j["submitted_at"]) for j in at_running.values())
+            last_running = max(_ts(j["running_at"]) for j in ran)
+            span = (last_running - first_submit).total_seconds()
+
+        # Cancel them all (running or still waiting) and watch them end.
+        def cancel(job_id):
+            status, _job = api.call("POST", f"/api/v1/jobs/{job_id}/cancel/",
+                                   tokens[submitted[job_id]["tenant"]],
+                                   {"reason": "loadtest"})
+            return job_id, status
+
+        t1 = time.monotonic()
+        cancel_errors = {job_id: status for job_id, status in pool.map(cancel, list(submitted))
+                         if status not in (200, 409)}
+        cancel_wall = time.monotonic() - t1
+        _seen, cancel_wait = wait_for(lambda job: job is not None and job["state"] in FINISHED)
+        final = {job["id"]: job for job in pool.map(detail, list(submitted))}
+        pool.shutdown()
+        to_cancelled: list[float] = []
+        not_cancelled = []
+        for job_id, job in final.items():
+            if job.get("state") == "cancelled" and job.get("teardown_at") and job.get(
+                    "finished_at"):
+                to_cancelled.append(
+                    (_ts(job["finished_at"]) - _ts(job["teardown_at"])).total_seconds())
+            elif job.get("state") != "cancelled":
+                not_cancelled.append({"id": job_id, "name": job.get("name"),
+                                      "state": job.get("state"),
+                                      "failure_reason": job.get("failure_reason")})
+
+        kinds: dict[str, int] = {}
+        for body in submitted.values():
+            kinds[body["kind"]] = kinds.get(body["kind"], 0) + 1
+        per_tenant: dict[str, int] = {}
+        for body in submitted.values():
+            per_tenant[body["tenant"]] = per_tenant.get(body["tenant"], 0) + 1
+        running_stats = summarize(to_running)
+        cancel_stats = summarize(to_cancelled)
+        jobs_per_s = round(len(ran) / span, 2) if span > 0 else 0.0
+        result = {
+            "mode": "live",
+            "url": api.base,
+            "tag": tag,
+            "jobs": n,
+            "submitted": len(submitted),
+            "refused": refused,
+            "concurrency": options["concurrency"],
+            "kinds": kinds,
+            "tenants": per_tenant,
+            "reached_running": len(ran),
+            "never_running": never,
+            "first_submit_to_last_running_s": round(span, 3),
+            "jobs_per_s": jobs_per_s,
+            "submit_to_running": running_stats,
+            "cancelled": sum(1 for j in final.values() if j.get("state") == "cancelled"),
+            "cancel_to_cancelled": cancel_stats,
+            "not_cancelled": not_cancelled,
+            "cancel_errors": cancel_errors,
+            "wall_s": {"submit": round(submit_wall, 3), "wait_running": round(run_wait, 3),
+                       "cancel": round(cancel_wall, 3), "wait_cancelled": round(cancel_wait, 3)},
+        }
+        lines = [
+            f"live: {len(submitted)}/{n} jobs submitted to {api.base} "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(per_tenant.items()))}; "
+            f"{', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}; "
+            f"concurrency {options['concurrency']}) in {submit_wall:.2f} s",
+            f"  {len(ran)} reached RUNNING: {jobs_per_s} jobs/s "
+            f"(first submit → last RUNNING {span:.2f} s)",
+            f"  submit→running p50 {running_stats['p50_s']:.3f} s, "
+            f"p99 {running_stats['p99_s']:.3f} s, mean {running_stats['mean_s']:.3f} s, "
+            f"max {running_stats['max_s']:.3f} s",
+            f"  {result['cancelled']} CANCELLED; cancel→cancelled p50 "
+            f"{cancel_stats['p50_s']:.3f} s, p99 {cancel_stats['p99_s']:.3f} s "
+            f"(of {cancel_stats['count']} torn down)",
+        ]
+        for job in never:
+            lines.append(f"  never RUNNING: #{job['id']} {job['name']} ({job['tenant']}, "
+                         f"{job['kind']}) {job['state']}: "
+                         f"{job['pending_code'] or ''} {job['pending_reason'] or ''}".rstrip())
+        for job in not_cancelled:
+            lines.append(f"  not cancelled: #{job['id']} {job['name']} {job['state']} "
+                         f"{job['failure_reason'] or ''}".rstrip())
+        for item in refused:
+            lines.append(f"  refused: {item['name']} ({item['tenant']}): {item['error']}")
+        result["summary_text"] = "\n".join(lines)
+        return result
