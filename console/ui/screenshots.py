@@ -22,14 +22,6 @@ from pathlib import Path
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent.parent
 
-# Which demo hosts read a deliberately misconfigured root (hostagent/sim/roots).
-MISCONFIGURED = {
-    "dgx-a100-04": "misconfigured/smt_on",
-    "hgx-h100-04": "misconfigured/thp_always",
-    "ada-pcie-03": "misconfigured/no_hugepages",
-}
-
-
 def _setup(var_dir: str) -> None:
     os.environ["COUPLER_VAR_DIR"] = var_dir
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
@@ -71,9 +63,10 @@ def seed() -> dict:
     credentials = seed_demo()
     # Named by string: the console does not import the agent's check drivers.
     checks = importlib.import_module("hostagent.checks")
-    roots = ROOT / "hostagent" / "sim" / "roots"
+    from console.core.actions.agents import checks_root
+
     for host in Host.objects.all():
-        root = roots / MISCONFIGURED.get(host.name, "good")
+        root = checks_root(host)  # the sim root its agent reads (hostagent.sim.root_for)
         gpus = [{"index": g.index, "pci_address": g.pci_address, "uuid": g.uuid}
                 for g in host.gpus.all()]
         results = [r.to_dict() for r in checks.run_checks(

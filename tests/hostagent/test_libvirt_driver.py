@@ -1,7 +1,9 @@
+from dataclasses import replace
+
 import pytest
 
 from hostagent.protocol import ProvisionSpec
-from hostagent.sim import node_file_for, node_xml, simulated_host
+from hostagent.sim import KINDS, LIBVIRT_MODEL_MAX, SIM_DIR, node_file_for, node_xml, simulated_host
 
 lv = pytest.importorskip("hostagent.libvirt_driver")
 pytest.importorskip("libvirt")
@@ -73,6 +75,35 @@ def test_bad_uri_is_a_driver_error(tmp_path):
 def test_every_shipped_node_file_matches_its_generator():
     for kind in ("dgx_a100", "hgx_h100", "pcie_rtx6000ada", "consumer_2x_rtx5090"):
         assert node_file_for(kind).read_text() == node_xml(simulated_host(kind, 0)), kind
+
+
+@pytest.mark.parametrize("path", sorted(SIM_DIR.glob("node_*.xml")), ids=lambda p: p.stem)
+def test_every_shipped_node_file_opens_in_libvirt_and_reports_its_machine(path):
+    """libvirt's test driver refuses a node file it cannot parse (e.g. a CPU model
+    longer than nodeinfo's 31 characters): no simulated host may need a fallback."""
+    kind = path.stem.removeprefix("node_")
+    host = simulated_host(kind, 0)
+    c = lv.connect(f"test://{path.resolve()}")
+    try:
+        model, memory_mib, cpus, _mhz, nodes, _sockets, cores, threads = c.getInfo()
+        assert len(model) <= LIBVIRT_MODEL_MAX and model
+        assert cpus == host["cpu"]["cpus"] and nodes == len(host["numa_nodes"])
+        assert (cores, threads) == (host["cpu"]["cores_per_socket"],
+                                    host["cpu"]["threads_per_core"])
+        assert memory_mib == host["memory_mib"]
+        assert lv.node_device_xml(c, host["gpus"][-1]["pci"]) is not None
+    finally:
+        c.close()
+
+
+def test_a_cpu_model_too_long_for_libvirt_is_refused_by_the_generator():
+    host = simulated_host("consumer_2x_rtx5090", 0)
+    assert len(host["cpu"]["model"]) > LIBVIRT_MODEL_MAX  # the machine's real cpuinfo name
+    kind = KINDS["consumer_2x_rtx5090"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(KINDS, "consumer_2x_rtx5090", replace(kind, node_cpu_model=""))
+        with pytest.raises(ValueError, match="longer than libvirt"):
+            node_xml(host)
 
 
 def test_generated_node_file_for_another_host_index_opens(tmp_path):

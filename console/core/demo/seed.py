@@ -17,14 +17,11 @@ from console.core.actions.inventory import do_register_host
 from console.core.actions.tenants import do_set_quota
 from console.core.demo.profiles import inventory_for
 from console.core.models import Cluster, FirmwareBaseline, Membership, Tenant
+from hostagent import sim
 
-# (name prefix, profile, count, rack)
-DEMO_HOSTS = [
-    ("dgx-a100", "dgx_a100", 4, "rack-a"),
-    ("hgx-h100", "hgx_h100", 4, "rack-b"),
-    ("ada-pcie", "pcie_rtx6000ada", 3, "rack-c"),
-    ("ws-5090", "consumer_2x_rtx5090", 2, "rack-c"),
-]
+# The demo's hosts (dgx-a100-01…, hgx-h100-01…, ada-pcie-01…, ws-5090-01…) come
+# from hostagent.sim.DEMO_FLEET: the same list rundemo configures the agent from.
+DEMO_HOSTS = sim.DEMO_FLEET
 
 # slug, name, weight, quotas: (resource, gpu_model, guaranteed, limit)
 DEMO_TENANTS = [
@@ -79,20 +76,19 @@ def seed_demo(url: str = "http://127.0.0.1:8000/") -> dict:
             slug="demo", defaults={"name": "Demo cluster",
                                    "description": "Simulated hosts built from real captures"}
         )
-        for prefix, kind, count, rack in DEMO_HOSTS:
-            for i in range(1, count + 1):
-                name = f"{prefix}-{i:02d}"
-                do_register_host(
-                    cluster=cluster,
-                    name=name,
-                    inventory=inventory_for(kind, name, group=rack),
-                    actor="seed_demo",
-                    simulated=True,
-                )
+        for name, kind, index, rack in sim.demo_hosts():
+            do_register_host(
+                cluster=cluster,
+                name=name,
+                inventory=inventory_for(kind, name, group=rack, index=index),
+                actor="seed_demo",
+                simulated=True,
+            )
+        dgx = sim.KINDS["dgx_a100"]
         FirmwareBaseline.objects.update_or_create(
-            board_name="DGXA100",
-            defaults={"bios_version": "1.25", "gpu_vbios": "92.00.45.00.03",
-                      "driver_version": "535.183.01"},
+            board_name=dgx.board_name,
+            defaults={"bios_version": dgx.bios_version, "gpu_vbios": dgx.vbios,
+                      "driver_version": dgx.driver_version},
         )
         _admin, admin_token = _user("admin", password_for("admin"), staff=True)
         tenants = []

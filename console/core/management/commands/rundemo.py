@@ -24,36 +24,35 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from console.core.actions.agents import do_issue_agent_token
-from console.core.demo.profiles import PROFILES, inventory_for
+from console.core.actions.agents import checks_root, do_issue_agent_token
+from console.core.demo.profiles import inventory_for
 from console.core.demo.seed import credentials_path
 from console.core.models import Host
-
-SIM_DIR = Path(settings.BASE_DIR) / "hostagent" / "sim"
-MISCONFIGURED = ("misconfigured/smt_on", "misconfigured/no_hugepages",
-                 "misconfigured/thp_always")
+from hostagent import sim
 
 
-def checks_root_for(position: int) -> Path:
-    """Every fourth simulated host reads a misconfigured root (the checklist shows it)."""
-    if position % 4 != 3:
-        return SIM_DIR / "roots" / "good"
-    return SIM_DIR / "roots" / MISCONFIGURED[(position // 4) % len(MISCONFIGURED)]
+def agent_host_config(host: Host) -> dict | None:
+    """One simulated host's entry in the agent configuration, from the same facts
+    the console seeded it with (hostagent.sim via inventory_for): its node file,
+    its check root (``facts["sim_root"]``) and its inventory."""
+    facts = host.facts or {}
+    kind = facts.get("kind", "")
+    if kind not in sim.KINDS:
+        return None
+    index = int(facts.get("sim_index") or 0)
+    inventory = inventory_for(kind, host.name, group=host.group, index=index)
+    return {
+        "name": host.name,
+        "token": do_issue_agent_token(host, actor="rundemo"),
+        "libvirt_uri": f"test://{sim.node_file_for(kind)}",
+        "checks_root": checks_root(host),
+        "inventory": inventory,
+    }
 
 
 def write_agent_config(console_url: str, heartbeat_s: float) -> Path:
-    hosts = []
-    for position, host in enumerate(Host.objects.filter(simulated=True).order_by("name")):
-        kind = (host.facts or {}).get("kind", "")
-        if kind not in PROFILES:
-            continue
-        hosts.append({
-            "name": host.name,
-            "token": do_issue_agent_token(host, actor="rundemo"),
-            "libvirt_uri": f"test://{SIM_DIR / f'node_{kind}.xml'}",
-            "checks_root": str(checks_root_for(position)),
-            "inventory": inventory_for(kind, host.name, group=host.group),
-        })
+    hosts = [entry for host in Host.objects.filter(simulated=True).order_by("name")
+             if (entry := agent_host_config(host)) is not None]
     path = settings.VAR_DIR / "agent-config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"console_url": console_url, "heartbeat_interval_s": heartbeat_s,
