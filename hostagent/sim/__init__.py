@@ -245,8 +245,7 @@ def simulated_host(kind: str, index: int, name: str | None = None) -> dict[str, 
         "nics": [{"name": n.name, "label": n.label,
                   "numa_node": n.numa_node if n.numa_node is not None
                   else _nic_numa_node(n.name, topo, gpus)} for n in topo.nics],
-        "links": [{"a": lk.a, "b": lk.b, "kind": lk.kind, "nvlinks": lk.nvlinks}
-                  for lk in topo.links],
+        "links": topo.to_json()["links"],
         "topology": topo.to_json(),
         "facts": {"board_name": k.board_name, "bios_version": k.bios_version,
                   "driver_version": k.driver_version, "vbios": k.vbios,

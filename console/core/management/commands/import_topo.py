@@ -104,6 +104,5 @@ class Command(BaseCommand):
             ],
             "nics": [{"name": n.name, "label": n.label, "numa_node": n.numa_node}
                      for n in topo.nics],
-            "links": [{"a": lk.a, "b": lk.b, "kind": lk.kind, "nvlinks": lk.nvlinks}
-                      for lk in topo.links],
+            "links": topo.to_json()["links"],
         }
