@@ -164,12 +164,24 @@ def test_hop_latency_measures_against_an_echo_responder():
     try:
         r = status("/", "network.hop_latency", peers=[f"127.0.0.1:{bound[0]}"],
                    latency_rounds=5)
-        assert r.status in ("pass", "fail")
+        assert r.status in ("pass", "unknown")
         assert "tcp" in r.evidence["method"]
+        if r.status == "unknown":
+            assert "upper bound" in r.reason
         assert r.evidence[f"127.0.0.1:{bound[0]}"]["rounds"] == 5
     finally:
         stop.set()
         t.join(2)
+
+
+def test_tcp_latency_over_the_limit_proves_nothing_but_rdma_over_it_fails():
+    from hostagent.checks.network import judge_latency
+
+    assert judge_latency(3.2, method="tcp") == ("pass", "")
+    status, reason = judge_latency(21.0, method="tcp")
+    assert status == "unknown" and "21.0 µs" in reason
+    assert judge_latency(7.5, method="rdma") == ("fail", "")
+    assert judge_latency(1.0, method="tcp", errors=["h:1: refused"])[0] == "unknown"
 
 
 def test_unreachable_peer_is_unknown():
