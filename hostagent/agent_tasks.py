@@ -75,8 +75,13 @@ def teardown(host: str, name: str, job_id: str = "",
 
 
 @app.task(name="hostagent.list_domains")
-def list_domains(host: str, report_to: dict | None = None) -> dict[str, Any]:
-    result = {"host": host, "ok": True, "domains": runtime.list_domains(host)}
+def list_domains(host: str, report_to: dict | None = None,
+                 with_xml: bool = False) -> dict[str, Any]:
+    domains: list[dict[str, Any]] = list(runtime.list_domains(host))
+    if with_xml:  # what libvirt really holds, e.g. to compare with the plan
+        for d in domains:
+            d["xml"] = runtime.domain_xml(host, d["name"])
+    result = {"host": host, "ok": True, "domains": domains}
     report(report_to, result)
     return result
 

@@ -245,6 +245,12 @@ def teardown(host: str, name: str, job_id: str = "") -> dict[str, Any]:
                            state="absent").to_dict()
 
 
+def domain_xml(host: str, name: str) -> str:
+    """The definition libvirt holds for one domain (what was really defined)."""
+    with _lock(host):
+        return lv.domain_xml(connection(host), name)
+
+
 def list_domains(host: str) -> list[dict[str, str]]:
     """Coupler's domains on the host with their states."""
     with _lock(host):
