@@ -36,7 +36,7 @@ def test_live_loadtest_reaches_running_and_cancelled(live_server, demo_credentia
     result = json.loads(out.getvalue())
 
     for key in ("mode", "url", "jobs", "submitted", "reached_running", "never_running",
-                "jobs_per_s", "first_submit_to_last_running_s", "submit_to_running",
+                "jobs_per_s", "first_submit_to_last_running_s", "submit_to_running", "phases",
                 "cancelled", "cancel_to_cancelled", "not_cancelled", "kinds", "tenants",
                 "wall_s"):
         assert key in result, key

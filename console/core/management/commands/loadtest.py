@@ -26,6 +26,7 @@ read once at the end.
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import secrets
@@ -91,6 +92,9 @@ class Api:
             except ValueError:
                 payload = None
             return exc.code, payload
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            raise CommandError(f"{method} {url}: the console does not answer ({exc!r}); "
+                               "is the demo still running? See var/logs/.") from exc
 
     def all_pages(self, path: str, token: str) -> list[dict]:
         out: list[dict] = []
@@ -323,6 +327,14 @@ class Command(BaseCommand):
                               "pending_code": job.get("pending_code"),
                               "pending_reason": job.get("pending_reason")})
         ran = [j for j in at_running.values() if j.get("running_at")]
+        # Where the time goes: submit→SCHEDULED (waiting for a cycle), SCHEDULED→
+        # PROVISIONING (provision task picked up), PROVISIONING→RUNNING (agent + answer).
+        phases = {}
+        for name, start, end in (("submit_to_scheduled", "submitted_at", "scheduled_at"),
+                                 ("scheduled_to_provisioning", "scheduled_at", "provisioning_at"),
+                                 ("provisioning_to_running", "provisioning_at", "running_at")):
+            phases[name] = summarize([(_ts(j[end]) - _ts(j[start])).total_seconds()
+                                      for j in ran if j.get(start) and j.get(end)])
         span = 0.0
         if ran:
             first_submit = min(_ts(j["submitted_at"]) for j in at_running.values())
@@ -379,6 +391,7 @@ class Command(BaseCommand):
             "first_submit_to_last_running_s": round(span, 3),
             "jobs_per_s": jobs_per_s,
             "submit_to_running": running_stats,
+            "phases": phases,
             "cancelled": sum(1 for j in final.values() if j.get("state") == "cancelled"),
             "cancel_to_cancelled": cancel_stats,
             "not_cancelled": not_cancelled,
@@ -396,6 +409,9 @@ class Command(BaseCommand):
             f"  submit→running p50 {running_stats['p50_s']:.3f} s, "
             f"p99 {running_stats['p99_s']:.3f} s, mean {running_stats['mean_s']:.3f} s, "
             f"max {running_stats['max_s']:.3f} s",
+            "  phases p50/p99: " + ", ".join(
+                f"{name.replace('_to_', '→')} {st['p50_s']:.3f}/{st['p99_s']:.3f} s"
+                for name, st in phases.items()),
             f"  {result['cancelled']} CANCELLED; cancel→cancelled p50 "
             f"{cancel_stats['p50_s']:.3f} s, p99 {cancel_stats['p99_s']:.3f} s "
             f"(of {cancel_stats['count']} torn down)",
