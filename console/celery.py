@@ -1,7 +1,8 @@
 import os
-from pathlib import Path
 
 from celery import Celery
+
+from hostagent import transport
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
@@ -10,13 +11,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-def ensure_broker_folders() -> None:
-    """The filesystem transport needs its folders before the first publish."""
-    options = app.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
-        if options.get(key):
-            Path(options[key]).mkdir(parents=True, exist_ok=True)
-
-
-if str(app.conf.broker_url).startswith("filesystem"):
-    ensure_broker_folders()
+if str(app.conf.broker_url).startswith(transport.ALIAS):
+    # The filesystem transport needs its folders before the first publish.
+    transport.ensure_folders(app.conf.broker_transport_options or {})

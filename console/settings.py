@@ -180,18 +180,12 @@ if REDIS_URL:
     CELERY_RESULT_BACKEND = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 600}
 else:
-    CELERY_BROKER_URL = "filesystem://localhost//"
+    # No broker server: the atomic filesystem transport shared with the agents.
+    from hostagent.transport import BROKER_URL, filesystem_broker_options
+
+    CELERY_BROKER_URL = BROKER_URL
     CELERY_RESULT_BACKEND = None
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(CELERY_BROKER_DIR / "out"),
-        "data_folder_out": str(CELERY_BROKER_DIR / "out"),
-        "processed_folder": str(CELERY_BROKER_DIR / "processed"),
-        "control_folder": str(CELERY_BROKER_DIR / "control"),
-        "store_processed": False,
-        # The folder is polled; kombu's default of 1 s per hop made the demo's
-        # submit→running take seconds. Listing a folder 10×/s costs nothing.
-        "polling_interval": 0.1,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(CELERY_BROKER_DIR)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True  # a crashed worker's task is redelivered, not lost

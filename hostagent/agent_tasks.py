@@ -15,12 +15,11 @@ redelivered, and every action is idempotent.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
-from hostagent import runtime
+from hostagent import runtime, transport
 
 
 def _broker_config() -> dict[str, Any]:
@@ -28,16 +27,10 @@ def _broker_config() -> dict[str, Any]:
     if url:
         return {"broker_url": url,
                 "broker_transport_options": {"visibility_timeout": 600}}
-    folder = Path(os.environ.get("COUPLER_BROKER_DIR", "var/broker")) / "out"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder.parent / "processed").mkdir(parents=True, exist_ok=True)
-    return {
-        "broker_url": "filesystem://localhost//",
-        "broker_transport_options": {
-            "data_folder_in": str(folder), "data_folder_out": str(folder),
-            "processed_folder": str(folder.parent / "processed"), "store_processed": False,
-        },
-    }
+    options = transport.filesystem_broker_options(
+        os.environ.get("COUPLER_BROKER_DIR", "var/broker"))
+    transport.ensure_folders(options)
+    return {"broker_url": transport.BROKER_URL, "broker_transport_options": options}
 
 
 # Not the current app: in a console process (eager tests) shared tasks stay on the console app.

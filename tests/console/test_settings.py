@@ -57,4 +57,4 @@ def test_defaults_need_no_server():
     assert result.returncode == 0, result.stderr
     engine, broker = result.stdout.split()
     assert engine == "django.db.backends.sqlite3"
-    assert broker.startswith("filesystem://")
+    assert broker.startswith("atomicfs://")
