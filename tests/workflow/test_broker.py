@@ -369,6 +369,34 @@ def test_a_task_delivered_twice_has_no_double_effect(stack, cluster, client_for,
     assert_consistent(stack)
 
 
+def test_a_late_command_after_cancel_leaves_no_orphan_domain(stack, cluster, client_for,
+                                                             member_a):
+    """A provision command delivered again after the job ended (as a message restored
+    after its visibility timeout would be) starts a domain nobody wants: the next
+    heartbeat reports it and the reconciler destroys it."""
+    from console.core.actions.workflow import provision_spec
+    from console.core.tasks.reconcile import reconcile
+
+    job_id = _submit(client_for, member_a, gpus_per_host=1)
+    _wait_state(job_id, JobState.RUNNING)
+    job = Job.objects.get(pk=job_id)
+    (host,) = _hosts_of(job_id)
+    spec = provision_spec(job, Host.objects.get(name=host)).to_dict()
+    response = client_for(member_a).post(f"/api/v1/jobs/{job_id}/cancel/")
+    assert response.status_code in (200, 202), response.content
+    _wait_state(job_id, JobState.CANCELLED)
+    assert stack.domains(host) == {}
+
+    assert stack.ask_agent(host, "provision", spec=spec)["ok"]  # the late duplicate
+    assert stack.domains(host) == {job.domain_name: "running"}
+    report_domains(stack)
+    assert f"orphan {job.domain_name}@{host}" in reconcile(stuck_s=0)
+    wait_for(lambda: stack.domains(host) == {}, 15, "the orphan destroyed")
+    assert Event.objects.filter(job_id=job_id, kind="reconcile").exists()
+    stack.wait_idle()
+    assert_consistent(stack)
+
+
 def _race(n, fn):
     from django.db import connection
 
