@@ -224,9 +224,13 @@ def test_a_host_failing_mid_gang_releases_everything(stack, cluster, client_for,
     from console.core.actions.inventory import do_register_host
     from console.core.demo.profiles import inventory_for
 
+    do_cordon_host(Host.objects.get(name="dgx-2"), actor="test", reason="keep the gang off")
     do_register_host(cluster=cluster, name=BROKEN_HOST,
                      inventory=inventory_for("dgx_a100", BROKEN_HOST, group="rack-a"))
-    do_cordon_host(Host.objects.get(name="dgx-2"), actor="test", reason="keep the gang off")
+    # The cycles these changes asked for are over. (A cycle already running reads the
+    # hosts and the queue in separate statements, READ COMMITTED: one that read the
+    # hosts before the cordon and the queue after the submit would still use dgx-2.)
+    stack.wait_idle()
     job_id = _submit(client_for, member_a, gpus_per_host=8, hosts=2,
                      gpu_model="A100-SXM4-40GB")
     wait_for(lambda: Job.objects.get(pk=job_id).pending_code == "retry_backoff", 30,
