@@ -30,17 +30,30 @@ def smt_disabled(ctx: CheckContext, c: Check) -> CheckResult:
        "BIOS, board and GPU VBIOS/driver versions equal the admin's baseline for this host model",
        "Update BIOS/BMC/GPU firmware (or the driver) to the baseline versions")
 def firmware_baseline(ctx: CheckContext, c: Check) -> CheckResult:
+    sources = {"bios_version": "/sys/class/dmi/id/bios_version",
+               "bios_date": "/sys/class/dmi/id/bios_date",
+               "board_name": "/sys/class/dmi/id/board_name"}
     observed: dict[str, Any] = {
         "bios_version": ctx.read("sys/class/dmi/id/bios_version"),
         "bios_date": ctx.read("sys/class/dmi/id/bios_date"),
         "board_name": ctx.read("sys/class/dmi/id/board_name"),
         "driver_version": ctx.driver_version,
     }
+    sources["driver_version"] = "NVML"
+    if observed["driver_version"] is None:
+        # Without NVML, the kernel module's own report (present while it is loaded).
+        observed["driver_version"] = _proc_driver_version(ctx)
+        sources["driver_version"] = "/proc/driver/nvidia/version"
+    vbios = []
     if ctx.gpus:
         vbios = sorted({str(g.get("vbios_version")) for g in ctx.gpus if g.get("vbios_version")})
+        sources["vbios_version"] = "NVML"
+    if not vbios:
+        vbios = _proc_vbios(ctx)
+        sources["vbios_version"] = "/proc/driver/nvidia/gpus/*/information"
+    if vbios or ctx.gpus:
         observed["vbios_version"] = vbios[0] if len(vbios) == 1 else (vbios or None)
-    ev = {"observed": observed, "baseline": dict(ctx.baseline or {}),
-          "sources": "/sys/class/dmi/id/*, NVML"}
+    ev = {"observed": observed, "baseline": dict(ctx.baseline or {}), "sources": sources}
     if not ctx.baseline:
         return c.result("unknown", ev, "no firmware baseline set for this host model")
     mismatches, missing = {}, []
@@ -56,6 +69,23 @@ def firmware_baseline(ctx: CheckContext, c: Check) -> CheckResult:
     if missing:
         return c.result("unknown", ev, f"not measurable here: {', '.join(missing)}")
     return c.result("pass", ev)
+
+
+def _proc_driver_version(ctx: CheckContext) -> str | None:
+    text = ctx.read("proc/driver/nvidia/version") or ""
+    m = re.search(r"Kernel Module(?: for \S+)?\s+(\d[\w.-]*)", text)
+    return m.group(1) if m else None
+
+
+def _proc_vbios(ctx: CheckContext) -> list[str]:
+    gpus_dir = ctx.path("proc/driver/nvidia/gpus")
+    found = set()
+    if gpus_dir.is_dir():
+        for info in sorted(gpus_dir.glob("*/information")):
+            m = re.search(r"^Video BIOS:\s*(\S+)", info.read_text(errors="replace"), re.M)
+            if m:
+                found.add(m.group(1))
+    return sorted(found)
 
 
 @check("kvm.available", "critical", "KVM usable",

@@ -1,17 +1,23 @@
 """Build small root trees (only the files the checks read) for simulated hosts.
 
-``hostagent/sim/roots/`` holds the trees built by ``build_root`` for each
-variant; the tests build their own pass and fail trees with it too.
+``hostagent/sim/roots/`` holds the generic trees built by ``build_root`` for each
+variant (a made-up board, ``SIM-BOARD-8GPU``); the tests build their own pass and
+fail trees with it too. ``kind_root(base, kind, variant)`` builds the tree of one
+simulated machine: the DMI facts, driver and VBIOS of its kind
+(``hostagent.sim.KINDS``) and its GPUs' PCI addresses, plus the variant's
+misconfiguration. The demo's hosts read those (``var/sim-roots/<kind>/<variant>``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["VARIANTS", "build_root", "write_variants"]
+__all__ = ["VARIANTS", "build_root", "kind_overrides", "kind_root", "write_variants"]
 
 GOOD: dict[str, Any] = {
     "smt_active": "0", "smt_control": "off", "hugepages_1g": 64, "thp": "always [madvise] never",
@@ -20,6 +26,9 @@ GOOD: dict[str, Any] = {
                "default_hugepagesz=1G hugepagesz=1G hugepages=64 transparent_hugepage=madvise",
     "gpus": ("0000:07:00.0", "0000:0f:00.0"), "gpu_driver": "vfio-pci", "foreign_in_group": False,
     "kvm": True, "iommu_units": ("dmar0",), "data_fs": "xfs",
+    # /sys/class/dmi/id; the NVIDIA driver's procfs files only when a driver version is given.
+    "board_name": "SIM-BOARD-8GPU", "bios_version": "2.3.1", "bios_date": "03/14/2024",
+    "driver_version": None, "vbios": None,
 }
 VARIANTS: dict[str, dict[str, Any]] = {
     "good": {},
@@ -66,9 +75,14 @@ def build_root(root: Path | str, **overrides: Any) -> Path:
         _put(root, "dev/null", "")
     for unit in o["iommu_units"]:
         _put(root, f"sys/class/iommu/{unit}/uevent", "")
-    for key, value in (("bios_version", "2.3.1"), ("bios_date", "03/14/2024"),
-                       ("board_name", "SIM-BOARD-8GPU")):
-        _put(root, f"sys/class/dmi/id/{key}", value + "\n")
+    for key in ("bios_version", "bios_date", "board_name"):
+        _put(root, f"sys/class/dmi/id/{key}", o[key] + "\n")
+    if o["driver_version"]:
+        # The format of the NVIDIA kernel module's /proc/driver/nvidia/version.
+        _put(root, "proc/driver/nvidia/version",
+             f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {o['driver_version']}  "
+             "Release Build  (dvs-builder@U16-I3-A10-1-1)\n"
+             "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n")
     for n, gpu in enumerate(o["gpus"]):
         base = f"sys/bus/pci/devices/{gpu}"
         _put(root, f"{base}/vendor", "0x10de\n")
@@ -77,6 +91,10 @@ def build_root(root: Path | str, **overrides: Any) -> Path:
         if link.is_symlink() or link.exists():
             link.unlink()
         os.symlink(f"../../../../bus/pci/drivers/{o['gpu_driver']}", link)
+        if o["driver_version"] and o["vbios"]:
+            _put(root, f"proc/driver/nvidia/gpus/{gpu}/information",
+                 f"Model: \t\t NVIDIA GPU\nIRQ:   \t\t 0\nVideo BIOS: \t {o['vbios']}\n"
+                 f"Bus Location: \t {gpu}\n")
         group = 16 + n
         _put(root, f"sys/kernel/iommu_groups/{group}/devices/{gpu}", "")
         if o["foreign_in_group"] and n == 0:
@@ -95,3 +113,55 @@ def write_variants(base: Path | str) -> list[Path]:
             shutil.rmtree(path)
         out.append(build_root(path, **overrides))
     return out
+
+
+def kind_overrides(kind: str) -> dict[str, Any]:
+    """``build_root`` overrides that make a tree read like a machine of ``kind``:
+    its board and BIOS (DMI), driver and VBIOS (the driver's procfs) and GPUs."""
+    from hostagent.sim import KINDS
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown simulated host kind {kind!r}; one of {sorted(KINDS)}")
+    k = KINDS[kind]
+    return {"board_name": k.board_name, "bios_version": k.bios_version,
+            "driver_version": k.driver_version, "vbios": k.vbios,
+            "gpus": tuple(f"0000:{bus:02x}:00.0" for bus in k.buses)}
+
+
+_STAMP = ".coupler-sim-root.json"
+
+
+def kind_root(base: Path | str, kind: str, variant: str = "good") -> Path:
+    """``base/<kind>/<variant>``: the check tree of a simulated host of ``kind`` with the
+    misconfiguration of ``variant`` (``VARIANTS``). Built once, atomically (a temporary
+    tree renamed into place), and rebuilt when its definition changed; safe to call
+    from several processes at once."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown sim root {variant!r}; one of {list(VARIANTS)}")
+    overrides = {**kind_overrides(kind), **VARIANTS[variant]}
+    stamp = json.dumps({"kind": kind, "variant": variant, **{**GOOD, **overrides}},
+                       sort_keys=True, default=list)
+    target = Path(base) / kind / variant
+    try:
+        if (target / _STAMP).read_text() == stamp:
+            return target
+    except OSError:
+        pass
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    build_root(tmp, **overrides)
+    (tmp / _STAMP).write_text(stamp)
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        try:
+            os.replace(target, old / "tree")
+        except OSError:
+            pass  # another process replaced it first
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process put its (identical) tree there first
+        shutil.rmtree(tmp, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target

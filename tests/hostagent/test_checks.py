@@ -4,8 +4,8 @@ import pytest
 
 from hostagent.checks import CHECK_IDS, echo_responder, run_checks
 from hostagent.checks.predeploy import _acs_ctrl
-from hostagent.sim import ROOTS_DIR
-from hostagent.sim.roots import VARIANTS, build_root
+from hostagent.sim import KINDS, ROOTS_DIR
+from hostagent.sim.roots import VARIANTS, build_root, kind_overrides, kind_root
 
 SECTION_1 = ["bios.smt_disabled", "firmware.baseline", "network.hop_latency", "kvm.available",
              "iommu.enabled", "iommu.gpu_isolated", "pcie.acs", "vfio.bound",
@@ -93,6 +93,52 @@ def test_firmware_baseline(tmp_path):
     r = status(root, "firmware.baseline", baseline={"vbios_version": "92.00.45.00.05"},
                gpus=[{"vbios_version": "92.00.45.00.05"}])
     assert r.status == "pass"
+
+
+def _kind_baseline(kind):
+    k = KINDS[kind]
+    return {"board_name": k.board_name, "bios_version": k.bios_version,
+            "driver_version": k.driver_version, "vbios_version": k.vbios}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_simulated_hosts_tree_reports_the_firmware_of_its_kind(tmp_path, kind):
+    """Board and BIOS from DMI, driver and VBIOS from the driver's procfs files: every
+    part of the baseline is measured, and a host of the kind is at its baseline."""
+    r = status(kind_root(tmp_path, kind), "firmware.baseline", baseline=_kind_baseline(kind))
+    assert r.status == "pass", r.evidence
+    assert r.evidence["observed"]["vbios_version"] == KINDS[kind].vbios
+    assert r.evidence["sources"]["driver_version"] == "/proc/driver/nvidia/version"
+    # NVML's figures win over the procfs files when the agent has them.
+    r = status(kind_root(tmp_path, kind), "firmware.baseline", baseline=_kind_baseline(kind),
+               driver_version="999.1", gpus=[{"vbios_version": "nvml-vbios"}])
+    assert r.status == "fail" and r.evidence["sources"]["vbios_version"] == "NVML"
+    assert r.evidence["mismatches"]["driver_version"] == {
+        "have": "999.1", "want": KINDS[kind].driver_version}
+
+
+def test_a_host_whose_bios_differs_from_the_baseline_fails_naming_both_versions(tmp_path):
+    root = build_root(tmp_path, **{**kind_overrides("dgx_a100"), "bios_version": "1.21"})
+    r = status(root, "firmware.baseline", baseline=_kind_baseline("dgx_a100"))
+    assert r.status == "fail" and r.remediation
+    assert r.evidence["mismatches"] == {"bios_version": {"have": "1.21", "want": "1.25"}}
+    assert r.evidence["observed"]["board_name"] == "DGXA100"
+
+
+def test_kind_roots_keep_their_misconfiguration_and_are_rebuilt_when_stale(tmp_path):
+    for variant in VARIANTS:
+        failing = {r.id for r in run_checks(kind_root(tmp_path, "hgx_h100", variant))
+                   if r.status == "fail"}
+        expected = {r.id for r in run_checks(ROOTS_DIR / variant) if r.status == "fail"}
+        assert failing == expected, variant
+    root = kind_root(tmp_path, "dgx_a100")
+    (root / "sys/class/dmi/id/bios_version").write_text("tampered\n")
+    assert kind_root(tmp_path, "dgx_a100") == root  # same definition: left alone
+    (root / ".coupler-sim-root.json").write_text("{}")
+    kind_root(tmp_path, "dgx_a100")
+    assert (root / "sys/class/dmi/id/bios_version").read_text() == "1.25\n"
+    with pytest.raises(ValueError):
+        kind_root(tmp_path, "dgx_a100", "nonsense")
 
 
 def test_persistence_and_ecc_from_nvml_values():

@@ -1,6 +1,7 @@
 """Checklists: every CHECKS.md item per host and fleet-wide; no row means
 "not yet measured"; filters by failing and risk; re-run."""
 
+from django.conf import settings
 from django.utils import timezone
 
 from console.core.models import CheckResult, Event, Host
@@ -122,8 +123,43 @@ def test_rerun_sends_the_firmware_baseline_of_the_hosts_board(cluster):
     inputs = host_check_inputs(host)
     assert inputs["baseline"] == {"board_name": board, "bios_version": "1.25",
                                   "vbios_version": "92.1"}
-    assert inputs["root"] == str(sim.root_path(host.facts["sim_root"]))
+    assert inputs["root"] == str(sim.roots.kind_root(settings.VAR_DIR / "sim-roots", "dgx_a100",
+                                                     host.facts["sim_root"]))
     assert inputs["peers"] == []
+
+
+def test_a_simulated_dgx_passes_its_firmware_baseline_and_a_different_bios_fails(
+        cluster, tmp_path, settings):
+    """Eager: the check reads the DMI, driver and VBIOS of the host's own kind (its sim
+    root), so a DGX at the seeded baseline passes; a BIOS off the baseline fails and the
+    evidence names both versions."""
+    from console.core.actions.agents import checks_root
+    from console.core.models import FirmwareBaseline
+    from console.core.tasks.hosts import run_host_checks
+    from hostagent import sim
+    from hostagent.sim.roots import build_root, kind_overrides
+
+    settings.VAR_DIR = tmp_path / "var"
+    dgx = sim.KINDS["dgx_a100"]
+    FirmwareBaseline.objects.create(board_name=dgx.board_name, bios_version=dgx.bios_version,
+                                    gpu_vbios=dgx.vbios, driver_version=dgx.driver_version)
+    host = Host.objects.get(name="dgx-1")
+    run_host_checks.delay(host.pk, actor="admin")
+    row = CheckResult.objects.get(host=host, check_id="firmware.baseline")
+    assert row.status == "pass", row.evidence
+    assert row.evidence["observed"]["vbios_version"] == dgx.vbios
+    assert row.evidence["observed"]["driver_version"] == dgx.driver_version
+    assert checks_root(host) == str(settings.VAR_DIR / "sim-roots" / "dgx_a100" / "good")
+
+    old_bios = build_root(tmp_path / "old-bios", **{**kind_overrides("dgx_a100"),
+                                                    "bios_version": "1.19"})
+    host.facts = {**host.facts, "checks_root": str(old_bios)}
+    host.save(update_fields=["facts"])
+    run_host_checks.delay(host.pk, actor="admin")
+    row = CheckResult.objects.get(host=host, check_id="firmware.baseline")
+    assert row.status == "fail"
+    assert row.evidence["mismatches"] == {"bios_version": {"have": "1.19", "want": "1.25"}}
+    assert row.remediation
 
 
 def test_a_member_cannot_rerun_checks(login, member_a, cluster,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ from console.core.models import CheckResult, Event, FirmwareBaseline, Gpu, Host,
 from hostagent import sim
 from hostagent.protocol import CheckResult as CheckMessage
 from hostagent.protocol import Heartbeat, SpecError, XidEvent
+from hostagent.sim import roots as sim_roots
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +116,19 @@ _BASELINE_KEYS = {"board_name": "board_name", "bios_version": "bios_version",
 
 
 def checks_root(host: Host) -> str:
-    """Where the host's checks read from: the sim root tree of a simulated host
-    (``facts["sim_root"]``, the one its agent is configured with), an explicit
-    ``facts["checks_root"]``, else the host's own ``/``."""
+    """Where the host's checks read from: an explicit ``facts["checks_root"]``; for a
+    simulated host, the tree of its own machine (``hostagent.sim.roots.kind_root``:
+    its kind's board, BIOS, driver and VBIOS with its misconfiguration
+    ``facts["sim_root"]``, built under ``var/sim-roots/`` — the one its agent is
+    configured with); else the host's own ``/``."""
     facts = host.facts or {}
     if facts.get("checks_root"):
         return str(facts["checks_root"])
     if facts.get("sim_root") or host.simulated:
-        return str(sim.root_path(facts.get("sim_root") or "good"))
+        variant = facts.get("sim_root") or "good"
+        if facts.get("kind") in sim.KINDS:
+            return str(sim_roots.kind_root(settings.VAR_DIR / "sim-roots", facts["kind"], variant))
+        return str(sim.root_path(variant))
     return "/"
 
 
