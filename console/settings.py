@@ -206,6 +206,9 @@ COUPLER_PROVISION_MAX_ATTEMPTS = env_int("COUPLER_PROVISION_MAX_ATTEMPTS", 3)
 COUPLER_RETRY_BACKOFF_S = env_int("COUPLER_RETRY_BACKOFF_S", 5)
 # The reconciler re-sends a workflow step that has not moved for this long.
 COUPLER_STUCK_STEP_S = env_int("COUPLER_STUCK_STEP_S", 60)
+# A RUNNING job is requeued as "domain vanished" only on an agent report
+# received this long after it started (the report's list may predate it).
+COUPLER_REPORT_GRACE_S = env_int("COUPLER_REPORT_GRACE_S", 15)
 
 LOGGING = {
     "version": 1,

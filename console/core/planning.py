@@ -25,7 +25,7 @@ from django.utils import timezone
 
 import scheduler
 from console.core import enqueue
-from console.core.choices import JobState, TeardownOutcome
+from console.core.choices import GpuHealth, HostState, JobState, TeardownOutcome
 from console.core.models import Allocation, CoreClaim, Gpu, Host, Job
 from console.core.snapshot import SnapshotContext, build_snapshot_context
 from console.core.transitions import transition_job
@@ -89,7 +89,14 @@ def _allocate_host(job_id: int, host: Host, hp: scheduler.HostPlacement,
         if gpu is None:
             raise _PlacementConflict(f"{host.name} has no GPU{index}")
         # The check constraint refuses the update past 1000: over-commit never commits.
-        Gpu.objects.filter(pk=gpu.pk).update(allocated_milli=F("allocated_milli") + hp.gpu_milli)
+        # A GPU cordoned or failed since the snapshot matches no row: conflict.
+        bumped = (
+            Gpu.objects.filter(pk=gpu.pk, cordoned=False)
+            .exclude(health=GpuHealth.FAILED)
+            .update(allocated_milli=F("allocated_milli") + hp.gpu_milli)
+        )
+        if bumped != 1:
+            raise _PlacementConflict(f"{host.name} GPU{index} left service")
         Allocation.objects.create(job_id=job_id, host=host, gpu=gpu, milli=hp.gpu_milli)
 
 
@@ -98,6 +105,19 @@ def _commit_placement(placement: scheduler.Placement, hosts: dict[str, Host],
     job_id = int(placement.job_id)
     try:
         with transaction.atomic():
+            # The snapshot may be older than a cordon, drain or host failure that
+            # committed meanwhile. Lock the hosts (in id order, before the job, as
+            # the host actions do) and re-read their state: an action that
+            # committed first wins and the job waits for the next cycle; one that
+            # comes later waits for this commit and then sees the job on the host.
+            names = sorted({hp.host for hp in placement.hosts})
+            locked = {
+                h.name: h.state
+                for h in Host.objects.select_for_update().filter(name__in=names).order_by("pk")
+            }
+            for name in names:
+                if locked.get(name) != HostState.READY:
+                    raise _PlacementConflict(f"{name} is {locked.get(name, 'gone')}")
             job = Job.objects.filter(pk=job_id).values("submitted_at", "state").first()
             if job is None:
                 raise _PlacementConflict("job vanished")

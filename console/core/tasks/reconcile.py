@@ -74,10 +74,14 @@ def destroy_orphan_domains(repairs: list[str]) -> None:
 
 
 def requeue_vanished(repairs: list[str]) -> None:
+    # A report is stamped when the console receives it, but the agent listed its
+    # domains a little earlier, possibly before this job's domain started. Only
+    # a report received well after the job started can say the domain is gone.
+    grace = timedelta(seconds=getattr(settings, "COUPLER_REPORT_GRACE_S", 15))
     for job in Job.objects.filter(state=JobState.RUNNING):
         for host in Host.objects.filter(allocations__job=job).distinct():
             at, running, _stopped = _reported(host)
-            if at is None or job.running_at is None or at <= job.running_at:
+            if at is None or job.running_at is None or at <= job.running_at + grace:
                 continue
             if job.domain_name not in running:
                 reason = f"domain {job.domain_name} vanished from {host.name}; requeued"
