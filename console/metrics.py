@@ -6,8 +6,10 @@ host states, and the submit→running latency histogram (from job timestamps).
 """
 
 import math
+import secrets
 from collections import defaultdict
 
+from django.conf import settings
 from django.db.models import Count, F
 from django.http import HttpResponse
 
@@ -129,4 +131,15 @@ def render() -> str:
 
 
 def metrics_view(request):
+    # Tenant names and shares are in here: where the endpoint is reachable from
+    # outside the monitoring network, set COUPLER_METRICS_TOKEN and configure
+    # Prometheus with `authorization: {credentials: <token>}`.
+    token = settings.COUPLER_METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            response = HttpResponse("metrics need a bearer token\n", status=401,
+                                    content_type="text/plain")
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
     return HttpResponse(render(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -210,6 +210,9 @@ COUPLER_STUCK_STEP_S = env_int("COUPLER_STUCK_STEP_S", 60)
 # received this long after it started (the report's list may predate it).
 COUPLER_REPORT_GRACE_S = env_int("COUPLER_REPORT_GRACE_S", 15)
 
+# Bearer token required by /metrics when set (empty: open, for a private scrape network).
+COUPLER_METRICS_TOKEN = env_str("COUPLER_METRICS_TOKEN", "")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

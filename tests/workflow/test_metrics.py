@@ -22,3 +22,12 @@ def test_metrics_report_queue_gpus_shares_states_latency_and_hosts(client, clust
     assert 'coupler_hosts{state="ready"} 4' in text
     for line in text.splitlines():
         assert line.startswith("#") or len(line.rsplit(" ", 1)) == 2
+
+
+def test_metrics_can_require_a_bearer_token(client, settings):
+    settings.COUPLER_METRICS_TOKEN = "s3cret-scrape-token"
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    ok = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-scrape-token")
+    assert ok.status_code == 200
+    assert b"coupler_jobs" in ok.content
