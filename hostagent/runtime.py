@@ -14,10 +14,20 @@ Configuration is a JSON document (``COUPLER_AGENT_CONFIG`` names the file)::
 
     {"console_url": "http://127.0.0.1:8000",
      "heartbeat_interval_s": 5,
+     "latency_listen": "0.0.0.0:7471", "latency_advertise": "10.1.2.3:7471",
      "hosts": [{"name": "dgx-a100-01", "token": "…",
                 "libvirt_uri": "test:///…/node_dgx_a100.xml",
                 "cgroup_root": "", "checks_root": "…/sim/roots/good",
                 "kernel_log": "", "inventory": {…}}]}
+
+``latency_listen`` is where the agent's echo responder (``network.hop_latency``:
+peers measure to it) listens, default ``0.0.0.0:7471``; "" or ``off`` runs none.
+``latency_advertise`` is the ``host:port`` peers reach it at, reported to the
+console at registration and in every heartbeat; default: the listen address (a
+wildcard host becomes this machine's FQDN; port 0 or no port: the bound port).
+The console answers registrations and heartbeats with ``peers``: the endpoints
+this host's check rounds measure against. One responder serves every host of
+the process (the demo's single agent: every simulated host advertises it).
 
 A host not in the configuration gets ``COUPLER_AGENT_DEFAULT_LIBVIRT_URI`` or,
 by default, a blank ``test:///`` node of its own: that is what eager-mode
@@ -29,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -69,11 +80,16 @@ class HostConfig:
         return cls(**known)
 
 
+DEFAULT_LATENCY_LISTEN = "0.0.0.0:7471"  # every address: peers on other hosts connect
+
+
 @dataclass
 class AgentConfig:
     console_url: str = "http://127.0.0.1:8000"
     heartbeat_interval_s: float = 5.0
     hosts: list[HostConfig] = field(default_factory=list)
+    latency_listen: str = DEFAULT_LATENCY_LISTEN
+    latency_advertise: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AgentConfig:
@@ -81,6 +97,8 @@ class AgentConfig:
             console_url=str(data.get("console_url", cls.console_url)).rstrip("/"),
             heartbeat_interval_s=float(data.get("heartbeat_interval_s", 5.0)),
             hosts=[HostConfig.from_dict(h) for h in data.get("hosts", [])],
+            latency_listen=str(data.get("latency_listen", DEFAULT_LATENCY_LISTEN) or ""),
+            latency_advertise=str(data.get("latency_advertise") or ""),
         )
 
     @classmethod
@@ -287,6 +305,75 @@ def scan_kernel_log(host: str, state_dir: Path) -> list[dict[str, Any]]:
     return [e.to_dict() for e in scanner.scan()]
 
 
+# --- the echo responder peers measure hop latency to ---------------------------------------
+
+_WILDCARDS = ("", "0.0.0.0", "::", "*")  # noqa: S104 - compared, not bound
+
+
+def split_endpoint(text: str, default_port: int = 0) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``, or a bare host) → (host, port)."""
+    text = text.strip()
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or (host.count(":") and not host.startswith("[")):
+        host, port = text, ""
+    return host.strip("[]"), int(port) if port else default_port
+
+
+class LatencyResponder:
+    """``hostagent.checks.echo_responder`` in a daemon thread of the agent process."""
+
+    def __init__(self, listen: str = DEFAULT_LATENCY_LISTEN, advertise: str = "") -> None:
+        self.listen = listen
+        self.advertise = advertise
+        self.stop = threading.Event()
+        self.port = 0
+        self.endpoint = ""  # what peers connect to, once started
+
+    def start(self, timeout: float = 5.0) -> str:
+        """Bind and serve; returns the advertised ``host:port``. Raises OSError when the
+        address cannot be bound."""
+        from hostagent.checks import echo_responder
+
+        host, port = split_endpoint(self.listen, 7471)
+        ready, bound, errors = threading.Event(), [], []
+
+        def serve() -> None:
+            try:
+                echo_responder(host or "0.0.0.0", port, stop=self.stop, ready=ready,  # noqa: S104
+                               bound=bound)
+            except OSError as exc:
+                errors.append(exc)
+                ready.set()
+
+        threading.Thread(target=serve, name="latency-responder", daemon=True).start()
+        if not ready.wait(timeout):
+            raise OSError(f"echo responder on {self.listen} did not start")
+        if errors:
+            raise errors[0]
+        self.port = bound[0]
+        a_host, a_port = split_endpoint(self.advertise or self.listen, 0)
+        if a_host in _WILDCARDS:
+            a_host = socket.getfqdn()
+        a_host = f"[{a_host}]" if ":" in a_host else a_host
+        self.endpoint = f"{a_host}:{a_port or self.port}"
+        return self.endpoint
+
+
+def start_latency_responder(config: AgentConfig) -> LatencyResponder | None:
+    """The agent's responder per its configuration, or None (disabled, or the address
+    is taken: the agent runs on and advertises nothing, so peers skip it)."""
+    if config.latency_listen.strip().lower() in ("", "off", "none"):
+        return None
+    responder = LatencyResponder(config.latency_listen, config.latency_advertise)
+    try:
+        endpoint = responder.start()
+    except (OSError, ValueError) as exc:
+        log.warning("no latency echo responder on %s: %s", config.latency_listen, exc)
+        return None
+    log.info("latency echo responder on %s, advertised as %s", config.latency_listen, endpoint)
+    return responder
+
+
 # --- talking to the console ---------------------------------------------------------------
 
 
@@ -332,11 +419,13 @@ class HeartbeatLoop:
 
     def __init__(self, config: AgentConfig, *, state_dir: Path | None = None,
                  post: Callable[[str, str, dict], dict] = post_json,
-                 checks_every: int = 12) -> None:
+                 checks_every: int = 12, latency_endpoint: str = "") -> None:
         self.config = config
         self.state_dir = state_dir or Path(os.environ.get("COUPLER_AGENT_STATE_DIR", "var/agent"))
         self.post = post
-        self.checks_every = checks_every
+        self.checks_every = max(1, checks_every)
+        self.latency_endpoint = latency_endpoint  # our echo responder, "" for none
+        self.peers: dict[str, list[str]] = {}  # host → endpoints from the console's last answer
         self.registered: set[str] = set()
         self.stop = threading.Event()
         self.beats = 0
@@ -344,24 +433,41 @@ class HeartbeatLoop:
     def _url(self, host: str, what: str) -> str:
         return f"{self.config.console_url}/api/v1/agent/hosts/{host}/{what}/"
 
+    def _answer(self, host: str, answer: Any) -> None:
+        if isinstance(answer, dict) and isinstance(answer.get("peers"), list):
+            self.peers[host] = [str(p) for p in answer["peers"] if p]
+
     def register(self, host: HostConfig) -> None:
-        self.post(self._url(host.name, "register"), host.token, {
+        self._answer(host.name, self.post(self._url(host.name, "register"), host.token, {
             "inventory": host.inventory, "libvirt_uri": host.libvirt_uri,
-            "agent_version": AGENT_VERSION,
-        })
+            "agent_version": AGENT_VERSION, "latency_endpoint": self.latency_endpoint,
+        }))
         self.registered.add(host.name)
 
+    def checks_due(self) -> bool:
+        """Every ``checks_every``-th beat, the first on the second beat: by then every
+        host of this agent is registered and the console's heartbeat answers carry
+        the peers to measure hop latency against."""
+        return self.beats % self.checks_every == 1 % self.checks_every
+
     def beat_once(self) -> None:
-        for host in self.config.hosts:
-            try:
-                if host.name not in self.registered:
+        for host in self.config.hosts:  # all registered first: each is a peer of the others
+            if host.name not in self.registered:
+                try:
                     self.register(host)
-                checks = None
-                if self.beats % self.checks_every == 0:
-                    checks = run_checks(host.name)
+                except (ConsoleError, OSError, ValueError) as exc:
+                    log.warning("registration of %s: %s", host.name, exc)
+        due = self.checks_due()
+        for host in self.config.hosts:
+            if host.name not in self.registered:
+                continue
+            try:
+                checks = run_checks(host.name, peers=self.peers.get(host.name, ())) if due else None
                 body = heartbeat_body(host.name, checks=checks,
                                       xid_events=scan_kernel_log(host.name, self.state_dir))
-                self.post(self._url(host.name, "heartbeat"), host.token, body)
+                body["latency_endpoint"] = self.latency_endpoint
+                self._answer(host.name, self.post(self._url(host.name, "heartbeat"), host.token,
+                                                  body))
             except (ConsoleError, lv.DriverError, OSError, ValueError) as exc:
                 log.warning("heartbeat of %s: %s", host.name, exc)
         self.beats += 1
@@ -390,7 +496,8 @@ def main(args: Any = None) -> int:
         log.error("no hosts configured: set COUPLER_AGENT_CONFIG to the agent's JSON config")
         return 2
     configure(config)
-    loop = HeartbeatLoop(config)
+    responder = start_latency_responder(config)
+    loop = HeartbeatLoop(config, latency_endpoint=responder.endpoint if responder else "")
     loop.start()
     from hostagent.agent_tasks import app
 
@@ -402,4 +509,6 @@ def main(args: Any = None) -> int:
         app.worker_main(argv)
     finally:
         loop.stop.set()
+        if responder is not None:
+            responder.stop.set()
     return 0

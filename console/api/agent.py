@@ -11,7 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from console.core.actions.agents import do_agent_heartbeat, do_agent_register
+from console.core.actions.agents import do_agent_heartbeat, do_agent_register, latency_peers
 from console.core.models import Host
 from hostagent.protocol import SpecError
 
@@ -51,8 +51,10 @@ class RegisterView(AgentView):
             return Response({"inventory": ["Expected an object."]}, status=400)
         host = do_agent_register(host, inventory=inventory,
                                  libvirt_uri=str(body.get("libvirt_uri") or ""),
-                                 agent_version=str(body.get("agent_version") or ""))
-        return Response({"host": host.name, "state": host.state, "queue": host.queue})
+                                 agent_version=str(body.get("agent_version") or ""),
+                                 latency_endpoint=str(body.get("latency_endpoint") or ""))
+        return Response({"host": host.name, "state": host.state, "queue": host.queue,
+                         "peers": latency_peers(host)})
 
 
 class HeartbeatView(AgentView):

@@ -101,7 +101,7 @@ def test_rerun_refreshes_the_hosts_check_results_through_the_agent(
     assert rows["bios.smt_disabled"].status == "fail"  # measured in the smt_on tree
     assert rows["bios.smt_disabled"].measured_at > timezone.now() - timezone.timedelta(minutes=1)
     assert rows["kvm.available"].status == "pass"
-    # No peers (agents run no echo responder yet) and no baseline: unknown, never pass.
+    # No peers (no agent advertised an echo responder) and no baseline: unknown, never pass.
     assert rows["network.hop_latency"].status == "unknown"
     assert not CheckResult.objects.exclude(host=host).exists()
     reasons = list(Event.objects.filter(host=host, kind__startswith="checks")
@@ -125,7 +125,7 @@ def test_rerun_sends_the_firmware_baseline_of_the_hosts_board(cluster):
                                   "vbios_version": "92.1"}
     assert inputs["root"] == str(sim.roots.kind_root(settings.VAR_DIR / "sim-roots", "dgx_a100",
                                                      host.facts["sim_root"]))
-    assert inputs["peers"] == []
+    assert inputs["peers"] == []  # no other host's agent advertised an echo responder
 
 
 def test_a_simulated_dgx_passes_its_firmware_baseline_and_a_different_bios_fails(

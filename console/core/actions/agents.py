@@ -13,6 +13,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 
 from console.core import enqueue
@@ -63,9 +64,55 @@ def _mark_online(host: Host, now: datetime) -> None:
     Host.objects.filter(pk=host.pk).update(**fields)
 
 
+# How many peers an agent measures network.hop_latency against.
+LATENCY_PEERS = 3
+
+
+def clean_latency_endpoint(value: object) -> str:
+    """``host:port`` of an agent's echo responder, or "" when absent or malformed."""
+    text = str(value or "").strip()
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or len(text) > 255 or not port.isdigit() or not 0 < int(port) < 65536:
+        return ""
+    return text
+
+
+def _set_latency_endpoint(facts: dict, endpoint: str) -> None:
+    if endpoint:
+        facts["latency_endpoint"] = endpoint
+    else:
+        facts.pop("latency_endpoint", None)
+
+
+def latency_peers(host: Host, limit: int = LATENCY_PEERS) -> list[str]:
+    """The echo responders ``host`` measures ``network.hop_latency`` against: up to
+    ``limit`` distinct endpoints of other READY hosts of its cluster whose agent
+    advertised one (``facts["latency_endpoint"]``), hosts of its own group (rack)
+    first, then by name. Never the host itself, never an offline host."""
+    candidates = (
+        Host.objects.filter(cluster_id=host.cluster_id, state=HostState.READY,
+                            facts__has_key="latency_endpoint")
+        .exclude(pk=host.pk)
+        .annotate(other_rack=Case(When(group=host.group, then=Value(0)), default=Value(1),
+                                  output_field=IntegerField()))
+        .order_by("other_rack", "name")
+        .values_list("facts__latency_endpoint", flat=True)
+    )
+    peers: list[str] = []
+    for endpoint in candidates.iterator():
+        endpoint = clean_latency_endpoint(endpoint)
+        # One agent may serve several hosts (the demo): measure each endpoint once.
+        if endpoint and endpoint not in peers:
+            peers.append(endpoint)
+            if len(peers) >= limit:
+                break
+    return peers
+
+
 def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
-                      agent_version: str = "") -> Host:
-    """The agent (re)starts: refresh the inventory if it sent one; the host is online."""
+                      agent_version: str = "", latency_endpoint: str = "") -> Host:
+    """The agent (re)starts: refresh the inventory if it sent one; the host is online.
+    ``latency_endpoint`` (its echo responder, "" for none) replaces the stored one."""
     with transaction.atomic():
         if inventory and inventory.get("gpus") is not None:
             host = do_register_host(cluster=host.cluster, name=host.name, inventory=inventory,
@@ -76,6 +123,7 @@ def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
         host = Host.objects.select_for_update().get(pk=host.pk)
         facts = dict(host.facts or {})
         facts["agent_version"] = agent_version
+        _set_latency_endpoint(facts, clean_latency_endpoint(latency_endpoint))
         Host.objects.filter(pk=host.pk).update(facts=facts)
         _mark_online(host, timezone.now())
         Event.objects.create(host=host, kind="agent_register", actor=f"agent:{host.name}",
@@ -142,12 +190,11 @@ def firmware_baseline(host: Host) -> dict[str, str] | None:
 
 
 def host_check_inputs(host: Host) -> dict:
-    """The fully specified inputs of ``hostagent.run_checks`` for this host.
-
-    ``peers`` stays empty: agents run no echo responder yet, so
-    ``network.hop_latency`` reports ``unknown`` (never a pass) until they do.
-    """
-    return {"root": checks_root(host), "baseline": firmware_baseline(host), "peers": []}
+    """The fully specified inputs of ``hostagent.run_checks`` for this host: its check
+    root, its board's firmware baseline and the peers its heartbeats are answered with
+    (``latency_peers``; none → ``network.hop_latency`` is ``unknown``, never a pass)."""
+    return {"root": checks_root(host), "baseline": firmware_baseline(host),
+            "peers": latency_peers(host)}
 
 
 def do_request_host_checks(host: Host, *, actor: str) -> Event:
@@ -246,7 +293,8 @@ def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
 
 
 def do_agent_heartbeat(host: Host, body: dict) -> dict:
-    """Apply one heartbeat; returns a small summary for the agent."""
+    """Apply one heartbeat; returns a small summary for the agent, with the ``peers``
+    (``latency_peers``) its next check round measures hop latency against."""
     beat = Heartbeat.from_dict(body)
     now = timezone.now()
     summary = {"incidents": 0, "finished": 0}
@@ -261,6 +309,8 @@ def do_agent_heartbeat(host: Host, body: dict) -> dict:
         }
         if beat.agent_version:
             facts["agent_version"] = beat.agent_version
+        if "latency_endpoint" in body:
+            _set_latency_endpoint(facts, clean_latency_endpoint(body["latency_endpoint"]))
         Host.objects.filter(pk=host.pk).update(facts=facts)
         if body.get("checks") and _record_checks(host, list(body["checks"]), now):
             enqueue.request_scheduling_cycle()
@@ -284,6 +334,7 @@ def do_agent_heartbeat(host: Host, body: dict) -> dict:
             if do_finish_job(job.pk, succeeded=True, actor=f"agent:{host.name}",
                              reason=f"domain {name} shut down on {host.name}"):
                 summary["finished"] += 1
+    summary["peers"] = latency_peers(host)
     return summary
 
 

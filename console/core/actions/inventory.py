@@ -21,6 +21,9 @@ from django.db import transaction
 from console.core import enqueue
 from console.core.models import Cluster, Event, Gpu, GpuLink, Host, Nic, NumaNode
 
+# Host.facts keys the agent reports (registration, heartbeats) rather than the inventory.
+AGENT_FACTS = ("latency_endpoint",)
+
 
 def inventory_digest(inventory: dict) -> str:
     canonical = {k: inventory.get(k) for k in ("gpus", "nics", "links", "numa_nodes")}
@@ -58,7 +61,9 @@ def do_register_host(
         host.cluster = cluster
         host.cpu_count = int(inventory.get("cpu_count") or 0)
         host.memory_gib = int(inventory.get("memory_gib") or 0)
-        host.facts = inventory.get("facts") or {}
+        # Facts the agent reports itself (not part of an inventory document) survive a refresh.
+        kept = {k: host.facts[k] for k in AGENT_FACTS if k in (host.facts or {})}
+        host.facts = {**kept, **(inventory.get("facts") or {})}
         host.group = inventory.get("group", host.group) or ""
         host.reserved_cores = list(inventory.get("reserved_cores") or [])
         host.inventory_digest = inventory_digest(inventory)

@@ -10,6 +10,11 @@
 
 Each simulated host gets a fresh agent token (written with the host's libvirt
 node file, check root and inventory to ``var/agent-config.json``, mode 0600).
+Check roots are the hosts' own machines (``var/sim-roots/<kind>/<variant>``: the
+kind's board, BIOS, driver and VBIOS, the host's misconfiguration). The agent's
+one echo responder listens on ``127.0.0.1`` (ephemeral port) and every simulated
+host advertises it, so the demo's ``network.hop_latency`` is a loopback figure
+between threads of one process: it shows the mechanism, not a fabric.
 Ctrl-C or SIGTERM stops every child.
 """
 
@@ -34,7 +39,8 @@ from hostagent import sim
 def agent_host_config(host: Host) -> dict | None:
     """One simulated host's entry in the agent configuration, from the same facts
     the console seeded it with (hostagent.sim via inventory_for): its node file,
-    its check root (``facts["sim_root"]``) and its inventory."""
+    its check root (``checks_root``: its kind's tree with its ``facts["sim_root"]``
+    misconfiguration, the root the console's re-runs send too) and its inventory."""
     facts = host.facts or {}
     kind = facts.get("kind", "")
     if kind not in sim.KINDS:
@@ -56,7 +62,8 @@ def write_agent_config(console_url: str, heartbeat_s: float) -> Path:
     path = settings.VAR_DIR / "agent-config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"console_url": console_url, "heartbeat_interval_s": heartbeat_s,
-                                "hosts": hosts}, indent=1))
+                                # One responder for all the simulated hosts, on loopback.
+                                "latency_listen": "127.0.0.1:0", "hosts": hosts}, indent=1))
     path.chmod(0o600)
     return path
 
