@@ -25,8 +25,9 @@ peers measure to it) listens, default ``0.0.0.0:7471``; "" or ``off`` runs none.
 ``latency_advertise`` is the ``host:port`` peers reach it at, reported to the
 console at registration and in every heartbeat; default: the listen address (a
 wildcard host becomes this machine's FQDN; port 0 or no port: the bound port).
-The console answers registrations and heartbeats with ``peers``: the endpoints
-this host's check rounds measure against. One responder serves every host of
+The console answers registrations and heartbeats with ``peers`` (the endpoints
+this host's check rounds measure against) and ``baseline`` (the admin's firmware
+baseline for its board, or null). One responder serves every host of
 the process (the demo's single agent: every simulated host advertises it).
 
 A host not in the configuration gets ``COUPLER_AGENT_DEFAULT_LIBVIRT_URI`` or,
@@ -425,7 +426,11 @@ class HeartbeatLoop:
         self.post = post
         self.checks_every = max(1, checks_every)
         self.latency_endpoint = latency_endpoint  # our echo responder, "" for none
-        self.peers: dict[str, list[str]] = {}  # host → endpoints from the console's last answer
+        # From the console's last answer per host: the peers (echo responders) and the
+        # firmware baseline its check rounds measure against.
+        self.peers: dict[str, list[str]] = {}
+        self.baselines: dict[str, dict[str, str] | None] = {}
+        self.host_beats: dict[str, int] = {}  # heartbeats sent per host since it registered
         self.registered: set[str] = set()
         self.stop = threading.Event()
         self.beats = 0
@@ -434,8 +439,14 @@ class HeartbeatLoop:
         return f"{self.config.console_url}/api/v1/agent/hosts/{host}/{what}/"
 
     def _answer(self, host: str, answer: Any) -> None:
-        if isinstance(answer, dict) and isinstance(answer.get("peers"), list):
+        if not isinstance(answer, dict):
+            return
+        if isinstance(answer.get("peers"), list):
             self.peers[host] = [str(p) for p in answer["peers"] if p]
+        if "baseline" in answer:
+            baseline = answer["baseline"]
+            self.baselines[host] = ({str(k): str(v) for k, v in baseline.items()}
+                                    if isinstance(baseline, dict) else None)
 
     def register(self, host: HostConfig) -> None:
         self._answer(host.name, self.post(self._url(host.name, "register"), host.token, {
@@ -444,11 +455,11 @@ class HeartbeatLoop:
         }))
         self.registered.add(host.name)
 
-    def checks_due(self) -> bool:
-        """Every ``checks_every``-th beat, the first on the second beat: by then every
-        host of this agent is registered and the console's heartbeat answers carry
-        the peers to measure hop latency against."""
-        return self.beats % self.checks_every == 1 % self.checks_every
+    def checks_due(self, host: str) -> bool:
+        """Every ``checks_every``-th heartbeat of the host, the first on its second one:
+        by then every host of this agent has tried to register and the console's
+        answer to the first heartbeat carries the peers to measure against."""
+        return self.host_beats.get(host, 0) % self.checks_every == 1 % self.checks_every
 
     def beat_once(self) -> None:
         for host in self.config.hosts:  # all registered first: each is a peer of the others
@@ -457,15 +468,18 @@ class HeartbeatLoop:
                     self.register(host)
                 except (ConsoleError, OSError, ValueError) as exc:
                     log.warning("registration of %s: %s", host.name, exc)
-        due = self.checks_due()
         for host in self.config.hosts:
             if host.name not in self.registered:
                 continue
             try:
-                checks = run_checks(host.name, peers=self.peers.get(host.name, ())) if due else None
+                checks = None
+                if self.checks_due(host.name):
+                    checks = run_checks(host.name, peers=self.peers.get(host.name, ()),
+                                        baseline=self.baselines.get(host.name))
                 body = heartbeat_body(host.name, checks=checks,
                                       xid_events=scan_kernel_log(host.name, self.state_dir))
                 body["latency_endpoint"] = self.latency_endpoint
+                self.host_beats[host.name] = self.host_beats.get(host.name, 0) + 1
                 self._answer(host.name, self.post(self._url(host.name, "heartbeat"), host.token,
                                                   body))
             except (ConsoleError, lv.DriverError, OSError, ValueError) as exc:

@@ -11,7 +11,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from console.core.actions.agents import do_agent_heartbeat, do_agent_register, latency_peers
+from console.core.actions.agents import (
+    check_inputs_for_agent,
+    do_agent_heartbeat,
+    do_agent_register,
+)
 from console.core.models import Host
 from hostagent.protocol import SpecError
 
@@ -54,7 +58,7 @@ class RegisterView(AgentView):
                                  agent_version=str(body.get("agent_version") or ""),
                                  latency_endpoint=str(body.get("latency_endpoint") or ""))
         return Response({"host": host.name, "state": host.state, "queue": host.queue,
-                         "peers": latency_peers(host)})
+                         **check_inputs_for_agent(host)})
 
 
 class HeartbeatView(AgentView):

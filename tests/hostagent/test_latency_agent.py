@@ -72,9 +72,13 @@ def test_check_rounds_measure_against_the_peers_of_the_consoles_answer(responder
     runtime.configure(config)
     posts = []
 
+    k = KINDS["dgx_a100"]
+    baseline = {"board_name": k.board_name, "bios_version": k.bios_version,
+                "driver_version": k.driver_version, "vbios_version": k.vbios}
+
     def post(url, token, body):
         posts.append((url.rsplit("/", 2)[-2], body))
-        return {"host": "dgx-a100-01", "peers": [peer.endpoint]}
+        return {"host": "dgx-a100-01", "peers": [peer.endpoint], "baseline": baseline}
 
     loop = runtime.HeartbeatLoop(config, post=post, checks_every=12, state_dir=tmp_path,
                                  latency_endpoint=ours.endpoint)
@@ -91,13 +95,44 @@ def test_check_rounds_measure_against_the_peers_of_the_consoles_answer(responder
     assert figures["rounds"] == 20 and figures["one_way_us"] > 0 and figures["median_rtt_us"] > 0
     if hop["status"] == "unknown":
         assert "upper bound" in hop["reason"]
-    assert checks["firmware.baseline"]["evidence"]["observed"]["board_name"] == \
-        KINDS["dgx_a100"].board_name
+    # The answer's firmware baseline is measured too: the kind's tree is at it.
+    assert checks["firmware.baseline"]["status"] == "pass", checks["firmware.baseline"]
     for _ in range(11):
         loop.beat_once()
     assert "checks" not in posts[-1][1]  # the next round is 12 beats later
     loop.beat_once()
     assert "checks" in posts[-1][1]
+
+
+def test_the_first_check_round_waits_for_an_answer_after_every_host_registered(tmp_path):
+    """The console is not up at the first beat: the rounds count each host's heartbeats,
+    so even the first host to register measures with the peers of a later answer."""
+    names = ["h1", "h2", "h3"]
+    config = runtime.AgentConfig(hosts=[runtime.HostConfig(name=n, checks_root=str(tmp_path))
+                                        for n in names])
+    runtime.configure(config)
+    registered, rounds = [], {}
+
+    def post(url, token, body):
+        host, what = url.rsplit("/", 3)[-3:-1]
+        if console_down:
+            raise runtime.ConsoleError("refused")
+        if what == "register":
+            registered.append(host)
+        if "checks" in body:
+            hop = next(c for c in body["checks"] if c["id"] == "network.hop_latency")
+            rounds[host] = hop["evidence"]
+        return {"peers": [f"{n}.invalid:1" for n in registered if n != host]}
+
+    loop = runtime.HeartbeatLoop(config, post=post, state_dir=tmp_path)
+    console_down = True
+    loop.beat_once()
+    console_down = False
+    loop.beat_once()  # all register (h1 first: its register answer lists nobody), heartbeat
+    assert registered == names and rounds == {}
+    loop.beat_once()  # the first round
+    assert set(rounds) == set(names)
+    assert all(len([k for k in ev if k.endswith(":1")]) == 2 for ev in rounds.values()), rounds
 
 
 def test_an_unreachable_console_leaves_hosts_unregistered_without_crashing(tmp_path):

@@ -100,6 +100,13 @@ def test_run_host_checks_sends_the_same_peers(api_client, tokens, monkeypatch):
     (host_name, task, inputs, _context), = sent
     assert (host_name, task) == ("hgx-1", "run_checks")
     assert inputs["peers"] == ["10.0.0.1:7471", "10.0.0.2:7471"] == latency_peers(hgx)
+    # The agent's own check rounds get the same inputs in the heartbeat answer.
+    from console.core.models import FirmwareBaseline
+
+    FirmwareBaseline.objects.create(board_name=hgx.facts["board_name"], bios_version="2.1.4")
+    answer = _beat(api_client, tokens, "hgx-1")
+    assert answer["peers"] == inputs["peers"]
+    assert answer["baseline"] == {"board_name": hgx.facts["board_name"], "bios_version": "2.1.4"}
 
 
 def test_two_agents_measure_each_other_end_to_end(api_client, tokens, tmp_path):

@@ -294,7 +294,7 @@ def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
 
 def do_agent_heartbeat(host: Host, body: dict) -> dict:
     """Apply one heartbeat; returns a small summary for the agent, with the ``peers``
-    (``latency_peers``) its next check round measures hop latency against."""
+    and ``baseline`` of its next check round (``check_inputs_for_agent``)."""
     beat = Heartbeat.from_dict(body)
     now = timezone.now()
     summary = {"incidents": 0, "finished": 0}
@@ -334,8 +334,14 @@ def do_agent_heartbeat(host: Host, body: dict) -> dict:
             if do_finish_job(job.pk, succeeded=True, actor=f"agent:{host.name}",
                              reason=f"domain {name} shut down on {host.name}"):
                 summary["finished"] += 1
-    summary["peers"] = latency_peers(host)
+    summary.update(check_inputs_for_agent(host))
     return summary
+
+
+def check_inputs_for_agent(host: Host) -> dict:
+    """What registration and heartbeat answers carry for the agent's own check rounds:
+    the same ``peers`` and firmware ``baseline`` as ``run_host_checks`` sends."""
+    return {"peers": latency_peers(host), "baseline": firmware_baseline(host)}
 
 
 def _job_id_of(domain: str) -> int | None:
