@@ -213,11 +213,23 @@ def test_hop_latency_measures_against_an_echo_responder():
         assert r.status in ("pass", "unknown")
         assert "tcp" in r.evidence["method"]
         if r.status == "unknown":
-            assert "upper bound" in r.reason
+            assert "upper bound" in r.reason or "loopback" in r.reason
         assert r.evidence[f"127.0.0.1:{bound[0]}"]["rounds"] == 5
     finally:
         stop.set()
         t.join(2)
+
+
+def test_a_fast_loopback_peer_passes_nothing_but_a_fast_remote_peer_passes(monkeypatch):
+    from hostagent.checks import network
+
+    monkeypatch.setattr(network, "tcp_round_trip_us", lambda peer, rounds: [6.0] * rounds)
+    local = status("/", "network.hop_latency", peers=["127.0.0.1:7471"], latency_rounds=3)
+    assert local.status == "unknown" and "loopback" in local.reason
+    assert local.evidence["127.0.0.1:7471"]["one_way_us"] == 3.0
+    remote = status("/", "network.hop_latency", peers=["127.0.0.1:7471", "192.0.2.10:7471"],
+                    latency_rounds=3)
+    assert remote.status == "pass"
 
 
 def test_tcp_latency_over_the_limit_proves_nothing_but_rdma_over_it_fails():
