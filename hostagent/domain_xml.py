@@ -128,6 +128,11 @@ def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
         _sub(hostdev, "driver", name="vfio")
         source = _sub(hostdev, "source")
         _sub(source, "address", **pci_address_parts(gpu))
+    for share in spec.gpu_shares:
+        # A time-sliced share: the mediated device the agent created on the GPU.
+        mdev = _sub(devices, "hostdev", mode="subsystem", type="mdev", model="vfio-pci",
+                    display="off")
+        _sub(_sub(mdev, "source"), "address", uuid=share.mdev_uuid)
     _sub(devices, "memballoon", model="none")  # a balloon cannot shrink pinned memory
 
     ET.register_namespace("coupler", METADATA_NS)

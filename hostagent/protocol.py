@@ -21,6 +21,7 @@ __all__ = [
     "RISKS",
     "CgroupSettings",
     "CheckResult",
+    "GpuShare",
     "Heartbeat",
     "IoLimit",
     "ProvisionResult",
@@ -116,6 +117,47 @@ def _reject_unknown(data: Mapping[str, Any], allowed: set[str], what: str) -> No
         raise SpecError(f"{what}: unknown keys {unknown}")
 
 
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+MDEV_TYPE_RE = re.compile(r"^[A-Za-z0-9_.-]{0,64}$")
+
+
+@dataclass(frozen=True)
+class GpuShare:
+    """A time-sliced share of one GPU, given to the VM as a mediated device.
+
+    ``milli`` is the share the scheduler allocated (1–999); ``mdev_uuid`` names
+    the mediated device the agent creates on the GPU and passes through
+    (``hostdev type='mdev'``); ``mdev_type`` is the vGPU profile on the host
+    (empty: the agent picks the smallest profile that fits the share).
+    """
+
+    pci: str
+    milli: int
+    mdev_uuid: str
+    mdev_type: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pci": self.pci, "milli": self.milli, "mdev_uuid": self.mdev_uuid,
+                "mdev_type": self.mdev_type}
+
+    @classmethod
+    def from_dict(cls, data: object, *, where: str = "gpu_shares") -> GpuShare:
+        d = _mapping(data, where)
+        _reject_unknown(d, {"pci", "milli", "mdev_uuid", "mdev_type"}, where)
+        pci = d.get("pci")
+        pci = pci.lower() if isinstance(pci, str) else pci
+        if not isinstance(pci, str) or not PCI_ADDRESS_RE.match(pci):
+            raise SpecError(f"{where}.pci: {d.get('pci')!r} is not a PCI address like 0000:3b:00.0")
+        milli = _int(d, "milli", minimum=1, maximum=999, where=f"{where}.")
+        uuid = d.get("mdev_uuid")
+        if not isinstance(uuid, str) or not UUID_RE.match(uuid.lower()):
+            raise SpecError(f"{where}.mdev_uuid: {uuid!r} is not a UUID")
+        mdev_type = d.get("mdev_type") or ""
+        if not isinstance(mdev_type, str) or not MDEV_TYPE_RE.match(mdev_type):
+            raise SpecError(f"{where}.mdev_type: {mdev_type!r} is not an mdev type name")
+        return cls(pci=pci, milli=milli, mdev_uuid=uuid.lower(), mdev_type=mdev_type)
+
+
 @dataclass(frozen=True)
 class IoLimit:
     """Bandwidth and IOPS limits of one block device; None means unlimited.
@@ -200,9 +242,10 @@ class ProvisionSpec:
     cgroup: CgroupSettings = field(default_factory=CgroupSettings)
     io_limits: tuple[IoLimit, ...] = ()
     io_weight: int | None = None
+    gpu_shares: tuple[GpuShare, ...] = ()
 
     REQUIRED = ("name", "vcpus", "memory_mib", "cpus", "numa_nodes", "gpus", "hugepages")
-    OPTIONAL = ("job_id", "cgroup", "io_limits", "io_weight")
+    OPTIONAL = ("job_id", "cgroup", "io_limits", "io_weight", "gpu_shares")
 
     def __post_init__(self) -> None:
         # Validate also when built directly, not only through from_dict.
@@ -223,6 +266,8 @@ class ProvisionSpec:
             "io_limits": [io.to_dict() if isinstance(io, IoLimit) else io
                           for io in self.io_limits],
             "io_weight": self.io_weight,
+            "gpu_shares": [g.to_dict() if isinstance(g, GpuShare) else g
+                           for g in self.gpu_shares],
         }
 
     @classmethod
@@ -272,11 +317,24 @@ class ProvisionSpec:
         io_weight = d.get("io_weight")
         if io_weight is not None:
             io_weight = _int(d, "io_weight", minimum=1, maximum=10000)
+        shares_raw = d.get("gpu_shares") or []
+        if not isinstance(shares_raw, list | tuple):
+            raise SpecError(f"gpu_shares: expected a list, got {shares_raw!r}")
+        shares = tuple(x if isinstance(x, GpuShare) else
+                       GpuShare.from_dict(x, where=f"gpu_shares[{i}]")
+                       for i, x in enumerate(shares_raw))
+        shared = [g.pci for g in shares]
+        if set(shared) & set(gpus):
+            raise SpecError(f"gpu_shares: {sorted(set(shared) & set(gpus))} are also passed "
+                            "through whole: a GPU is never both")
+        if len({g.mdev_uuid for g in shares}) != len(shares):
+            raise SpecError("gpu_shares: duplicate mdev_uuid")
         spec = object.__new__(cls)
         for key, value in {
             "job_id": str(job_id), "name": name, "vcpus": vcpus, "memory_mib": memory_mib,
             "cpus": cpus, "numa_nodes": numa_nodes, "gpus": tuple(gpus),
             "hugepages": hugepages, "cgroup": cg, "io_limits": io, "io_weight": io_weight,
+            "gpu_shares": shares,
         }.items():
             object.__setattr__(spec, key, value)
         return spec

@@ -17,6 +17,7 @@ message delivered twice has no second effect.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,7 +30,7 @@ from console.core.choices import HostState, JobState, TeardownOutcome
 from console.core.models import Allocation, Event, Host, Job, NumaNode
 from console.core.planning import release_allocations
 from console.core.transitions import transition_job
-from hostagent.protocol import CgroupSettings, ProvisionSpec
+from hostagent.protocol import CgroupSettings, GpuShare, ProvisionSpec
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,20 @@ def provision_spec(job: Job, host: Host) -> ProvisionSpec:
     if base is None:
         raise ValueError(f"job {job.pk} holds no cores on {host.name}")
     nodes = list(base.numa_nodes) or [0]
-    # Whole GPUs are passed through by PCI address; a time-sliced share has no
-    # device of its own in the spec (mediated devices are not modelled yet).
+    # Whole GPUs are passed through by PCI address; a time-sliced share gets a
+    # mediated device (vGPU) on its GPU, named by a UUID stable for this job
+    # and GPU so a redelivered command finds the same device.
     gpus = sorted(r.gpu.pci_address for r in rows if r.gpu_id is not None and r.milli >= 1000)
+    shares = tuple(
+        GpuShare(
+            pci=r.gpu.pci_address,
+            milli=r.milli,
+            mdev_uuid=str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                     f"coupler:job:{job.pk}:{host.name}:{r.gpu.pci_address}")),
+        )
+        for r in sorted(rows, key=lambda r: r.gpu.pci_address if r.gpu_id else "")
+        if r.gpu_id is not None and r.milli < 1000
+    )
     # 1 GiB hugepages back the VM when every node it uses has them reserved.
     hugepages = all(
         n.hugepages_1g > 0 for n in NumaNode.objects.filter(host=host, node_id__in=nodes)
@@ -82,6 +94,7 @@ def provision_spec(job: Job, host: Host) -> ProvisionSpec:
         cpus=tuple(base.cpus),
         numa_nodes=tuple(sorted(nodes)),
         gpus=tuple(gpus),
+        gpu_shares=shares,
         hugepages=hugepages,
         # The VM's memory comes from hugepages; the cgroup bounds the QEMU process's
         # own overhead above it: throttle at +1 GiB, kill at +2 GiB.
