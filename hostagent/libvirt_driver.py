@@ -31,6 +31,8 @@ __all__ = [
     "list_domains",
     "node_device_xml",
     "node_info",
+    "placement_differences",
+    "placement_of",
     "provision",
     "start_domain",
     "teardown",
@@ -170,11 +172,79 @@ def undefine_domain(conn: Any, name: str) -> bool:
     return True
 
 
+_MEMORY_UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2,
+                 "g": 1024**3, "gib": 1024**3, "t": 1024**4, "tib": 1024**4,
+                 "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+
+
+def _cpuset(text: str | None) -> frozenset[int]:
+    """libvirt's cpuset syntax (``"48-51,60,^50"``) -> the cores."""
+    cores: set[int] = set()
+    excluded: set[int] = set()
+    for part in (text or "").replace(" ", "").split(","):
+        if not part:
+            continue
+        target = excluded if part.startswith("^") else cores
+        lo, _, hi = part.lstrip("^").partition("-")
+        target.update(range(int(lo), int(hi or lo) + 1))
+    return frozenset(cores - excluded)
+
+
+def placement_of(xml: str) -> dict[str, Any]:
+    """What decides whose hardware a domain holds, normalised so the XML we build
+    and the XML libvirt hands back compare equal: vCPU count, memory (bytes),
+    hostdev PCI addresses, vCPU and emulator pinning, NUMA memory nodes."""
+    root = ET.fromstring(xml)  # noqa: S314 - libvirt's or our own document
+    memory = root.find("memory")
+    mem_bytes = None
+    if memory is not None and (memory.text or "").strip():
+        unit = (memory.get("unit") or "KiB").lower()
+        mem_bytes = int(memory.text.strip()) * _MEMORY_UNITS.get(unit, 1024)
+    hostdevs = []
+    for hostdev in root.iterfind("devices/hostdev"):
+        address = hostdev.find("source/address")
+        if address is None:
+            continue
+        if address.get("uuid"):  # a mediated device (a GPU share): its instance UUID
+            hostdevs.append(("mdev", address.get("uuid", "").lower()))
+            continue
+        hostdevs.append(("pci", *(int(address.get(k) or "0", 0)
+                                  for k in ("domain", "bus", "slot", "function"))))
+    numa = root.find("numatune/memory")
+    return {
+        "vcpus": int((root.findtext("vcpu") or "0").strip() or 0),
+        "memory": mem_bytes,
+        "hostdevs": sorted(hostdevs),
+        "vcpupin": {int(p.get("vcpu") or 0): _cpuset(p.get("cpuset"))
+                    for p in root.iterfind("cputune/vcpupin")},
+        "emulatorpin": _cpuset(root.find("cputune/emulatorpin").get("cpuset"))
+        if root.find("cputune/emulatorpin") is not None else frozenset(),
+        "numa_nodes": _cpuset(numa.get("nodeset")) if numa is not None else frozenset(),
+    }
+
+
+def placement_differences(existing_xml: str, wanted_xml: str) -> list[str]:
+    """The placement keys on which an existing domain differs from the wanted one."""
+    have, want = placement_of(existing_xml), placement_of(wanted_xml)
+    return [key for key in want if have.get(key) != want[key]]
+
+
 def provision(conn: Any, spec: ProvisionSpec, *, domain_type: str = "kvm") -> str:
-    """Define and start the job's domain; returns its state (``running``)."""
+    """Define and start the job's domain; returns its state (``running``).
+
+    A domain of that name that already runs is adopted only if it holds exactly
+    the spec's hardware (``placement_differences``): a job requeued onto the same
+    host gets the same name, and a VM left over from an earlier attempt may hold
+    GPUs and cores given to someone else since.  Such a domain is destroyed and
+    undefined, and the job's domain defined and started afresh."""
     xml = build_domain_xml(spec, domain_type=domain_type)
-    if domain_state(conn, spec.name) != "running":
-        define_domain(conn, xml)
+    dom = _lookup(conn, validate_domain_name(spec.name))
+    if dom is not None and dom.isActive():
+        if placement_differences(str(dom.XMLDesc(0)), xml):
+            teardown(conn, spec.name)
+        else:
+            return domain_state(conn, spec.name) or "unknown"
+    define_domain(conn, xml)
     return start_domain(conn, spec.name)
 
 
