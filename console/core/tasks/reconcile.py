@@ -8,9 +8,15 @@ Repairs, each recorded as an ``Event`` (kind ``reconcile``):
   than its start) is torn down and requeued;
 - a step stuck longer than ``COUPLER_STUCK_STEP_S`` (SCHEDULED, PROVISIONING,
   TEARDOWN: its message was lost, e.g. a broker that lost its queue or a
-  worker killed mid-task) is sent again; every step is idempotent;
+  worker killed mid-task) is sent again; every step is idempotent. After
+  ``COUPLER_PROVISION_MAX_ATTEMPTS`` re-sends in one state the reconciler gives
+  up: a start is torn down (retry or failed), a teardown opens an Incident on
+  the host and cordons it;
 - allocations of finished jobs are released; ``Gpu.allocated_milli`` that
-  drifted from the allocation rows is corrected;
+  drifted from the allocation rows is corrected under the scheduler's leader
+  lock (skipped while a cycle holds it).
+
+The writes are ``console.core.actions.reconcile``'s ``do_*`` functions.
 - a queue with jobs asks for a scheduling cycle.
 """
 
@@ -19,24 +25,23 @@ from datetime import datetime, timedelta
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from console.core import enqueue
 from console.core.actions.agents import _job_id_of
+from console.core.actions.reconcile import (
+    REDRIVEN_STATES,
+    do_correct_gpu_counters,
+    do_record_repair,
+    do_redrive_step,
+    do_release_leaked,
+)
 from console.core.actions.workflow import do_begin_teardown
 from console.core.choices import ACTIVE_JOB_STATES, JobState, TeardownOutcome
 from console.core.hostcalls import send_host_task
-from console.core.models import Allocation, Event, Gpu, Host, Job
-from console.core.planning import release_allocations
+from console.core.models import Allocation, Host, Job
 
 ACTOR = "reconciler"
-
-
-def _event(*, reason: str, job_id: int | None = None, host: Host | None = None,
-           data: dict | None = None) -> None:
-    Event.objects.create(job_id=job_id, host=host, kind="reconcile", actor=ACTOR,
-                         reason=reason[:1000], data=data or {})
 
 
 def _reported(host: Host) -> tuple[datetime | None, set[str], set[str]]:
@@ -66,7 +71,7 @@ def destroy_orphan_domains(repairs: list[str]) -> None:
             job = Job.objects.filter(pk=job_id).values("state", "updated_at").first()
             if job and job["updated_at"] and job["updated_at"] > at:
                 continue
-            _event(host=host, job_id=job_id if job else None,
+            do_record_repair(host=host, job_id=job_id if job else None,
                    reason=f"orphan domain {name} on {host.name} destroyed",
                    data={"domain": name})
             send_host_task(host.name, "teardown", {"name": name, "job_id": str(job_id)})
@@ -87,7 +92,7 @@ def requeue_vanished(repairs: list[str]) -> None:
                 reason = f"domain {job.domain_name} vanished from {host.name}; requeued"
                 if do_begin_teardown(job.pk, TeardownOutcome.PREEMPTED, reason=reason,
                                      actor=ACTOR):
-                    _event(job_id=job.pk, host=host, reason=reason)
+                    do_record_repair(job_id=job.pk, host=host, reason=reason)
                     repairs.append(f"vanished job {job.pk}")
                 break
 
@@ -95,17 +100,14 @@ def requeue_vanished(repairs: list[str]) -> None:
 def redrive_stuck(repairs: list[str], stuck_s: float) -> None:
     cutoff = timezone.now() - timedelta(seconds=stuck_s)
     stuck = Job.objects.filter(
-        state__in=[JobState.SCHEDULED, JobState.PROVISIONING, JobState.TEARDOWN],
-        updated_at__lt=cutoff,
+        state__in=REDRIVEN_STATES, updated_at__lt=cutoff,
     ).values_list("pk", "state")
-    for job_id, state in stuck:
-        task = ("console.core.tasks.workflow.teardown_job" if state == JobState.TEARDOWN
-                else "console.core.tasks.workflow.provision_job")
-        with transaction.atomic():
-            _event(job_id=job_id, reason=f"step {state} stuck for over {stuck_s:.0f} s: resent",
-                   data={"task": task})
-            enqueue.on_commit_send(task, job_id)
-        repairs.append(f"redrive {state} {job_id}")
+    for job_id, state in list(stuck):
+        done = do_redrive_step(job_id, state, stuck_s=stuck_s)
+        if done.action == "resent":
+            repairs.append(f"redrive {state} {job_id}")
+        elif done.action == "gave_up":
+            repairs.append(f"gave up {state} {job_id}")
 
 
 def release_leaked(repairs: list[str]) -> None:
@@ -114,20 +116,14 @@ def release_leaked(repairs: list[str]) -> None:
         .values_list("job_id", flat=True).distinct()
     )
     for job_id in list(leaked):
-        n = release_allocations(job_id)
-        _event(job_id=job_id, reason=f"{n} allocation rows of a finished job released")
+        do_release_leaked(job_id)
         repairs.append(f"leak {job_id}")
-    held = dict(
-        Allocation.objects.filter(gpu__isnull=False).values("gpu_id")
-        .annotate(total=Sum("milli")).values_list("gpu_id", "total")
-    )
-    for gpu in Gpu.objects.select_related("host"):
-        want = held.get(gpu.pk, 0)
-        if gpu.allocated_milli != want:
-            Gpu.objects.filter(pk=gpu.pk).update(allocated_milli=want)
-            _event(host=gpu.host, reason=f"GPU{gpu.index} allocated_milli {gpu.allocated_milli}"
-                   f" corrected to {want}", data={"gpu": gpu.index})
-            repairs.append(f"milli {gpu.host.name}:{gpu.index}")
+    corrections = do_correct_gpu_counters()
+    if corrections is None:
+        repairs.append("milli skipped: scheduler busy")
+        return
+    for c in corrections:
+        repairs.append(f"milli {c.host}:{c.index}")
 
 
 def reconcile(*, stuck_s: float | None = None) -> list[str]:
