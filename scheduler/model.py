@@ -192,6 +192,9 @@ class Snapshot:
     running: tuple[RunningJob, ...] = ()
     policy: str = DEFAULT_POLICY
     workload: tuple[WorkloadClass, ...] = ()
+    # Jobs already being preempted (tearing down): their capacity is still held (not free
+    # on ``hosts``) and still counted in ``TenantState.usage``, but it is coming back.
+    leaving: tuple[RunningJob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +215,9 @@ class Preemption:
     job_id: str
     reason: str
     for_job: str
+    # The contested resources (what ``for_job`` is short of): the victim's tenant stays at
+    # or above its guarantee on these.
+    resources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

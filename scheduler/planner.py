@@ -102,6 +102,7 @@ def plan(snapshot: Snapshot) -> Plan:
     placed_in_cycle: dict[str, int] = {}
     placed_total = [0]
     initial: list[Placer] = []
+    after_leaving: list[tuple[Placer, dict[str, Usage], list[RunningJob]]] = []
 
     def explain(job: JobRequest, models: frozenset[str] | None) -> PendingReason:
         if not initial:
@@ -144,6 +145,17 @@ def plan(snapshot: Snapshot) -> Plan:
                     state[job.id] = _PLACED
                     placed_in_cycle[name] = placed_in_cycle.get(name, 0) + 1
                     placed_total[0] += 1
+                elif guaranteed_phase and snapshot.leaving:
+                    # Preemptions already in flight: their capacity is coming back. No new
+                    # preemption until they have stopped (so one waiting job never preempts
+                    # a fresh set each cycle, and a victim tenant's usage still counting the
+                    # leaving jobs never makes it look further above its guarantee).
+                    state[job.id] = _FINAL
+                    if not after_leaving:
+                        after_leaving.append(_after_leaving(snapshot, usage, model_of))
+                    pending[job.id] = _await_leaving(
+                        job, models, after_leaving[0], tenants, model_of, len(snapshot.leaving)
+                    ) or explain(job, models)
                 elif guaranteed_phase:
                     r = _preempt_for(
                         job, models, placer, tenants, usage, fs, alive, model_of, preemptions
@@ -196,6 +208,46 @@ def _charge(
     fs.charge(tenant, demand(job))
 
 
+def _after_leaving(
+    snapshot: Snapshot, usage: Mapping[str, Usage], model_of: Mapping[tuple[str, int], str]
+) -> tuple[Placer, dict[str, Usage], list[RunningJob]]:
+    """The cluster, usage and running jobs as they will be once the leaving jobs stopped."""
+    workload = snapshot.workload or workload_from_jobs(snapshot.queued)
+    future = Placer(snapshot.hosts, snapshot.policy, workload)
+    settled = {n: dict(u) for n, u in usage.items()}
+    for r in snapshot.leaving:
+        for hp in r.placement:
+            if hp.host in future.cluster.by_name:
+                future.cluster.release(hp)
+        if r.tenant in settled:
+            add(settled[r.tenant], placement_usage(r.placement, model_of), -1.0)
+    return future, settled, list(snapshot.running)
+
+
+def _await_leaving(
+    job: JobRequest,
+    models: frozenset[str] | None,
+    after: tuple[Placer, dict[str, Usage], list[RunningJob]],
+    tenants: Mapping[str, TenantState],
+    model_of: Mapping[tuple[str, int], str],
+    leaving: int,
+) -> PendingReason | None:
+    """`waiting_for_preemption` when the capacity being freed (or, after it, borrowed work
+    still running) can make room for ``job``; None when it cannot."""
+    future, settled, running = after
+    if future.find(job, models) is None and choose_victims(
+        future, job, models, tenants, settled, running, model_of
+    ) is None:
+        return None
+    return PendingReason(
+        "waiting_for_preemption",
+        f"Reclaiming capacity guaranteed to tenant {job.tenant}: {leaving} preempted job(s) "
+        f"are still stopping; no more are preempted until they have, and the job is "
+        f"considered again then.",
+        {"preempted_jobs": 0, "leaving_jobs": leaving},
+    )
+
+
 def _preempt_for(
     job: JobRequest,
     models: frozenset[str] | None,
@@ -220,15 +272,18 @@ def _preempt_for(
             fs.charge(v.tenant, _vector(lost), -1.0)
         alive.remove(v)
         guaranteed = {q.resource: q.guaranteed for q in t.quotas if q.guaranteed > 0}
+        short = ", ".join(sorted(choice.resources))
         preemptions.append(
             Preemption(
                 job_id=v.id,
                 reason=(
                     f"Borrowed capacity reclaimed: tenant {job.tenant} is below its guarantee "
                     f"({', '.join(f'{k} {g:g}' for k, g in guaranteed.items())}) and job "
-                    f"{job.id} needs room; tenant {v.tenant} keeps at least its own guarantee."
+                    f"{job.id} is short of {short}; tenant {v.tenant} keeps at least its own "
+                    f"guarantee on {short}."
                 ),
                 for_job=job.id,
+                resources=tuple(sorted(choice.resources)),
             )
         )
     chosen = placer.find(job, models)

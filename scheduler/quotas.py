@@ -7,7 +7,7 @@ row is unlimited with nothing guaranteed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from scheduler.model import (
     GPU_MILLI,
@@ -168,11 +168,28 @@ def within_guarantee(tenant: TenantState, usage: Mapping[str, float], job: JobRe
     return covered
 
 
-def may_lose(tenant: TenantState, usage: Mapping[str, float], lost: Mapping[str, float]) -> bool:
+def is_contested(resource: str, contested: Collection[str] | None) -> bool:
+    """Whether ``resource`` is among ``contested`` (None: every resource is). A contested
+    ``gpus`` covers the per-model ``gpus:<MODEL>`` keys too."""
+    if contested is None or resource in contested:
+        return True
+    return resource.startswith(GPUS + ":") and GPUS in contested
+
+
+def may_lose(
+    tenant: TenantState,
+    usage: Mapping[str, float],
+    lost: Mapping[str, float],
+    contested: Collection[str] | None = None,
+) -> bool:
     """Whether taking ``lost`` away keeps the tenant at or above its guarantee on every
-    guaranteed resource the lost work used (only borrowed work may be preempted)."""
+    guaranteed, contested resource the lost work used (only work borrowed on what the
+    preemptor is short of may be preempted). ``contested`` None: every resource counts.
+
+    A tenant below its guarantee on a resource nobody is short of (memory, say) still
+    lends what it borrows on the contested ones (GPUs)."""
     for resource, amount in lost.items():
-        if amount <= 0:
+        if amount <= 0 or not is_contested(resource, contested):
             continue
         q = tenant.quota(resource)
         if q is None or q.guaranteed <= 0:

@@ -158,7 +158,8 @@ def _preempt(preemption: scheduler.Preemption) -> bool:
         from_states=[JobState.SCHEDULED, JobState.PROVISIONING, JobState.RUNNING],
         reason=f"preempted: {preemption.reason}",
         actor="scheduler",
-        data={"for_job": preemption.for_job, "preemption_reason": preemption.reason},
+        data={"for_job": preemption.for_job, "preemption_reason": preemption.reason,
+              "contested": list(preemption.resources)},
         teardown_outcome=TeardownOutcome.PREEMPTED,
     )
     if moved:

@@ -27,7 +27,15 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from console.core.choices import CheckStatus, GpuHealth, GpuMode, HostState, JobState, Risk
+from console.core.choices import (
+    CheckStatus,
+    GpuHealth,
+    GpuMode,
+    HostState,
+    JobState,
+    Risk,
+    TeardownOutcome,
+)
 from console.core.models import Allocation, CheckResult, CoreClaim, Host, Job, Tenant
 from console.core.usage import usage_by_tenant
 from scheduler import model as sm
@@ -172,11 +180,19 @@ def job_request(job: Job) -> sm.JobRequest:
     )
 
 
-def _running_jobs(host_names: dict[int, str]) -> tuple[sm.RunningJob, ...]:
-    jobs = {
-        j.pk: j
-        for j in Job.objects.filter(state__in=PREEMPTIBLE_STATES).select_related("tenant")
-    }
+def _running_jobs(host_names: dict[int, str], *, leaving: bool = False) -> tuple[sm.RunningJob, ...]:
+    """Placed jobs as the scheduler sees them: the preemptible states, or (``leaving``)
+    the jobs in TEARDOWN because the scheduler preempted them. Those still hold their
+    GPUs, cores and memory and count in their tenant's usage until the teardown
+    finishes; the planner (``Snapshot.leaving``) counts that capacity as coming back
+    and preempts nothing more meanwhile."""
+    if leaving:
+        rows = Job.objects.filter(
+            state=JobState.TEARDOWN, teardown_outcome=TeardownOutcome.PREEMPTED
+        )
+    else:
+        rows = Job.objects.filter(state__in=PREEMPTIBLE_STATES)
+    jobs = {j.pk: j for j in rows.select_related("tenant")}
     per_job: dict[int, dict[int, dict]] = defaultdict(dict)
     for alloc in Allocation.objects.filter(job_id__in=jobs).select_related("gpu").order_by(
         "job_id", "host_id", "gpu__index"
@@ -249,11 +265,13 @@ def build_snapshot_context(
     )
     backoff = {j.pk: j.not_before for j in queued_jobs if j.not_before and j.not_before > now}
     queued = tuple(job_request(j) for j in queued_jobs if j.pk not in backoff)
+    host_names = {h.pk: h.name for h in hosts}
     snapshot = sm.Snapshot(
         hosts=tuple(host_states),
         tenants=tenants,
         queued=queued,
-        running=_running_jobs({h.pk: h.name for h in hosts}),
+        running=_running_jobs(host_names),
+        leaving=_running_jobs(host_names, leaving=True),
         **({"policy": policy} if policy else {}),
     )
     return SnapshotContext(snapshot=snapshot, unschedulable=unschedulable, backoff=backoff)
