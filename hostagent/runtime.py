@@ -409,6 +409,9 @@ def heartbeat_body(host: str, *, checks: list[dict] | None = None,
         healthy=True,
     ).to_dict()
     beat["stopped_domains"] = [d["name"] for d in domains if d["state"] != "running"]
+    # libvirt's own state per domain (running, paused, blocked, shutoff, crashed, ...):
+    # the console ends a job SUCCEEDED only on shutoff, FAILED on crashed.
+    beat["domain_states"] = {d["name"]: d["state"] for d in domains}
     beat["xid_events"] = xid_events or []
     if checks is not None:
         beat["checks"] = checks

@@ -12,7 +12,7 @@ from console.core.actions.agents import (
     do_mark_host_offline,
 )
 from console.core.actions.hosts import do_cordon_host, do_drain_host
-from console.core.choices import HostState
+from console.core.choices import HostState, JobState
 from console.core.models import Event, Host
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,3 +77,67 @@ def test_a_fault_cordon_survives_going_offline(cluster):
     assert host.state == HostState.CORDONED
     host = _offline_then_back(host)
     assert host.state == HostState.CORDONED and "Xid 79" in host.state_reason
+
+
+# --- the domain states a heartbeat reports -------------------------------------------------
+
+
+def _running_job(submit):
+    from console.core.models import Allocation, Job
+
+    job = Job.objects.get(pk=submit(gpus_per_host=1, gpu_model="RTX-6000-Ada").pk)
+    assert job.state == JobState.RUNNING, job.pending_reason
+    host = Allocation.objects.filter(job=job).first().host
+    return job, host
+
+
+def _agent_beat(host):
+    """What the host's agent would send now (its real heartbeat body)."""
+    from hostagent import runtime
+
+    return do_agent_heartbeat(host, runtime.heartbeat_body(host.name))
+
+
+def test_a_paused_domain_leaves_the_job_running(cluster, submit):
+    from hostagent import runtime
+
+    job, host = _running_job(submit)
+    dom = runtime.connection(host.name).lookupByName(job.domain_name)
+    dom.suspend()
+    body = runtime.heartbeat_body(host.name)
+    assert body["domain_states"][job.domain_name] == "paused"
+    assert job.domain_name in body["stopped_domains"]  # the old list, kept as it was
+    assert do_agent_heartbeat(host, body)["finished"] == 0
+    job.refresh_from_db()
+    assert job.state == JobState.RUNNING
+
+
+@pytest.mark.parametrize("state", ["paused", "blocked", "pmsuspended", "shutdown", "nostate"])
+def test_only_shutoff_and_crashed_end_a_job(cluster, submit, state):
+    job, host = _running_job(submit)
+    summary = _beat(host, domains=[], stopped_domains=[job.domain_name],
+                    domain_states={job.domain_name: state})
+    assert summary["finished"] == 0
+    job.refresh_from_db()
+    assert job.state == JobState.RUNNING
+
+
+def test_a_clean_shutdown_succeeds_the_job(cluster, submit):
+    from hostagent import runtime
+
+    job, host = _running_job(submit)
+    runtime.connection(host.name).lookupByName(job.domain_name).destroy()
+    assert runtime.heartbeat_body(host.name)["domain_states"][job.domain_name] == "shutoff"
+    assert _agent_beat(host)["finished"] == 1
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+
+
+def test_a_crashed_domain_fails_the_job_with_the_reason(cluster, submit):
+    job, host = _running_job(submit)
+    summary = _beat(host, domains=[], stopped_domains=[job.domain_name],
+                    domain_states={job.domain_name: "crashed"})
+    assert summary["finished"] == 1
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert "crashed" in job.failure_reason and host.name in job.failure_reason

@@ -53,13 +53,37 @@ def do_issue_agent_token(host: Host, *, actor: str) -> str:
     return token
 
 
+# Host.facts keys the watchdog leaves on an OFFLINE host: the state (and its reason)
+# it had, restored on the first heartbeat so an admin's or a fault's cordon survives.
+STATE_BEFORE_OFFLINE = "state_before_offline"
+REASON_BEFORE_OFFLINE = "state_reason_before_offline"
+
+
 def _mark_online(host: Host, now: datetime) -> None:
-    fields = {"last_heartbeat": now}
+    """Record the heartbeat; an OFFLINE host gets back the state it had when the
+    watchdog took it offline (READY only if it was READY). ``host`` must be locked;
+    its in-memory ``facts`` are kept in step with the row."""
+    fields: dict = {"last_heartbeat": now}
     if host.state == HostState.OFFLINE:
-        fields.update(state=HostState.READY, state_reason="")
+        facts = dict(host.facts or {})
+        before = facts.pop(STATE_BEFORE_OFFLINE, None)
+        reason = str(facts.pop(REASON_BEFORE_OFFLINE, "") or "")
+        if before not in (HostState.READY, HostState.CORDONED, HostState.DRAINING):
+            # Offline before this was recorded (or by hand): keep it out of service
+            # rather than guess it was READY; an admin uncordons it.
+            before = HostState.CORDONED if before else HostState.READY
+            if before == HostState.CORDONED:
+                reason = "back online; state before going offline unknown"
+        if before == HostState.READY:
+            reason = ""
+        host.facts = facts
+        fields.update(state=before, state_reason=reason[:500], facts=facts)
         Event.objects.create(host=host, kind="online", from_state=HostState.OFFLINE,
-                             to_state=HostState.READY, actor=f"agent:{host.name}",
-                             reason="heartbeats resumed")
+                             to_state=before, actor=f"agent:{host.name}",
+                             reason=("heartbeats resumed" if before == HostState.READY
+                                     else f"heartbeats resumed; {before} again: {reason}")
+                             [:1000])
+        host.state, host.state_reason = before, reason[:500]
         enqueue.request_scheduling_cycle()
     Host.objects.filter(pk=host.pk).update(**fields)
 
@@ -125,6 +149,7 @@ def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
         facts["agent_version"] = agent_version
         _set_latency_endpoint(facts, clean_latency_endpoint(latency_endpoint))
         Host.objects.filter(pk=host.pk).update(facts=facts)
+        host.facts = facts
         _mark_online(host, timezone.now())
         Event.objects.create(host=host, kind="agent_register", actor=f"agent:{host.name}",
                              reason=f"agent {agent_version or '?'} registered")
@@ -307,6 +332,9 @@ def do_agent_heartbeat(host: Host, body: dict) -> dict:
             "running": sorted(beat.domains),
             "stopped": sorted(str(d) for d in body.get("stopped_domains") or []),
         }
+        if isinstance(body.get("domain_states"), dict):
+            facts["reported_domains"]["states"] = {
+                str(n): str(s) for n, s in sorted(body["domain_states"].items())}
         if beat.agent_version:
             facts["agent_version"] = beat.agent_version
         if "latency_endpoint" in body:
@@ -323,19 +351,41 @@ def do_agent_heartbeat(host: Host, body: dict) -> dict:
         if do_handle_xid(host, event) is not None:
             summary["incidents"] += 1
     # A domain that stopped by itself: the job's workload ended.
-    for name in body.get("stopped_domains") or []:
+    for name, state in _stopped_domain_states(body).items():
         job = Job.objects.filter(
             state=JobState.RUNNING, allocations__host=host,
-            pk=_job_id_of(str(name)) or 0,
+            pk=_job_id_of(name) or 0,
         ).first()
-        if job is not None:
-            from console.core.actions.workflow import do_finish_job
+        if job is None:
+            continue
+        from console.core.actions.workflow import do_finish_job
 
-            if do_finish_job(job.pk, succeeded=True, actor=f"agent:{host.name}",
-                             reason=f"domain {name} shut down on {host.name}"):
-                summary["finished"] += 1
+        if state == "shutoff":
+            finished = do_finish_job(job.pk, succeeded=True, actor=f"agent:{host.name}",
+                                     reason=f"domain {name} shut down on {host.name}")
+        else:  # crashed
+            finished = do_finish_job(job.pk, succeeded=False, actor=f"agent:{host.name}",
+                                     reason=f"domain {name} crashed on {host.name}")
+        if finished:
+            summary["finished"] += 1
     summary.update(check_inputs_for_agent(host))
     return summary
+
+
+# libvirt domain states that end a job: a clean shutdown (SUCCEEDED) or a crash
+# (FAILED). paused, blocked, pmsuspended, shutdown (in progress) leave it alone.
+FINISHED_DOMAIN_STATES = ("shutoff", "crashed")
+
+
+def _stopped_domain_states(body: dict) -> dict[str, str]:
+    """Domain name -> ``shutoff`` or ``crashed`` for the heartbeat's domains that ended.
+    An agent that sends ``domain_states`` is read from it; an older agent, which only
+    lists ``stopped_domains``, is taken to mean shut off (what it always meant)."""
+    states = body.get("domain_states")
+    if isinstance(states, dict):
+        return {str(n): str(s) for n, s in states.items()
+                if str(s) in FINISHED_DOMAIN_STATES}
+    return {str(n): "shutoff" for n in body.get("stopped_domains") or []}
 
 
 def check_inputs_for_agent(host: Host) -> dict:
@@ -360,8 +410,11 @@ def do_mark_host_offline(host: Host, *, reason: str, actor: str = "watchdog") ->
             return []
         Event.objects.create(host=host, kind="offline", from_state=host.state,
                              to_state=HostState.OFFLINE, actor=actor, reason=reason[:1000])
+        facts = dict(host.facts or {})
+        facts[STATE_BEFORE_OFFLINE] = host.state
+        facts[REASON_BEFORE_OFFLINE] = host.state_reason
         Host.objects.filter(pk=host.pk).update(state=HostState.OFFLINE,
-                                               state_reason=reason[:500])
+                                               state_reason=reason[:500], facts=facts)
         moved = []
         for job in _jobs_on(host, None):
             if do_begin_teardown(job.pk, TeardownOutcome.PREEMPTED, actor=actor,

@@ -21,8 +21,9 @@ from django.db import transaction
 from console.core import enqueue
 from console.core.models import Cluster, Event, Gpu, GpuLink, Host, Nic, NumaNode
 
-# Host.facts keys the agent reports (registration, heartbeats) rather than the inventory.
-AGENT_FACTS = ("latency_endpoint",)
+# Host.facts keys the agent reports (registration, heartbeats) or the watchdog records
+# (the state an OFFLINE host had, restored on its first heartbeat) rather than the inventory.
+AGENT_FACTS = ("latency_endpoint", "state_before_offline", "state_reason_before_offline")
 
 
 def inventory_digest(inventory: dict) -> str:
