@@ -225,9 +225,33 @@ HOST_STATE_HELP = "One of: " + ", ".join(HostState.values) + "."
 INCIDENT_STATE_HELP = "One of: " + ", ".join(IncidentState.values) + "."
 
 
+# Host facts a tenant member may see: the machine's hardware, nothing the agents
+# report at run time (``reported_domains`` names other tenants' jobs,
+# ``latency_endpoint`` is the agent's address).
+MEMBER_HOST_FACTS = ("kind", "board_name", "bios_version", "driver_version", "vbios")
+
+
+def is_staff(user) -> bool:
+    return bool(user is not None and getattr(user, "is_staff", False))
+
+
+def host_facts_for(host: Host, user) -> dict:
+    """Every fact for staff; the hardware facts (MEMBER_HOST_FACTS) for anyone else."""
+    facts = host.facts or {}
+    if is_staff(user):
+        return dict(facts)
+    return {key: facts[key] for key in MEMBER_HOST_FACTS if key in facts}
+
+
 class HostSerializer(serializers.ModelSerializer):
+    """A host. Staff see every fact and the checks override; members the hardware facts."""
+
     state = serializers.CharField(read_only=True, help_text=HOST_STATE_HELP)
     cluster = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    facts = serializers.SerializerMethodField(
+        help_text="Staff: every fact. Members: " + ", ".join(MEMBER_HOST_FACTS) + ".")
+    checks_override_reason = serializers.SerializerMethodField(
+        help_text="Staff only (empty for members).")
     gpus = GpuSerializer(many=True, read_only=True)
     links = GpuLinkSerializer(many=True, read_only=True)
     numa_nodes = NumaNodeSerializer(many=True, read_only=True)
@@ -239,6 +263,16 @@ class HostSerializer(serializers.ModelSerializer):
                   "memory_gib", "reserved_cores", "last_heartbeat", "simulated",
                   "checks_override_reason", "facts", "gpus", "numa_nodes", "links", "nics",
                   "created_at"]
+
+    def _user(self):
+        request = self.context.get("request")
+        return getattr(request, "user", None)
+
+    def get_facts(self, host: Host) -> dict:
+        return host_facts_for(host, self._user())
+
+    def get_checks_override_reason(self, host: Host) -> str:
+        return host.checks_override_reason if is_staff(self._user()) else ""
 
 
 class ReasonSerializer(StrictFieldsMixin, serializers.Serializer):

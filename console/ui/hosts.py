@@ -9,6 +9,7 @@ from django.db.models import Count, Q, Sum
 from django.http import Http404
 from django.shortcuts import redirect, render
 
+from console.api.serializers import host_facts_for
 from console.core.actions.hosts import (
     HostActionError,
     do_cordon_host,
@@ -91,6 +92,7 @@ def host_detail(request, name):
     return render(request, "hosts/detail.html", {
         "section": "hosts",
         "host": host,
+        "facts": host_facts_for(host, request.user),
         "colour": HOST_STATE_COLOURS.get(host.state, "grey"),
         "gpus": gpus,
         "visible_ids": visible_ids,

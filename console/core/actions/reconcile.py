@@ -158,7 +158,9 @@ def _give_up_teardown(job: Job, resends: int) -> None:
         do_record_repair(host=host, job_id=job.pk, reason=f"{title}: incident #{incident.pk}",
                          data={"incident": incident.pk, "step": JobState.TEARDOWN})
         if host.state == HostState.READY:
-            do_cordon_host(host, actor=ACTOR, reason=title)
+            # The reason is shown to every member: no job id in it.
+            do_cordon_host(host, actor=ACTOR,
+                           reason=f"a teardown is stuck on {host.name}: incident #{incident.pk}")
 
 
 # --- allocations ----------------------------------------------------------------------
