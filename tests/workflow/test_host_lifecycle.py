@@ -2,6 +2,7 @@
 the state it had, and re-registration follows GPUs by UUID."""
 
 import time
+from datetime import UTC, timedelta
 
 import pytest
 from django.utils import timezone
@@ -141,3 +142,85 @@ def test_a_crashed_domain_fails_the_job_with_the_reason(cluster, submit):
     job.refresh_from_db()
     assert job.state == JobState.FAILED
     assert "crashed" in job.failure_reason and host.name in job.failure_reason
+
+
+# --- application Xids: only the job that held the GPU then ---------------------------------
+
+
+def _two_jobs_on_one_host(submit):
+    """Two 1-GPU jobs of different tenants on the same RTX host."""
+    from console.core.models import Allocation, Job, Tenant
+
+    one = Job.objects.get(pk=submit(gpus_per_host=1, gpu_model="RTX-6000-Ada").pk)
+    other_tenant = Tenant.objects.exclude(pk=one.tenant_id).first()
+    two = Job.objects.get(pk=submit(tenant=other_tenant, gpus_per_host=1,
+                                    gpu_model="RTX-6000-Ada").pk)
+    assert one.state == two.state == JobState.RUNNING
+    gpu_one = Allocation.objects.get(job=one, gpu__isnull=False).gpu
+    gpu_two = Allocation.objects.get(job=two, gpu__isnull=False).gpu
+    assert gpu_one.host_id == gpu_two.host_id and gpu_one.pk != gpu_two.pk
+    return one, two, gpu_one
+
+
+def _app_xid(pci, *, line_prefix=""):
+    return {"kind": "xid", "xid": 13, "pci": pci, "fault": "application",
+            "name": "Graphics Engine Exception",
+            "line": f"{line_prefix}NVRM: Xid (PCI:{pci}): 13, Graphics Exception",
+            "timestamp": line_prefix.strip("[] ") or None}
+
+
+def test_an_application_xid_on_an_unknown_gpu_fails_no_job(cluster, submit, tenant_b):
+    from console.core.models import Incident, Job
+
+    one, two, gpu = _two_jobs_on_one_host(submit)
+    host = gpu.host
+    assert _beat(host, xid_events=[_app_xid("0000:99:00.0")])["incidents"] == 1
+    for job in (one, two):
+        assert Job.objects.get(pk=job.pk).state == JobState.RUNNING
+    incident = Incident.objects.get()
+    assert incident.host == host and incident.gpu is None
+    assert "0000:99:00.0" in incident.raw_lines
+    assert not incident.jobs.exists() and not incident.tenants.exists()
+    host.refresh_from_db()
+    assert host.state == HostState.READY  # an application fault cordons nothing
+
+
+def test_an_application_xid_fails_only_the_job_holding_the_gpu(cluster, submit, tenant_b):
+    from console.core.models import Job
+
+    one, two, gpu = _two_jobs_on_one_host(submit)
+    _beat(gpu.host, xid_events=[_app_xid(gpu.pci_address[:-2])])  # "0000:07:00", no function
+    assert Job.objects.get(pk=one.pk).state == JobState.FAILED
+    assert Job.objects.get(pk=two.pk).state == JobState.RUNNING
+
+
+def test_an_application_xid_logged_before_the_job_ran_fails_nothing(cluster, submit, tenant_b):
+    from console.core.models import Incident, Job
+
+    one, two, gpu = _two_jobs_on_one_host(submit)
+    # The line was logged an hour before this job started (an earlier tenant's process).
+    earlier = (Job.objects.get(pk=one.pk).running_at - timedelta(hours=1))
+    stamp = timezone.localtime(earlier).strftime("%Y-%m-%dT%H:%M:%S%z")
+    _beat(gpu.host, xid_events=[_app_xid(gpu.pci_address, line_prefix=f"{stamp} ")])
+    assert Job.objects.get(pk=one.pk).state == JobState.RUNNING
+    assert not Incident.objects.get().jobs.exists()
+    # The same Xid logged after it started is its own.
+    later = timezone.localtime(timezone.now() + timedelta(seconds=2)).strftime("%a %b %d %H:%M:%S %Y")
+    _beat(gpu.host, xid_events=[_app_xid(gpu.pci_address, line_prefix=f"[{later}] ")])
+    assert Job.objects.get(pk=one.pk).state == JobState.FAILED
+    assert Job.objects.get(pk=two.pk).state == JobState.RUNNING
+
+
+def test_event_time_reads_the_scanners_timestamps():
+    from datetime import datetime
+
+    from console.core.actions.agents import event_time
+
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    assert event_time("2026-02-28T10:00:00+00:00", now=now) == datetime(2026, 2, 28, 10,
+                                                                        tzinfo=UTC)
+    assert event_time("24128.828315", now=now) is None
+    assert event_time(None, now=now) is None
+    assert event_time("Fri Aug 30 11:43:09 2024", now=now).year == 2024
+    assert event_time("Feb 28 11:43:09", now=now).year == 2026
+    assert event_time("Dec 31 23:59:00", now=now).year == 2025  # last year's line

@@ -9,7 +9,7 @@ and opens an ``Incident`` with the evidence and the jobs and tenants it hits.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -264,9 +264,42 @@ def _jobs_on(host: Host, gpu: Gpu | None) -> list[Job]:
     return list(jobs.select_related("tenant").distinct())
 
 
+def event_time(timestamp: str | None, *, now: datetime | None = None) -> datetime | None:
+    """The wall-clock time of a kernel-log line's timestamp (``hostagent.xid``: ISO,
+    ``dmesg --ctime``, syslog without a year), aware; None for dmesg's seconds since
+    boot, no timestamp, or one that does not parse. Naive times are the console's
+    time zone; a syslog time is in the current year (the previous one if that is
+    in the future)."""
+    text = (timestamp or "").strip()
+    if not text:
+        return None
+    now = now or timezone.now()
+    parsed = None
+    try:
+        parsed = datetime.fromisoformat(text.replace(",", ".").replace("Z", "+00:00"))
+    except ValueError:
+        words = " ".join(text.split())
+        for value, fmt in ((words, "%a %b %d %H:%M:%S %Y"),
+                           (f"{now.year} {words}", "%Y %b %d %H:%M:%S")):
+            try:
+                parsed = datetime.strptime(value, fmt)
+            except ValueError:
+                continue
+            break
+    if parsed is None:
+        return None
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, timezone.get_current_timezone())
+        if len(text) <= 15 and parsed > now + timedelta(days=1):
+            parsed = parsed.replace(year=parsed.year - 1)  # a syslog line from last year
+    return parsed
+
+
 def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
-    """Classify one kernel-log event: fail the job (application), or cordon the
-    GPU/host and requeue its jobs (hardware); open an Incident either way."""
+    """Classify one kernel-log event and open an Incident. Hardware: cordon the GPU
+    (unknown GPU: the host) and requeue its jobs. Application: fail only the jobs that
+    held the named GPU when the line was logged (``running_at`` no later than the
+    event's time, when it has one); a GPU we cannot resolve fails no job."""
     gpu = None
     if event.pci:
         # Xid lines name the device without its function ("PCI:0000:07:00");
@@ -281,7 +314,18 @@ def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
     fault = event.fault if event.fault in FaultKind.values else FaultKind.UNKNOWN
     if fatal and fault == FaultKind.UNKNOWN:
         fault = FaultKind.HARDWARE
-    jobs = _jobs_on(host, gpu)
+    if fatal:
+        # Hardware: everyone on the GPU (or, unknown GPU, on the host) is moved off.
+        jobs = _jobs_on(host, gpu)
+    elif gpu is None:
+        # An application fault we cannot tie to a GPU: whose process it was is
+        # unknown, so no job is failed; the incident keeps the evidence.
+        jobs = []
+    else:
+        # Only a job that held the GPU when the line was logged can have caused it.
+        at = event_time(event.timestamp)
+        jobs = [j for j in _jobs_on(host, gpu) if j.running_at is not None
+                and (at is None or j.running_at <= at)]
     where = f"{host.name} GPU{gpu.index} ({gpu.pci_address})" if gpu else host.name
     title = (f"Xid {event.xid} on {where}" if event.xid is not None
              else f"{event.kind.upper()} error on {where}")
