@@ -224,3 +224,72 @@ def test_event_time_reads_the_scanners_timestamps():
     assert event_time("Fri Aug 30 11:43:09 2024", now=now).year == 2024
     assert event_time("Feb 28 11:43:09", now=now).year == 2026
     assert event_time("Dec 31 23:59:00", now=now).year == 2025  # last year's line
+
+
+# --- re-registration follows GPUs by UUID --------------------------------------------------
+
+
+def _dgx_inventory(name="dgx-1"):
+    import copy
+
+    from console.core.demo.profiles import inventory_for
+
+    return copy.deepcopy(inventory_for("dgx_a100", name, group="rack-a"))
+
+
+def test_a_gpu_off_the_bus_is_failed_and_the_others_keep_their_rows(cluster, submit):
+    from console.core.actions.inventory import do_register_host
+    from console.core.models import Allocation, Gpu, Job
+
+    job = Job.objects.get(pk=submit(gpus_per_host=8, gpu_model="A100-SXM4-40GB").pk)
+    host = Allocation.objects.filter(job=job).first().host
+    inventory = _dgx_inventory(host.name)
+    before = {g.uuid: (g.pk, g.index, g.pci_address) for g in Gpu.objects.filter(host=host)}
+    held = {a.gpu.uuid: a.gpu_id for a in Allocation.objects.filter(job=job, gpu__isnull=False)}
+    assert len(before) == 8
+    lost = inventory["gpus"][3]
+    inventory["gpus"] = [g for g in inventory["gpus"] if g["uuid"] != lost["uuid"]]
+    for position, gpu in enumerate(inventory["gpus"]):
+        gpu["index"] = position  # GPU4..7 enumerate as 3..6 now
+
+    do_register_host(cluster=cluster, name=host.name, inventory=inventory, actor="agent:t")
+
+    rows = {g.uuid: g for g in Gpu.objects.filter(host=host)}
+    assert len(rows) == 8
+    gone = rows[lost["uuid"]]
+    assert gone.pk == before[lost["uuid"]][0]
+    assert gone.health == "failed" and gone.pci_address == lost["pci_address"].lower()
+    assert gone.index not in range(7)  # out of the way of GPU4, now index 3
+    for gpu in inventory["gpus"]:
+        row = rows[gpu["uuid"]]
+        assert row.pk == before[gpu["uuid"]][0]  # the same row: allocations still point at it
+        assert row.index == gpu["index"] and row.pci_address == gpu["pci_address"].lower()
+        assert row.health != "failed"
+    # Each allocation still names the physical GPU (by UUID) it held.
+    assert {a.gpu.uuid: a.gpu_id for a in
+            Allocation.objects.filter(job=job, gpu__isnull=False)} == held
+    assert Event.objects.filter(host=host, kind="gpu_missing").count() == 1
+
+    # The agent's own re-registration (the API path) succeeds the same way, repeatedly.
+    do_agent_register(host, inventory=inventory, agent_version="t")
+    do_agent_register(host, inventory=inventory, agent_version="t")
+    assert Gpu.objects.filter(host=host).count() == 8
+    assert Event.objects.filter(host=host, kind="gpu_missing").count() == 1
+
+    # The GPU comes back (reseated): its row, its index again; nothing new.
+    do_register_host(cluster=cluster, name=host.name, inventory=_dgx_inventory(host.name))
+    rows = {g.uuid: g for g in Gpu.objects.filter(host=host)}
+    assert {u: (r.pk, r.index, r.pci_address) for u, r in rows.items()} == before
+
+
+def test_a_board_swapped_in_the_same_slot_takes_over_the_row(cluster):
+    from console.core.actions.inventory import do_register_host
+    from console.core.models import Gpu
+
+    inventory = _dgx_inventory("dgx-2")
+    old = Gpu.objects.get(host__name="dgx-2", index=5)
+    inventory["gpus"][5]["uuid"] = "GPU-replacement-0005"
+    do_register_host(cluster=cluster, name="dgx-2", inventory=inventory)
+    row = Gpu.objects.get(host__name="dgx-2", index=5)
+    assert row.pk == old.pk and row.uuid == "GPU-replacement-0005"
+    assert Gpu.objects.filter(host__name="dgx-2").count() == 8

@@ -37,6 +37,79 @@ def _require(gpu: dict, key: str, position: int):
     return gpu[key]
 
 
+def _sync_gpus(host: Host, gpus: list[dict], *, actor: str) -> None:
+    """Bring the host's Gpu rows in line with the inventory's GPUs.
+
+    A reported GPU is the row with its UUID, else the row at its PCI address (a
+    board swapped in the same slot), else a new row. Indices shift when a GPU falls
+    off the bus, so every row first moves out of the way of the unique (host, index)
+    and (host, pci_address) constraints, then takes its reported index and address.
+    A row no reported GPU matched is marked failed and keeps its index and address
+    unless a present GPU now has them (then it moves past the highest index)."""
+    rows = list(Gpu.objects.select_for_update().filter(host=host).order_by("index"))
+    by_uuid = {g.uuid: g for g in rows}
+    by_pci = {g.pci_address: g for g in rows}
+    matched: dict[int, dict] = {}  # row pk -> its reported GPU
+    new: list[dict] = []
+    for gpu in gpus:
+        row = by_uuid.get(gpu["uuid"])
+        if row is None or row.pk in matched:
+            row = by_pci.get(gpu["pci_address"].lower())
+            if row is not None and (row.pk in matched or row.uuid in
+                                    {g["uuid"] for g in gpus}):
+                row = None  # that row is another reported GPU's
+        if row is None:
+            new.append(gpu)
+        else:
+            matched[row.pk] = gpu
+    # Out of the way: indices past any reported one, addresses no device has.
+    offset = max([int(g["index"]) for g in gpus] + [g.index for g in rows] + [0]) + 1
+    for row in rows:
+        Gpu.objects.filter(pk=row.pk).update(index=offset + row.index,
+                                             pci_address=f"moving-{row.pk}"[:16])
+    values = lambda gpu: {  # noqa: E731 - the same fields for an update and a create
+        "uuid": gpu["uuid"], "index": int(gpu["index"]),
+        "pci_address": gpu["pci_address"].lower(), "model": gpu["model"],
+        "memory_mib": int(gpu.get("memory_mib") or 0), "numa_node": gpu.get("numa_node"),
+        "cpu_affinity": list(gpu.get("cpu_affinity") or []),
+    }
+    for row in rows:
+        if row.pk in matched:
+            gpu = matched[row.pk]
+            Gpu.objects.filter(pk=row.pk).update(**values(gpu))
+            if row.index != int(gpu["index"]) or row.uuid != gpu["uuid"]:
+                Event.objects.create(
+                    host=host, kind="gpu_renumbered", actor=actor,
+                    reason=(f"GPU {row.uuid} ({row.pci_address}) was GPU{row.index}, "
+                            f"is GPU{gpu['index']} ({gpu['uuid']}, "
+                            f"{gpu['pci_address'].lower()})")[:1000],
+                )
+    for gpu in new:
+        Gpu.objects.create(host=host, **values(gpu))
+    taken_index = {int(g["index"]) for g in gpus}
+    taken_pci = {g["pci_address"].lower() for g in gpus}
+    next_index = offset
+    for row in rows:
+        if row.pk in matched:
+            continue
+        index = row.index
+        if index in taken_index:
+            index, next_index = next_index, next_index + 1
+        taken_index.add(index)
+        pci = row.pci_address if row.pci_address not in taken_pci else f"gone-{row.pk}"[:16]
+        taken_pci.add(pci)
+        fields = {"index": index, "pci_address": pci}
+        if row.health != "failed":
+            fields["health"] = "failed"
+            Event.objects.create(
+                host=host, kind="gpu_missing", actor=actor,
+                reason=(f"GPU{row.index} {row.uuid} ({row.pci_address}) is missing from "
+                        f"the inventory" + (f"; now listed as GPU{index}"
+                                            if index != row.index else ""))[:1000],
+            )
+        Gpu.objects.filter(pk=row.pk).update(**fields)
+
+
 def do_register_host(
     *,
     cluster: Cluster,
@@ -48,8 +121,9 @@ def do_register_host(
 ) -> Host:
     """Create or update the host and replace its GPUs, NICs, links and NUMA nodes.
 
-    GPUs are matched by index and keep their rows (allocations point at them);
-    a GPU that vanished from the inventory is marked failed rather than deleted.
+    GPUs are matched by UUID (then PCI address) and keep their rows (allocations
+    point at them), whatever index the enumeration gives them now; a GPU that
+    vanished from the inventory is marked failed rather than deleted (``_sync_gpus``).
     """
     gpus = inventory.get("gpus") or []
     for position, gpu in enumerate(gpus):
@@ -85,31 +159,7 @@ def do_register_host(
             for node in inventory.get("numa_nodes") or []
         )
 
-        seen = set()
-        for gpu in gpus:
-            index = int(gpu["index"])
-            seen.add(index)
-            Gpu.objects.update_or_create(
-                host=host,
-                index=index,
-                defaults={
-                    "uuid": gpu["uuid"],
-                    "pci_address": gpu["pci_address"].lower(),
-                    "model": gpu["model"],
-                    "memory_mib": int(gpu.get("memory_mib") or 0),
-                    "numa_node": gpu.get("numa_node"),
-                    "cpu_affinity": list(gpu.get("cpu_affinity") or []),
-                },
-            )
-        missing = Gpu.objects.filter(host=host).exclude(index__in=seen)
-        for gpu in missing:
-            if gpu.health != "failed":
-                gpu.health = "failed"
-                gpu.save(update_fields=["health"])
-                Event.objects.create(
-                    host=host, kind="gpu_missing", actor=actor,
-                    reason=f"GPU{gpu.index} ({gpu.pci_address}) is missing from the inventory",
-                )
+        _sync_gpus(host, gpus, actor=actor)
 
         Nic.objects.filter(host=host).delete()
         Nic.objects.bulk_create(
