@@ -101,6 +101,10 @@ def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
     for vcpu, core in enumerate(spec.cpus):
         _sub(cputune, "vcpupin", vcpu=str(vcpu), cpuset=str(core))
     _sub(cputune, "emulatorpin", cpuset=format_cpulist(spec.cpus))
+    # Training vCPU threads run SCHED_BATCH (checks: sched.batch): libvirt sets the
+    # policy on every vCPU thread when it starts the domain.
+    _sub(cputune, "vcpusched", vcpus=f"0-{spec.vcpus - 1}" if spec.vcpus > 1 else "0",
+         scheduler="batch")
 
     numatune = _sub(dom, "numatune")
     _sub(numatune, "memory", mode="strict", nodeset=format_cpulist(spec.numa_nodes))

@@ -67,7 +67,9 @@ def _vcpu_threads(ctx: CheckContext) -> dict[str, int]:
 
 @check("sched.batch", "medium", "vCPU threads SCHED_BATCH",
        "training vCPU threads run with SCHED_BATCH",
-       "chrt -b -p 0 <tid> for each vCPU thread (the agent does this after start)")
+       "Coupler's domain XML sets <cputune><vcpusched scheduler='batch'> on every vCPU "
+       "(applied by libvirt at start); for a domain defined without it: "
+       "chrt -b -p 0 <tid> for each vCPU thread")
 def sched_batch(ctx: CheckContext, c: Check) -> CheckResult:
     threads = _vcpu_threads(ctx)
     ev = {"vcpu_threads_policy": threads, "source": "/proc/<pid>/task/*/stat field 41"}
