@@ -89,12 +89,12 @@ def test_check_rounds_measure_against_the_peers_of_the_consoles_answer(responder
     loop.beat_once()  # the first check round
     checks = {c["id"]: c for c in posts[-1][1]["checks"]}
     hop = checks["network.hop_latency"]
-    assert hop["status"] in ("pass", "unknown"), hop
+    # Both ends are on this machine: a loopback figure never passes a fabric check.
+    assert hop["status"] == "unknown", hop
     assert hop["evidence"]["method"].startswith("tcp_rtt_half")
     figures = hop["evidence"][peer.endpoint]
     assert figures["rounds"] == 20 and figures["one_way_us"] > 0 and figures["median_rtt_us"] > 0
-    if hop["status"] == "unknown":
-        assert "upper bound" in hop["reason"]
+    assert "loopback" in hop["reason"] or "upper bound" in hop["reason"]
     # The answer's firmware baseline is measured too: the kind's tree is at it.
     assert checks["firmware.baseline"]["status"] == "pass", checks["firmware.baseline"]
     for _ in range(11):
