@@ -50,8 +50,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
-from hostagent import cgroups
+from hostagent import cgroups, mdev
 from hostagent import libvirt_driver as lv
 from hostagent.protocol import Heartbeat, ProvisionResult, ProvisionSpec, SpecError
 
@@ -69,6 +70,10 @@ class HostConfig:
     cgroup_root: str = ""
     checks_root: str = ""
     kernel_log: str = ""
+    # Where the GPUs' sysfs lives for mediated devices (GPU shares): "/" on a
+    # KVM host; empty on the test driver, whose simulated hypervisor has no mdev
+    # bus (then the share is only a hostdev in the domain's definition).
+    mdev_root: str = ""
     inventory: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -223,8 +228,13 @@ def provision(host: str, spec: dict[str, Any]) -> dict[str, Any]:
             conn = connection(host)
             if cfg.cgroup_root:
                 cgroups.apply_spec(cfg.cgroup_root, parsed)
+            root = _mdev_root(cfg)
+            if root is not None:
+                for share in parsed.gpu_shares:
+                    mdev.create(root, share.pci, share.mdev_uuid, milli=share.milli,
+                                mdev_type=share.mdev_type)
             state = lv.provision(conn, parsed, domain_type=cfg.domain_type)
-        except (lv.DriverError, cgroups.CgroupError, OSError) as exc:
+        except (lv.DriverError, cgroups.CgroupError, mdev.MdevError, OSError) as exc:
             log.warning("provision of %s on %s failed: %s", parsed.name, host, exc)
             _clean(host, parsed.name)
             return ProvisionResult(job_id=parsed.job_id, host=host, ok=False,
@@ -233,11 +243,40 @@ def provision(host: str, spec: dict[str, Any]) -> dict[str, Any]:
                            state=state).to_dict()
 
 
+def _mdev_root(cfg: HostConfig) -> Path | None:
+    if cfg.mdev_root:
+        return Path(cfg.mdev_root)
+    return Path("/") if cfg.domain_type == "kvm" else None
+
+
+def _mdev_uuids(host: str, name: str) -> list[str]:
+    """The mediated devices a defined domain uses (read before it is undefined)."""
+    try:
+        xml = lv.domain_xml(connection(host), name)
+    except lv.DriverError:
+        return []
+    if not xml:
+        return []
+    dom = ET.fromstring(xml)  # noqa: S314 - libvirt's copy of our own document
+    return [a.get("uuid", "") for a in dom.findall("./devices/hostdev[@type='mdev']/source/address")
+            if a.get("uuid")]
+
+
+def _remove_mdevs(cfg: HostConfig, uuids: list[str]) -> None:
+    root = _mdev_root(cfg)
+    if root is None:
+        return
+    for uuid in uuids:
+        mdev.remove(root, uuid)
+
+
 def _clean(host: str, name: str) -> None:
     cfg = host_config(host)
+    uuids = _mdev_uuids(host, name)
     try:
         lv.teardown(connection(host), name)
-    except lv.DriverError as exc:
+        _remove_mdevs(cfg, uuids)
+    except (lv.DriverError, mdev.MdevError) as exc:
         log.warning("cleanup of %s on %s: %s", name, host, exc)
     if cfg.cgroup_root:
         try:
@@ -254,10 +293,12 @@ def teardown(host: str, name: str, job_id: str = "") -> dict[str, Any]:
             injected = _injected_failures.pop((host, "teardown"), None)
             if injected:
                 raise lv.DriverError(injected)
+            uuids = _mdev_uuids(host, name)
             lv.teardown(connection(host), name)
+            _remove_mdevs(cfg, uuids)
             if cfg.cgroup_root:
                 cgroups.remove_job_cgroup(cfg.cgroup_root, name)
-        except (lv.DriverError, cgroups.CgroupError, SpecError, OSError) as exc:
+        except (lv.DriverError, cgroups.CgroupError, mdev.MdevError, SpecError, OSError) as exc:
             return ProvisionResult(job_id=job_id, host=host, ok=False, domain=name,
                                    error=str(exc)).to_dict()
     return ProvisionResult(job_id=job_id, host=host, ok=True, domain=name,

@@ -55,3 +55,48 @@ def test_create_writes_the_uuid_and_remove_is_idempotent(tmp_path):
 def test_a_host_without_vgpu_support_says_so(tmp_path):
     with pytest.raises(mdev.MdevError, match="mdev_supported_types"):
         mdev.create(tmp_path, PCI, UUID, milli=250)
+
+
+def test_the_agent_creates_the_mdev_before_the_vm_and_removes_it_after(tmp_path):
+    """Provision and teardown through the agent runtime on libvirt's test driver,
+    with a vGPU sysfs tree standing in for the host's."""
+    from hostagent import runtime
+
+    root = vgpu_tree(tmp_path, [("nvidia-472", 4, 4)])
+    runtime.reset()
+    runtime.configure(runtime.AgentConfig(hosts=[runtime.HostConfig(
+        name="ada-1", libvirt_uri=runtime.blank_node_uri(), mdev_root=str(root))]))
+    spec = {"job_id": "9", "name": "coupler-job-9", "vcpus": 1, "memory_mib": 1024,
+            "cpus": [2], "numa_nodes": [0], "gpus": [], "hugepages": False,
+            "gpu_shares": [{"pci": PCI, "milli": 250, "mdev_uuid": UUID}]}
+    try:
+        result = runtime.provision("ada-1", spec)
+        assert result["ok"], result
+        create_file = root / "sys/bus/pci/devices" / PCI / "mdev_supported_types/nvidia-472/create"
+        assert create_file.read_text() == UUID
+        assert f"uuid='{UUID}'" in runtime.domain_xml("ada-1", "coupler-job-9").replace('"', "'")
+        # What the kernel shows once the device exists; teardown must remove it.
+        device = root / "sys/bus/mdev/devices" / UUID
+        device.mkdir(parents=True)
+        (device / "remove").write_text("")
+        assert runtime.teardown("ada-1", "coupler-job-9", "9")["ok"]
+        assert (device / "remove").read_text() == "1"
+    finally:
+        runtime.reset()
+
+
+def test_no_vgpu_support_fails_the_provision_and_leaves_nothing(tmp_path):
+    from hostagent import runtime
+
+    runtime.reset()
+    runtime.configure(runtime.AgentConfig(hosts=[runtime.HostConfig(
+        name="ada-1", libvirt_uri=runtime.blank_node_uri(), mdev_root=str(tmp_path))]))
+    spec = {"job_id": "9", "name": "coupler-job-9", "vcpus": 1, "memory_mib": 1024,
+            "cpus": [2], "numa_nodes": [0], "gpus": [], "hugepages": False,
+            "gpu_shares": [{"pci": PCI, "milli": 250, "mdev_uuid": UUID}]}
+    try:
+        result = runtime.provision("ada-1", spec)
+        assert not result["ok"] and "mdev_supported_types" in result["error"]
+        assert runtime.list_domains("ada-1") == []
+    finally:
+        runtime.reset()
