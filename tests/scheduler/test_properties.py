@@ -16,7 +16,7 @@ from scheduler import (
     plan,
     usage_from_running,
 )
-from scheduler.quotas import placement_usage
+from scheduler.quotas import job_request, placement_usage
 from tests.scheduler.helpers import apply, running_from
 
 KINDS = ["NV12", "NV4", "PIX", "PXB", "PHB", "NODE", "SYS"]
@@ -105,8 +105,10 @@ def test_no_plan_overcommits_exceeds_limits_splits_gangs_or_preempts_below_guara
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hosts=hosts_st(), first=jobs_st("r", 16), queued=jobs_st("q", 6),
        guarantee=st.integers(1, 6), b_guarantee=st.integers(0, 4),
+       b_memory=st.sampled_from([0, 10**6]),
        policy=st.sampled_from(["first-fit", "best-fit", "fgd"]))
-def test_preemption_plans_keep_every_invariant(hosts, first, queued, guarantee, b_guarantee, policy):
+def test_preemption_plans_keep_every_invariant(hosts, first, queued, guarantee, b_guarantee,
+                                               b_memory, policy):
     # b and c fill the cluster; a (guaranteed GPUs) then asks for whole GPUs
     first = [JobRequest(**{**{s: getattr(j, s) for s in j.__slots__},
                            "tenant": "b" if i % 3 else "c", "gpu_milli": None}) for i, j in enumerate(first)]
@@ -124,7 +126,10 @@ def test_preemption_plans_keep_every_invariant(hosts, first, queued, guarantee, 
     usage = usage_from_running(running, free)
     tenants = (
         TenantState("a", 1.0, (Quota("gpus", guarantee, 8),), usage.get("a", {})),
-        TenantState("b", 1.0, (Quota("gpus", b_guarantee, 16),), usage.get("b", {})),
+        # b_memory 10**6: b is always below its memory guarantee, yet its borrowed GPUs
+        # stay preemptible for a tenant short of GPUs
+        TenantState("b", 1.0, (Quota("gpus", b_guarantee, 16),
+                               Quota("memory_gib", b_memory, 10**7)), usage.get("b", {})),
         TenantState("c", 1.0, (), usage.get("c", {})),
     )
     p = plan(Snapshot(free, tenants, tuple(queued), running=running, policy=policy))
@@ -222,7 +227,26 @@ def check_plan(free, tenants, running, queued, p):
     for r in victims:
         for k, v in placement_usage(r.placement, models).items():
             lost[r.tenant][k] += v
+    # never below a guarantee on a contested resource (what the preemptor was short of)
+    contested: dict = defaultdict(set)
+    for x in p.preemptions:
+        assert x.resources, "a preemption names what is contested"
+        req = {k for k, v in job_request(jobs_by[x.for_job]).items() if v > 0}
+        assert set(x.resources) <= req
+        contested[next(r for r in running if r.id == x.job_id).tenant].update(x.resources)
     for t in tenants:
         for q in t.quotas:
-            if lost[t.name][q.resource] > 0 and q.guaranteed > 0:
+            if lost[t.name][q.resource] > 0 and q.guaranteed > 0 and (
+                q.resource in contested[t.name]
+                or (q.resource.startswith("gpus:") and "gpus" in contested[t.name])
+            ):
                 assert t.usage.get(q.resource, 0.0) - lost[t.name][q.resource] >= q.guaranteed - 1e-9
+    # the first job to preempt: GPUs short at the start of the cycle are contested
+    if p.preemptions:
+        j = jobs_by[p.preemptions[0].for_job]
+        with_gpus = sum(
+            1 for h in free if not h.cordoned and sum(
+                1 for g in h.gpus if g.healthy and g.free_milli == 1000 and not g.shared
+                and (not j.gpu_models or g.model in j.gpu_models)) >= j.gpus_per_host)
+        if j.gpus_per_host and not j.is_share and with_gpus < j.hosts:
+            assert "gpus" in p.preemptions[0].resources
