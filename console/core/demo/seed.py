@@ -90,7 +90,8 @@ def seed_demo(url: str = "http://127.0.0.1:8000/") -> dict:
             defaults={"bios_version": dgx.bios_version, "gpu_vbios": dgx.vbios,
                       "driver_version": dgx.driver_version},
         )
-        _admin, admin_token = _user("admin", password_for("admin"), staff=True)
+        admin_password = password_for("admin")
+        _admin, admin_token = _user("admin", admin_password, staff=True)
         tenants = []
         for slug, name, weight, quotas in DEMO_TENANTS:
             tenant, _ = Tenant.objects.update_or_create(
@@ -107,7 +108,7 @@ def seed_demo(url: str = "http://127.0.0.1:8000/") -> dict:
                             "token": token})
     credentials = {
         "url": url,
-        "admin": {"username": "admin", "password": password_for("admin"), "token": admin_token},
+        "admin": {"username": "admin", "password": admin_password, "token": admin_token},
         "tenants": tenants,
     }
     path = credentials_path()
