@@ -396,7 +396,7 @@ class JobSerializer(serializers.ModelSerializer):
         fields = ["id", "tenant", "name", "submitter", "state", "gpus_per_host", "hosts",
                   "gpu_model", "gpu_milli", "vcpus_per_host", "memory_gib_per_host",
                   "priority", "preemptible", "pending_reason", "pending_code", "pending_data",
-                  "teardown_outcome", "failure_reason", "attempts", "submitted_at",
+                  "teardown_outcome", "failure_reason", "attempts", "generation", "submitted_at",
                   "queued_at", "scheduled_at", "provisioning_at", "running_at", "teardown_at",
                   "preempted_at", "finished_at", "updated_at"]
         read_only_fields = fields

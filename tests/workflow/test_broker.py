@@ -357,7 +357,7 @@ def test_a_task_delivered_twice_has_no_double_effect(stack, cluster, client_for,
     # The agent's answer delivered twice more, and provision_job once more.
     answer = {"job_id": str(job_id), "host": host, "ok": True, "domain": job.domain_name,
               "state": "running", "error": ""}
-    context = {"op": "provision", "job_id": job_id, "attempt": job.attempts, "host": host}
+    context = {"op": "provision", "job_id": job_id, "attempt": job.generation, "host": host}
     host_result.delay(answer, context)
     host_result.delay(answer, context)
     provision_job.delay(job_id)

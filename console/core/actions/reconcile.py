@@ -109,6 +109,7 @@ def _give_up_start(job: Job, state: str, resends: int) -> None:
     # A SCHEDULED job never began its attempt: count it, or a job whose
     # provisioning is always lost would retry forever.
     attempts = job.attempts + 1 if state == JobState.SCHEDULED else job.attempts
+    generation = job.generation + 1 if state == JobState.SCHEDULED else job.generation
     spent = attempts >= max_attempts()  # the retry policy of a failed start
     outcome = TeardownOutcome.FAILED if spent else TeardownOutcome.RETRY
     reason = f"step {state} still stuck after {resends} re-sends"
@@ -119,6 +120,7 @@ def _give_up_start(job: Job, state: str, resends: int) -> None:
         job.pk, JobState.TEARDOWN, from_states=[state],
         reason=reason + (" (attempts spent)" if spent else " (will retry)"),
         actor=ACTOR, teardown_outcome=outcome, failure_reason=reason, attempts=attempts,
+        generation=generation,
     )
     if moved:
         enqueue.request_teardown(job.pk)

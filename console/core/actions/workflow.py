@@ -3,8 +3,8 @@
 The database is the source of truth. A job's members (one per host of its
 allocations) report through ``host_result`` messages; each report is recorded
 as an ``Event`` (``member_up`` / ``member_down``) and the job advances when
-every member has reported for the current attempt (``Job.attempts``). Reports
-from an earlier attempt, or for a job that has moved on, change nothing, so a
+every member has reported for the current attempt (``Job.generation``, which,
+unlike ``Job.attempts``, never restarts). Reports from an earlier attempt, or for a job that has moved on, change nothing, so a
 message delivered twice has no second effect.
 
 - PROVISIONING → RUNNING when every member is up (a gang starts all at once);
@@ -118,7 +118,7 @@ def _reported(job: Job, kind: str, since) -> set[int]:
     if since is not None:
         events = events.filter(created_at__gte=since)
     return {
-        e.host_id for e in events if int((e.data or {}).get("attempt", -1)) == job.attempts
+        e.host_id for e in events if int((e.data or {}).get("attempt", -1)) == job.generation
     }
 
 
@@ -144,6 +144,7 @@ def do_start_provisioning(job_id: int) -> list[MemberCommand]:
                 reason=f"provisioning, attempt {job.attempts + 1}",
                 actor=ACTOR,
                 attempts=job.attempts + 1,
+                generation=job.generation + 1,
             )
             job.refresh_from_db()
         elif job.state != JobState.PROVISIONING:
@@ -155,7 +156,7 @@ def do_start_provisioning(job_id: int) -> list[MemberCommand]:
                 continue
             spec = provision_spec(job, host)
             commands.append(
-                MemberCommand(host=host.name, job_id=job_id, attempt=job.attempts,
+                MemberCommand(host=host.name, job_id=job_id, attempt=job.generation,
                               spec=spec.to_dict(), domain=spec.name)
             )
         return commands
@@ -169,7 +170,8 @@ def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: st
         host = Host.objects.filter(name=host_name).first()
         if job is None or host is None or job.state != JobState.PROVISIONING:
             return False
-        if attempt != job.attempts or host.pk in _reported(job, "member_up", job.provisioning_at):
+        if attempt != job.generation or host.pk in _reported(job, "member_up",
+                                                            job.provisioning_at):
             return False  # stale or duplicate report
         Event.objects.create(
             job=job, host=host, kind="member_up", actor=f"agent:{host_name}",
@@ -197,7 +199,7 @@ def do_record_member_failed(job_id: int, host_name: str, attempt: int, *, error:
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.state not in (JobState.SCHEDULED, JobState.PROVISIONING):
             return False
-        if attempt != job.attempts:
+        if attempt != job.generation:
             return False
         host = Host.objects.filter(name=host_name).first()
         Event.objects.create(
@@ -273,10 +275,10 @@ def teardown_commands(job_id: int) -> list[MemberCommand]:
                 Event.objects.create(
                     job=job, host=host, kind="member_down", actor=ACTOR,
                     reason=f"{host.name} is offline: its domain is removed when it returns",
-                    data={"attempt": job.attempts, "offline": True},
+                    data={"attempt": job.generation, "offline": True},
                 )
                 continue
-            commands.append(MemberCommand(host=host.name, job_id=job_id, attempt=job.attempts,
+            commands.append(MemberCommand(host=host.name, job_id=job_id, attempt=job.generation,
                                           domain=job.domain_name))
         return commands
 
@@ -288,7 +290,8 @@ def do_record_member_down(job_id: int, host_name: str, attempt: int) -> bool:
         host = Host.objects.filter(name=host_name).first()
         if job is None or host is None or job.state != JobState.TEARDOWN:
             return False
-        if attempt != job.attempts or host.pk in _reported(job, "member_down", job.teardown_at):
+        if attempt != job.generation or host.pk in _reported(job, "member_down",
+                                                            job.teardown_at):
             return False
         Event.objects.create(
             job=job, host=host, kind="member_down", actor=f"agent:{host_name}",

@@ -49,7 +49,14 @@ class Job(models.Model):
     pending_code = models.CharField(max_length=64, blank=True)
     pending_data = models.JSONField(default=dict, blank=True)
     failure_reason = models.CharField(max_length=1000, blank=True)
-    attempts = models.PositiveIntegerField(default=0, help_text="Provisioning attempts.")
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="Provisioning attempts since the job last entered the queue "
+        "(the retry policy counts these)."
+    )
+    # Every provisioning attempt gets a new generation, never reused (attempts
+    # restart after a preemption): commands to hosts carry it and an answer
+    # from another generation is stale, whatever the clocks say.
+    generation = models.PositiveIntegerField(default=0)
     not_before = models.DateTimeField(null=True, blank=True, help_text="Retry backoff.")
 
     submitted_at = models.DateTimeField(auto_now_add=True)
