@@ -97,6 +97,7 @@ def test_session_authentication_works_too(cluster, member_a, job_spec):
 
 BAD_INPUT = [
     ("name", {"name": ""}),
+    ("gpu_model", {"gpus_per_host": 0, "gpu_model": "A100-SXM4-40GB"}),
     ("name", {"name": "x" * 64}),
     ("name", {"name": "-starts-with-dash"}),
     ("name", {"name": "has space"}),

@@ -99,3 +99,14 @@ def test_a_reported_xid_line_drills_down_to_its_gpu(login, admin_user, cluster):
     html = login(admin_user).get(f"/faults/{incident.pk}/").content.decode()
     assert "0000:07:00.0" in html and "GPU0 is in the inventory" in html
     assert "fallen off the bus" in html
+
+
+def test_a_gpu_with_another_open_incident_stays_out_of_service(admin_user, incident):
+    from console.core.models import Incident
+
+    second = Incident.objects.create(host=incident.host, gpu=incident.gpu, title="Xid 48 too",
+                                     xid=48, fault="hardware")
+    do_resolve_incident(incident, admin_user, "first one understood", release_gpu=True)
+    assert Gpu.objects.get(pk=incident.gpu_id).cordoned
+    do_resolve_incident(second, admin_user, "GPU replaced", release_gpu=True)
+    assert not Gpu.objects.get(pk=incident.gpu_id).cordoned

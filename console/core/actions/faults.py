@@ -47,10 +47,23 @@ def do_resolve_incident(
             data={"incident": incident.pk, "release_gpu": release_gpu,
                   "uncordon_host": uncordon_host},
         )
+        # Another open incident on the same GPU or host keeps it out of service.
+        others = Incident.objects.filter(state=IncidentState.OPEN).exclude(pk=incident.pk)
+        gpu_held = incident.gpu is not None and others.filter(gpu=incident.gpu).exists()
+        host_held = others.filter(host=incident.host).exists()
         if release_gpu and incident.gpu is not None and incident.gpu.cordoned:
-            do_uncordon_gpu(incident.gpu, actor=name,
-                            reason=f"returned to service: incident #{incident.pk} resolved")
-        if uncordon_host and incident.host.state in (HostState.CORDONED, HostState.DRAINING):
+            if gpu_held:
+                Event.objects.create(
+                    host=incident.host, kind="incident_resolved", actor=name,
+                    reason=f"GPU{incident.gpu.index} stays cordoned: another incident on it "
+                    "is still open",
+                    data={"incident": incident.pk},
+                )
+            else:
+                do_uncordon_gpu(incident.gpu, actor=name,
+                                reason=f"returned to service: incident #{incident.pk} resolved")
+        if (uncordon_host and not host_held
+                and incident.host.state in (HostState.CORDONED, HostState.DRAINING)):
             do_uncordon_host(incident.host, actor=name,
                              reason=f"returned to service: incident #{incident.pk} resolved")
     incident.refresh_from_db()

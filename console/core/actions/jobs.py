@@ -39,6 +39,8 @@ def validate_job(job: Job) -> None:
         errors["gpu_milli"] = ["A GPU share is between 1 and 999 milli-GPU."]
     if job.gpu_milli is not None and job.host_count != 1:
         errors["hosts"] = ["A GPU-share job runs on one host."]
+    if job.gpu_model and not job.gpus_per_host:
+        errors["gpu_model"] = ["A CPU-only job (gpus_per_host 0) names no GPU model."]
     if errors:
         raise ValidationError(errors)
     errors.update(inventory_errors(job))
