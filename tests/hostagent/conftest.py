@@ -27,8 +27,13 @@ def spec_dict():
     }
 
 
-@pytest.fixture(autouse=True)
-def _eager_celery_unless_broker_test():
-    """hostagent tests need neither Django nor Celery: override the root
-    conftest's autouse fixture so they also run with ``-p no:django``."""
-    yield
+@pytest.fixture
+def conn():
+    """A connection to libvirt's test driver on the shipped 8-GPU DGX A100 node file."""
+    pytest.importorskip("libvirt")
+    from hostagent import libvirt_driver
+    from hostagent.sim import node_file_for
+
+    connection = libvirt_driver.connect(f"test://{node_file_for('dgx_a100')}")
+    yield connection
+    connection.close()

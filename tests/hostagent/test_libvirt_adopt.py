@@ -5,19 +5,11 @@ import pytest
 
 from hostagent.domain_xml import build_domain_xml
 from hostagent.protocol import ProvisionSpec
-from hostagent.sim import node_file_for
 
 lv = pytest.importorskip("hostagent.libvirt_driver")
 pytest.importorskip("libvirt")
 
 pytestmark = pytest.mark.libvirt
-
-
-@pytest.fixture
-def conn():
-    c = lv.connect(f"test://{node_file_for('dgx_a100')}")
-    yield c
-    c.close()
 
 
 def _uuid(conn, name):

@@ -12,13 +12,6 @@ pytestmark = pytest.mark.libvirt
 
 
 @pytest.fixture
-def conn():
-    c = lv.connect(f"test://{node_file_for('dgx_a100')}")
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def spec(spec_dict):
     return ProvisionSpec.from_dict(spec_dict)
 

@@ -162,17 +162,28 @@ def do_start_provisioning(job_id: int) -> list[MemberCommand]:
         return commands
 
 
+def _first_report(job_id: int, host_name: str, attempt: int, *, state: str, kind: str,
+                  since_field: str) -> tuple[Job | None, Host | None]:
+    """Lock the job and return it with the host when this is the first ``kind``
+    report of the current generation from that host, in ``state``; else (None, None)
+    (a stale, late or repeated answer changes nothing)."""
+    job = Job.objects.select_for_update().filter(pk=job_id).first()
+    host = Host.objects.filter(name=host_name).first()
+    if job is None or host is None or job.state != state or attempt != job.generation:
+        return None, None
+    if host.pk in _reported(job, kind, getattr(job, since_field)):
+        return None, None
+    return job, host
+
+
 def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: str = "",
                         state: str = "") -> bool:
     """One member's VM runs. Returns True when this report made the job RUNNING."""
     with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=job_id).first()
-        host = Host.objects.filter(name=host_name).first()
-        if job is None or host is None or job.state != JobState.PROVISIONING:
+        job, host = _first_report(job_id, host_name, attempt, state=JobState.PROVISIONING,
+                                  kind="member_up", since_field="provisioning_at")
+        if job is None:
             return False
-        if attempt != job.generation or host.pk in _reported(job, "member_up",
-                                                            job.provisioning_at):
-            return False  # stale or duplicate report
         Event.objects.create(
             job=job, host=host, kind="member_up", actor=f"agent:{host_name}",
             reason=f"domain {domain or job.domain_name} {state or 'running'} on {host_name}",
@@ -286,12 +297,9 @@ def teardown_commands(job_id: int) -> list[MemberCommand]:
 def do_record_member_down(job_id: int, host_name: str, attempt: int) -> bool:
     """One member is clean. Returns True when this report finished the teardown."""
     with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=job_id).first()
-        host = Host.objects.filter(name=host_name).first()
-        if job is None or host is None or job.state != JobState.TEARDOWN:
-            return False
-        if attempt != job.generation or host.pk in _reported(job, "member_down",
-                                                            job.teardown_at):
+        job, host = _first_report(job_id, host_name, attempt, state=JobState.TEARDOWN,
+                                  kind="member_down", since_field="teardown_at")
+        if job is None:
             return False
         Event.objects.create(
             job=job, host=host, kind="member_down", actor=f"agent:{host_name}",
