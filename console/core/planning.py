@@ -16,11 +16,12 @@ alone (savepoint) and its job stays queued for the next cycle.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 
 import scheduler
@@ -28,7 +29,7 @@ from console.core import enqueue
 from console.core.choices import GpuHealth, HostState, JobState, TeardownOutcome
 from console.core.models import Allocation, CoreClaim, Gpu, Host, Job
 from console.core.snapshot import SnapshotContext, build_snapshot_context
-from console.core.transitions import transition_job
+from console.core.transitions import transition_job, transition_jobs
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,14 @@ class _PlacementConflict(Exception):
     """Roll back one placement's savepoint (the job moved, or the database refused)."""
 
 
-def acquire_leader_lock() -> bool:
-    """Take the scheduler's lock for the current transaction; False if another holds it."""
+def acquire_leader_lock(wait: bool = False) -> bool:
+    """Take the scheduler's lock for the current transaction; False if another holds it
+    (``wait``: block until the other leader's transaction ends)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
+            if wait:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEDULER_LOCK_KEY])
+                return True
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SCHEDULER_LOCK_KEY])
             return bool(cursor.fetchone()[0])
     # SQLite: BEGIN IMMEDIATE (settings) already made this transaction the only writer.
@@ -121,20 +126,13 @@ def _commit_placement(placement: scheduler.Placement, hosts: dict[str, Host],
             job = Job.objects.filter(pk=job_id).values("submitted_at", "state").first()
             if job is None:
                 raise _PlacementConflict("job vanished")
-            wait = (timezone.now() - job["submitted_at"]).total_seconds()
             moved = transition_job(
                 job_id,
                 JobState.SCHEDULED,
                 from_states=[JobState.QUEUED],
                 reason="placed by the scheduling cycle",
                 actor="scheduler",
-                data={
-                    "hosts": [hp.host for hp in placement.hosts],
-                    "gpus": {hp.host: list(hp.gpu_indices) for hp in placement.hosts},
-                    "link_kind": placement.link_kind,
-                    "numa_local": placement.local,
-                    "submit_to_scheduled_s": round(wait, 3),
-                },
+                data=_placement_data(placement, job["submitted_at"], timezone.now()),
             )
             if not moved:
                 raise _PlacementConflict("job no longer queued")
@@ -148,6 +146,90 @@ def _commit_placement(placement: scheduler.Placement, hosts: dict[str, Host],
         return False
     enqueue.on_commit_send("console.core.tasks.workflow.provision_job", job_id)
     return True
+
+
+def _placement_data(placement: scheduler.Placement, submitted_at, now) -> dict:
+    return {
+        "hosts": [hp.host for hp in placement.hosts],
+        "gpus": {hp.host: list(hp.gpu_indices) for hp in placement.hosts},
+        "link_kind": placement.link_kind,
+        "numa_local": placement.local,
+        "submit_to_scheduled_s": round((now - submitted_at).total_seconds(), 3),
+    }
+
+
+def _commit_placements_bulk(placements: list[scheduler.Placement], hosts: dict[str, Host],
+                            gpus: dict[tuple[int, int], Gpu]) -> tuple[list[int], list]:
+    """Commit many placements in a fixed number of statements, whatever their number:
+    lock the hosts and re-check they are READY, move the jobs QUEUED→SCHEDULED in one
+    compare-and-swap (``transition_jobs``), insert every allocation, core claim and GPU
+    row in bulk, and add every GPU's milli in one UPDATE. The database's checks are the
+    same as one by one (milli ≤ 1000, one exclusive row per GPU, one claim per core):
+    if any refuses, or a GPU left service, the whole batch rolls back (savepoint) and
+    the caller commits those placements one by one (``_commit_placement``), so only the
+    conflicting job waits. Returns (placed job ids, placements left to the caller)."""
+    if len(placements) < 2:
+        return [], list(placements)
+    now = timezone.now()
+    by_job = {int(p.job_id): p for p in placements}
+    try:
+        with transaction.atomic():
+            names = sorted({hp.host for p in placements for hp in p.hosts})
+            ready = set(
+                Host.objects.select_for_update().filter(name__in=names, state=HostState.READY)
+                .order_by("pk").values_list("name", flat=True)
+            )
+            batch = {job_id: p for job_id, p in by_job.items()
+                     if all(hp.host in ready and hp.host in hosts for hp in p.hosts)}
+            if len(batch) < 2:
+                raise _PlacementConflict("nothing to batch")
+            moved = transition_jobs(
+                list(batch), JobState.SCHEDULED, from_state=JobState.QUEUED,
+                reason="placed by the scheduling cycle", actor="scheduler",
+                data_for=lambda job: _placement_data(batch[job.pk], job.submitted_at, now),
+            )
+            if not moved:
+                raise _PlacementConflict("no job still queued")
+            bases: list[tuple[Allocation, scheduler.HostPlacement, Host]] = []
+            gpu_rows: list[Allocation] = []
+            milli_by_gpu: dict[int, int] = {}
+            for job_id in sorted(moved):
+                for hp in batch[job_id].hosts:
+                    host = hosts[hp.host]
+                    bases.append((Allocation(job_id=job_id, host=host, gpu=None, milli=1000,
+                                             cpus=list(hp.cores), numa_nodes=list(hp.numa_nodes),
+                                             memory_gib=hp.memory_gib), hp, host))
+                    for index in hp.gpu_indices:
+                        gpu = gpus.get((host.pk, index))
+                        if gpu is None:
+                            raise _PlacementConflict(f"{host.name} has no GPU{index}")
+                        milli_by_gpu[gpu.pk] = milli_by_gpu.get(gpu.pk, 0) + hp.gpu_milli
+                        gpu_rows.append(Allocation(job_id=job_id, host=host, gpu=gpu,
+                                                   milli=hp.gpu_milli))
+            created = Allocation.objects.bulk_create([base for base, _hp, _host in bases])
+            CoreClaim.objects.bulk_create(
+                CoreClaim(allocation=base, host=host, core=core)
+                for base, (_b, hp, host) in zip(created, bases, strict=True) for core in hp.cores
+            )
+            if milli_by_gpu:
+                # One UPDATE for every GPU; the check constraint refuses any past 1000, and
+                # a GPU cordoned or failed since the snapshot matches no row.
+                bumped = (
+                    Gpu.objects.filter(pk__in=list(milli_by_gpu), cordoned=False)
+                    .exclude(health=GpuHealth.FAILED)
+                    .update(allocated_milli=F("allocated_milli") + Case(
+                        *(When(pk=pk, then=Value(milli)) for pk, milli in milli_by_gpu.items()),
+                        default=Value(0), output_field=IntegerField()))
+                )
+                if bumped != len(milli_by_gpu):
+                    raise _PlacementConflict("a GPU left service")
+                Allocation.objects.bulk_create(gpu_rows)
+    except (_PlacementConflict, IntegrityError) as exc:
+        log.info("bulk commit of %d placements fell back to one by one: %s", len(by_job), exc)
+        return [], list(placements)
+    placed = sorted(moved)
+    rest = [p for job_id, p in by_job.items() if job_id not in moved]
+    return placed, rest
 
 
 def _preempt(preemption: scheduler.Preemption) -> bool:
@@ -167,22 +249,29 @@ def _preempt(preemption: scheduler.Preemption) -> bool:
     return moved
 
 
+def _write_pending(job_id: int, code: str, reason: str, data: dict,
+                   context: SnapshotContext) -> bool:
+    """Store a queued job's pending reason, only when it differs from the stored one
+    (a long queue would otherwise cost an UPDATE per job per cycle)."""
+    value = (code[:64], reason[:1000], json.loads(json.dumps(data)))  # as stored: lists
+    if context.pending.get(job_id) == value:
+        return False
+    Job.objects.filter(pk=job_id, state=JobState.QUEUED).update(
+        pending_code=value[0], pending_reason=value[1], pending_data=value[2])
+    return True
+
+
 def _record_pending(plan: scheduler.Plan, context: SnapshotContext) -> int:
     count = 0
     for job_id, reason in plan.pending:
-        Job.objects.filter(pk=int(job_id), state=JobState.QUEUED).update(
-            pending_code=reason.code[:64],
-            pending_reason=reason.message[:1000],
-            pending_data=dict(reason.data),
-        )
+        _write_pending(int(job_id), reason.code, reason.message, dict(reason.data), context)
         count += 1
     for job_id, not_before in context.backoff.items():
-        Job.objects.filter(pk=job_id, state=JobState.QUEUED).update(
-            pending_code="retry_backoff",
-            pending_reason=f"Waiting before retry: the last start failed; next try after "
+        _write_pending(
+            job_id, "retry_backoff",
+            f"Waiting before retry: the last start failed; next try after "
             f"{not_before.isoformat(timespec='seconds')}.",
-            pending_data={"not_before": not_before.isoformat()},
-        )
+            {"not_before": not_before.isoformat()}, context)
         count += 1
     return count
 
@@ -197,11 +286,15 @@ def commit_plan(plan: scheduler.Plan, context: SnapshotContext) -> CycleReport:
     for preemption in plan.preemptions:
         if _preempt(preemption):
             report.preempted.append(int(preemption.job_id))
-    for placement in plan.placements:
+    placed, rest = _commit_placements_bulk(list(plan.placements), hosts, gpus)
+    report.placed.extend(placed)
+    for placement in rest:
         if _commit_placement(placement, hosts, gpus):
             report.placed.append(int(placement.job_id))
         else:
             report.conflicts.append(int(placement.job_id))
+    if placed:
+        enqueue.on_commit_send("console.core.tasks.workflow.provision_jobs", placed)
     report.pending = _record_pending(plan, context)
     for job_id in report.conflicts:
         Job.objects.filter(pk=job_id, state=JobState.QUEUED).update(
@@ -214,10 +307,11 @@ def commit_plan(plan: scheduler.Plan, context: SnapshotContext) -> CycleReport:
     return report
 
 
-def run_cycle() -> CycleReport:
-    """One scheduling cycle, as leader; returns what it did (``ran=False`` if not leader)."""
+def run_cycle(*, wait: bool = False) -> CycleReport:
+    """One scheduling cycle, as leader; returns what it did (``ran=False`` if not leader;
+    ``wait``: wait for the leader lock instead)."""
     with transaction.atomic():
-        if not acquire_leader_lock():
+        if not (acquire_leader_lock(wait=True) if wait else acquire_leader_lock()):
             return CycleReport(ran=False)
         context = build_snapshot_context()
         if not context.snapshot.queued and not context.backoff:

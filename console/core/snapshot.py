@@ -55,6 +55,9 @@ class SnapshotContext:
     unschedulable: Mapping[str, str] = field(default_factory=dict)
     # Queued jobs left out of this cycle because they wait for a retry backoff.
     backoff: Mapping[int, datetime] = field(default_factory=dict)
+    # Queued job id → its stored (pending_code, pending_reason, pending_data), so the
+    # cycle writes a pending reason only when it changed.
+    pending: Mapping[int, tuple[str, str, dict]] = field(default_factory=dict)
 
 
 def split_memory(total: int, nodes: list[int]) -> dict[int, int]:
@@ -274,7 +277,9 @@ def build_snapshot_context(
         leaving=_running_jobs(host_names, leaving=True),
         **({"policy": policy} if policy else {}),
     )
-    return SnapshotContext(snapshot=snapshot, unschedulable=unschedulable, backoff=backoff)
+    pending = {j.pk: (j.pending_code, j.pending_reason, j.pending_data) for j in queued_jobs}
+    return SnapshotContext(snapshot=snapshot, unschedulable=unschedulable, backoff=backoff,
+                           pending=pending)
 
 
 def build_snapshot(

@@ -23,13 +23,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from console.core import enqueue
 from console.core.choices import HostState, JobState, TeardownOutcome
 from console.core.models import Allocation, Event, Host, Job, NumaNode
 from console.core.planning import release_allocations
-from console.core.transitions import transition_job
+from console.core.transitions import transition_job, transition_jobs
 from hostagent.protocol import CgroupSettings, GpuShare, ProvisionSpec
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,21 @@ class MemberCommand:
 
 def provision_spec(job: Job, host: Host) -> ProvisionSpec:
     """The fully specified VM of ``job`` on ``host``, from its allocation rows."""
-    rows = list(Allocation.objects.filter(job=job, host=host).select_related("gpu"))
+    rows = list(Allocation.objects.filter(job=job, host=host).select_related("gpu").order_by())
+    base = next((r for r in rows if r.gpu_id is None), None)
+    nodes = (list(base.numa_nodes) or [0]) if base is not None else []
+    hugepage_nodes = set(
+        NumaNode.objects.filter(host=host, node_id__in=nodes, hugepages_1g__gt=0)
+        .values_list("node_id", flat=True)
+    )
+    return spec_from_rows(job, host, rows, hugepage_nodes)
+
+
+def spec_from_rows(job: Job, host: Host, rows: list[Allocation],
+                   hugepage_nodes: set[int]) -> ProvisionSpec:
+    """``provision_spec`` from rows already read (``gpu`` selected): the job's
+    allocation rows on ``host`` and the ids of that host's NUMA nodes with 1 GiB
+    hugepages reserved."""
     base = next((r for r in rows if r.gpu_id is None), None)
     if base is None:
         raise ValueError(f"job {job.pk} holds no cores on {host.name}")
@@ -82,9 +97,7 @@ def provision_spec(job: Job, host: Host) -> ProvisionSpec:
         if r.gpu_id is not None and r.milli < 1000
     )
     # 1 GiB hugepages back the VM when every node it uses has them reserved.
-    hugepages = all(
-        n.hugepages_1g > 0 for n in NumaNode.objects.filter(host=host, node_id__in=nodes)
-    )
+    hugepages = all(n in hugepage_nodes for n in nodes)
     gib = 1024**3
     return ProvisionSpec(
         job_id=str(job.pk),
@@ -107,18 +120,18 @@ def provision_spec(job: Job, host: Host) -> ProvisionSpec:
 
 
 def _job_hosts(job_id: int) -> list[Host]:
-    host_ids = (
-        Allocation.objects.filter(job_id=job_id).values_list("host_id", flat=True).distinct()
-    )
-    return list(Host.objects.filter(pk__in=list(host_ids)).order_by("name"))
+    # One query; no default ordering (it would join the GPU table into the DISTINCT).
+    host_ids = Allocation.objects.filter(job_id=job_id).order_by().values("host_id")
+    return list(Host.objects.filter(pk__in=host_ids).order_by("name"))
 
 
 def _reported(job: Job, kind: str, since) -> set[int]:
-    events = Event.objects.filter(job=job, kind=kind, host__isnull=False)
+    events = Event.objects.filter(job=job, kind=kind, host__isnull=False).order_by()
     if since is not None:
         events = events.filter(created_at__gte=since)
     return {
-        e.host_id for e in events if int((e.data or {}).get("attempt", -1)) == job.generation
+        host_id for host_id, data in events.values_list("host_id", "data")
+        if int((data or {}).get("attempt", -1)) == job.generation
     }
 
 
@@ -160,6 +173,40 @@ def do_start_provisioning(job_id: int) -> list[MemberCommand]:
                               spec=spec.to_dict(), domain=spec.name)
             )
         return commands
+
+
+def do_start_provisioning_many(job_ids: list[int]) -> list[MemberCommand]:
+    """``do_start_provisioning`` for the jobs one scheduling cycle placed, in a fixed
+    number of statements: every job still SCHEDULED moves to PROVISIONING (a new
+    attempt and generation) in one compare-and-swap, and the specs are built from
+    one read of their allocation rows and one of their hosts' hugepages. A job in
+    another state (already provisioning: a redelivered task) is handled one by one."""
+    with transaction.atomic():
+        moved = transition_jobs(
+            job_ids, JobState.PROVISIONING, from_state=JobState.SCHEDULED,
+            reason_for=lambda job: f"provisioning, attempt {job.attempts + 1}", actor=ACTOR,
+            attempts=F("attempts") + 1, generation=F("generation") + 1,
+        )
+        jobs = {j.pk: j for j in Job.objects.filter(pk__in=list(moved)).order_by()}
+        rows: dict[tuple[int, int], list[Allocation]] = {}
+        for row in (Allocation.objects.filter(job_id__in=list(jobs))
+                    .select_related("gpu", "host").order_by()):
+            rows.setdefault((row.job_id, row.host_id), []).append(row)
+        hugepages = set(
+            NumaNode.objects.filter(host_id__in={host_id for _job, host_id in rows},
+                                    hugepages_1g__gt=0).values_list("host_id", "node_id")
+        )
+        commands = []
+        for (job_id, host_id), host_rows in sorted(
+                rows.items(), key=lambda item: (item[0][0], item[1][0].host.name)):
+            job, host = jobs[job_id], host_rows[0].host
+            spec = spec_from_rows(job, host, host_rows,
+                                  {node for h, node in hugepages if h == host_id})
+            commands.append(MemberCommand(host=host.name, job_id=job_id, attempt=job.generation,
+                                          spec=spec.to_dict(), domain=spec.name))
+    for job_id in sorted(set(job_ids) - set(moved)):
+        commands.extend(do_start_provisioning(job_id))
+    return commands
 
 
 def _first_report(job_id: int, host_name: str, attempt: int, *, state: str, kind: str,

@@ -68,3 +68,16 @@ def handle_host_result(payload: dict, context: dict) -> bool:
 @shared_task(name="console.core.tasks.workflow.host_result")
 def host_result(payload: dict, context: dict) -> bool:
     return handle_host_result(payload, context)
+
+
+@shared_task(name="console.core.tasks.workflow.provision_jobs")
+def provision_jobs(job_ids: list[int]) -> int:
+    """``provision_job`` for every job one scheduling cycle placed (one message per
+    cycle instead of one per job); returns how many host commands were sent."""
+    commands = wf.do_start_provisioning_many([int(j) for j in job_ids])
+    for cmd in commands:
+        send_host_task(
+            cmd.host, "provision", {"spec": cmd.spec},
+            {"op": "provision", "job_id": cmd.job_id, "attempt": cmd.attempt, "host": cmd.host},
+        )
+    return len(commands)
