@@ -32,7 +32,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parents[2]
 SIM = REPO / "hostagent" / "sim"
-REDIS_DB = 15
+# db 15 unless COUPLER_TEST_REDIS_DB names another (several checkouts testing on one
+# Redis server at once must not flush each other's queues).
+REDIS_DB = int(os.environ.get("COUPLER_TEST_REDIS_DB", "15"))
 REPLY_QUEUE = "coupler-test.replies"
 REPLY_TASK = "coupler-test.reply"  # never executed: the test reads the message itself
 
