@@ -74,5 +74,4 @@ class HeartbeatView(AgentView):
             summary = do_agent_heartbeat(host, body)
         except SpecError as exc:
             return Response({"detail": str(exc)}, status=400)
-        host.refresh_from_db()
-        return Response({"host": host.name, "state": host.state, **summary})
+        return Response({"host": host.name, **summary})

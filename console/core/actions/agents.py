@@ -361,29 +361,54 @@ def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
     return incident
 
 
+def _reported_facts(facts: dict, beat: Heartbeat, body: dict, at: str) -> dict:
+    """``facts`` with what this heartbeat reports (domains, agent version, latency
+    endpoint). ``reported_domains.at`` moves only when the domains changed: the same
+    report is confirmed by every later ``last_heartbeat`` (the reconciler reads the
+    later of the two)."""
+    facts = dict(facts or {})
+    reported = {
+        "running": sorted(beat.domains),
+        "stopped": sorted(str(d) for d in body.get("stopped_domains") or []),
+    }
+    if isinstance(body.get("domain_states"), dict):
+        reported["states"] = {str(n): str(s) for n, s in sorted(body["domain_states"].items())}
+    previous = facts.get("reported_domains") or {}
+    if {k: v for k, v in previous.items() if k != "at"} != reported or "at" not in previous:
+        facts["reported_domains"] = {"at": at, **reported}
+    if beat.agent_version:
+        facts["agent_version"] = beat.agent_version
+    if "latency_endpoint" in body:
+        _set_latency_endpoint(facts, clean_latency_endpoint(body["latency_endpoint"]))
+    return facts
+
+
 def do_agent_heartbeat(host: Host, body: dict) -> dict:
     """Apply one heartbeat; returns a small summary for the agent, with the ``peers``
-    and ``baseline`` of its next check round (``check_inputs_for_agent``)."""
+    and ``baseline`` of its next check round (``check_inputs_for_agent``) and
+    the host's ``state``.
+
+    A heartbeat that changes nothing but the time (the usual one: same domains, no
+    checks, no Xid, no domain stopped, host not offline) is one UPDATE of
+    ``last_heartbeat``; anything else takes the host's lock and writes what changed."""
     beat = Heartbeat.from_dict(body)
     now = timezone.now()
     summary = {"incidents": 0, "finished": 0}
+    quiet = (host.state != HostState.OFFLINE and not body.get("checks")
+             and not body.get("xid_events") and not _stopped_domain_states(body)
+             and _reported_facts(host.facts, beat, body, now.isoformat()) == (host.facts or {}))
+    if quiet:
+        Host.objects.filter(pk=host.pk).update(last_heartbeat=now)
+        summary.update(check_inputs_for_agent(host))
+        summary["state"] = host.state
+        return summary
     with transaction.atomic():
         host = Host.objects.select_for_update().get(pk=host.pk)
         _mark_online(host, now)
-        facts = dict(host.facts or {})
-        facts["reported_domains"] = {
-            "at": now.isoformat(),
-            "running": sorted(beat.domains),
-            "stopped": sorted(str(d) for d in body.get("stopped_domains") or []),
-        }
-        if isinstance(body.get("domain_states"), dict):
-            facts["reported_domains"]["states"] = {
-                str(n): str(s) for n, s in sorted(body["domain_states"].items())}
-        if beat.agent_version:
-            facts["agent_version"] = beat.agent_version
-        if "latency_endpoint" in body:
-            _set_latency_endpoint(facts, clean_latency_endpoint(body["latency_endpoint"]))
-        Host.objects.filter(pk=host.pk).update(facts=facts)
+        facts = _reported_facts(host.facts, beat, body, now.isoformat())
+        if facts != (host.facts or {}):
+            Host.objects.filter(pk=host.pk).update(facts=facts)
+            host.facts = facts
         if body.get("checks") and _record_checks(host, list(body["checks"]), now):
             enqueue.request_scheduling_cycle()
     for raw in body.get("xid_events") or []:
@@ -413,6 +438,7 @@ def do_agent_heartbeat(host: Host, body: dict) -> dict:
         if finished:
             summary["finished"] += 1
     summary.update(check_inputs_for_agent(host))
+    summary["state"] = Host.objects.filter(pk=host.pk).values_list("state", flat=True).first()
     return summary
 
 

@@ -50,6 +50,10 @@ def _reported(host: Host) -> tuple[datetime | None, set[str], set[str]]:
         at = datetime.fromisoformat(report["at"])
     except (KeyError, TypeError, ValueError):
         return None, set(), set()
+    # A heartbeat repeating the same domains moves only last_heartbeat: the report
+    # holds as of then.
+    if host.last_heartbeat is not None and host.last_heartbeat > at:
+        at = host.last_heartbeat
     return at, set(report.get("running") or []), set(report.get("stopped") or [])
 
 

@@ -29,13 +29,15 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import os
+import random
 import secrets
 import statistics
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime
 from pathlib import Path
 
@@ -64,6 +66,69 @@ def summarize(values: list[float]) -> dict:
 
 def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def poisson_arrivals(rate: float, duration: float, rng: random.Random) -> list[float]:
+    """Arrival times (s from the start) of a Poisson process of ``rate`` per second."""
+    times, t = [], 0.0
+    while True:
+        t += rng.expovariate(rate)
+        if t >= duration:
+            return times
+        times.append(t)
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one process, 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def process_cpu(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds per role: the process and all its descendants (gunicorn workers)."""
+    children = _proc_children()
+    out = {}
+    for name, pid in pids.items():
+        total, todo = 0.0, [pid]
+        while todo:
+            current = todo.pop()
+            total += _proc_cpu(current)
+            todo.extend(children.get(current, []))
+        out[name] = total
+    return out
+
+
+def postgres_backend_cpu(dbname: str) -> float:
+    """CPU seconds of the PostgreSQL backends serving ``dbname`` right now (their
+    process title names the database). Persistent connections keep them alive
+    across a run; a backend that ends in between is not counted."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres: ") and f" {dbname} " in title:
+            total += _proc_cpu(int(entry.name))
+    return total
 
 
 class Api:
@@ -154,6 +219,71 @@ def plan_jobs(n: int, budgets: dict[str, dict[str, float]], cluster_gpus: int,
     return bodies
 
 
+FLUSH_WAIT_S = 0.6  # perfstats writes every 0.5 s
+
+
+def read_counters() -> dict:
+    """Everything the run's cost is measured from, now: CPU per demo process (from
+    ``var/run/pids.json``, written by rundemo), the per-process query and message
+    counters (``console.core.perfstats``), PostgreSQL's commit and row counters."""
+    from django.conf import settings
+    from django.db import connection
+
+    from console.core import perfstats
+
+    out: dict = {"cpu": {}, "stats": {}, "pg": None}
+    pids_path = settings.VAR_DIR / "run" / "pids.json"
+    try:
+        pids = {k: int(v) for k, v in json.loads(pids_path.read_text()).items()}
+    except (OSError, ValueError):
+        pids = {}
+    out["cpu"] = process_cpu(pids)
+    out["cpu"]["loadtest"] = time.process_time()
+    folder = os.environ.get(perfstats.ENV) or str(settings.VAR_DIR / "perf")
+    out["stats"] = perfstats.read_all(Path(folder))
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT xact_commit, tup_returned FROM pg_stat_database "
+                           "WHERE datname = current_database()")
+            commits, rows = cursor.fetchone()
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+        out["pg"] = {"commits": commits, "rows": rows,
+                     "backend_cpu": postgres_backend_cpu(connection.settings_dict["NAME"])}
+    return out
+
+
+def work_per_job(before: dict, after: dict, jobs: int) -> dict:
+    if not jobs:
+        return {}
+    cpu = {name: max(0.0, after["cpu"].get(name, 0.0) - before["cpu"].get(name, 0.0)) / jobs
+           for name in after["cpu"]}
+    totals = {"queries": 0, "published": 0, "received": 0, "agent_answers": 0}
+    for key, stat in after["stats"].items():
+        old = before["stats"].get(key, {})
+        for field in totals:
+            totals[field] += stat.get(field, 0) - old.get(field, 0)
+    result: dict = {
+        "cpu_s_per_job": {k: round(v, 5) for k, v in sorted(cpu.items())},
+        "cpu_s_per_job_total": round(sum(v for k, v in cpu.items() if k != "loadtest"), 5),
+    }
+    if after["stats"]:
+        result.update(
+            queries_per_job=round(totals["queries"] / jobs, 2),
+            published_per_job=round(totals["published"] / jobs, 2),
+            received_per_job=round(totals["received"] / jobs, 2),
+            # Every message once: those console processes sent + the agents' answers.
+            messages_per_job=round((totals["published"] + totals["agent_answers"]) / jobs, 2),
+        )
+    if before.get("pg") and after.get("pg"):
+        result["postgres"] = {
+            "commits_per_job": round((after["pg"]["commits"] - before["pg"]["commits"]) / jobs, 1),
+            "rows_returned_per_job": round((after["pg"]["rows"] - before["pg"]["rows"]) / jobs),
+            "backend_cpu_s_per_job": round(
+                max(0.0, after["pg"]["backend_cpu"] - before["pg"]["backend_cpu"]) / jobs, 5),
+        }
+    return result
+
+
 class Command(BaseCommand):
     help = (
         "Measure jobs/s and submit→running latency through the whole workflow. "
@@ -184,6 +314,13 @@ class Command(BaseCommand):
         live.add_argument("--timeout", type=float, default=180.0,
                           help="seconds to wait for RUNNING, then again for CANCELLED")
         live.add_argument("--poll", type=float, default=0.2, help="seconds between polls")
+        live.add_argument("--rate", type=float, default=0.0,
+                          help="open loop: offer jobs as Poisson arrivals at this many per "
+                               "second (instead of --jobs at --concurrency)")
+        live.add_argument("--duration", type=float, default=10.0,
+                          help="with --rate: seconds of arrivals")
+        live.add_argument("--seed", type=int, default=None,
+                          help="with --rate: random seed of the arrival times")
 
     def handle(self, *args, **options):
         if options["jobs"] < 1:
@@ -266,6 +403,14 @@ class Command(BaseCommand):
         cluster_gpus = sum(c.get("gpu_count") or 0
                            for c in api.all_pages("/api/v1/clusters/", any_token))
         tag = f"lt{secrets.token_hex(3)}"
+        arrivals: list[float] = []
+        if options["rate"] > 0:
+            arrivals = poisson_arrivals(options["rate"], options["duration"],
+                                        random.Random(options["seed"]))
+            n = len(arrivals)
+            # Open loop: enough threads that a slow answer never delays the next arrival.
+            pool.shutdown()
+            pool = ThreadPoolExecutor(max_workers=max(options["concurrency"], 32))
         bodies = plan_jobs(n, budgets, cluster_gpus, tag)
 
         def submit(body):
@@ -275,10 +420,22 @@ class Command(BaseCommand):
                 return body, None, f"HTTP {status}: {job}"
             return body, job["id"], None
 
+        counters_before = read_counters()
         t0 = time.monotonic()
         submitted: dict[int, dict] = {}
         refused = []
-        for body, job_id, error in pool.map(submit, bodies):
+        if arrivals:
+            futures = []
+            for at, body in zip(arrivals, bodies, strict=True):
+                delay = t0 + at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                futures.append(pool.submit(submit, body))
+            wait(futures)
+            answers = [f.result() for f in futures]
+        else:
+            answers = list(pool.map(submit, bodies))
+        for body, job_id, error in answers:
             if job_id is None:
                 refused.append({"name": body["name"], "tenant": body["tenant"], "error": error})
             else:
@@ -355,6 +512,8 @@ class Command(BaseCommand):
         _seen, cancel_wait = wait_for(lambda job: job is not None and job["state"] in FINISHED)
         final = {job["id"]: job for job in pool.map(detail, list(submitted))}
         pool.shutdown()
+        time.sleep(2 * FLUSH_WAIT_S)  # the processes' counters reach their files
+        work = work_per_job(counters_before, read_counters(), len(submitted))
         to_cancelled: list[float] = []
         not_cancelled = []
         for job_id, job in final.items():
@@ -396,6 +555,9 @@ class Command(BaseCommand):
             "cancel_to_cancelled": cancel_stats,
             "not_cancelled": not_cancelled,
             "cancel_errors": cancel_errors,
+            "rate_offered": options["rate"] or None,
+            "duration_s": options["duration"] if arrivals else None,
+            "work": work,
             "wall_s": {"submit": round(submit_wall, 3), "wait_running": round(run_wait, 3),
                        "cancel": round(cancel_wall, 3), "wait_cancelled": round(cancel_wait, 3)},
         }
@@ -416,6 +578,20 @@ class Command(BaseCommand):
             f"{cancel_stats['p50_s']:.3f} s, p99 {cancel_stats['p99_s']:.3f} s "
             f"(of {cancel_stats['count']} torn down)",
         ]
+        if work.get("cpu_s_per_job"):
+            lines.append("  CPU per job: " + ", ".join(
+                f"{name} {1000 * v:.1f} ms" for name, v in work["cpu_s_per_job"].items())
+                + f"; total {1000 * work['cpu_s_per_job_total']:.1f} ms")
+        if work.get("queries_per_job") is not None:
+            lines.append(f"  per job: {work['queries_per_job']:.1f} SQL statements, "
+                         f"{work['messages_per_job']:.2f} Celery messages "
+                         f"({work['published_per_job']:.2f} sent by console processes, "
+                         f"{work['received_per_job']:.2f} tasks run by the orchestrator)")
+        if work.get("postgres"):
+            pg = work["postgres"]
+            lines.append(f"  PostgreSQL per job: {pg['commits_per_job']:.1f} commits, "
+                         f"{pg['rows_returned_per_job']:.0f} rows returned, "
+                         f"backends {1000 * pg['backend_cpu_s_per_job']:.1f} ms CPU")
         for job in never:
             lines.append(f"  never RUNNING: #{job['id']} {job['name']} ({job['tenant']}, "
                          f"{job['kind']}) {job['state']}: "

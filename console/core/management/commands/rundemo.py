@@ -1,6 +1,8 @@
 """``manage.py rundemo``: the whole demo as child processes of this one.
 
-- web: ``runserver 127.0.0.1:<port> --noreload``;
+- web: ``gunicorn`` (``--web-workers`` processes × 4 threads, as deployed;
+  ``--runserver`` for Django's development server), with persistent database
+  connections (``DB_CONN_MAX_AGE``, 300 s unless set) in every process;
 - orchestrator: a Celery worker on queues ``scheduler,workflow`` (threads pool);
 - beat: the scheduling tick, the reconciler and the heartbeat watchdog;
 - the simulated host agent: ONE ``python -m hostagent run`` process serving
@@ -78,6 +80,10 @@ class Command(BaseCommand):
         parser.add_argument("--no-agents", action="store_true")
         parser.add_argument("--duration", type=float, default=0,
                             help="stop after this many seconds (0: until Ctrl-C)")
+        parser.add_argument("--runserver", action="store_true",
+                            help="serve with Django's runserver instead of gunicorn")
+        parser.add_argument("--web-workers", type=int, default=2,
+                            help="gunicorn worker processes (4 threads each)")
 
     def handle(self, *args, **options):
         url = f"http://127.0.0.1:{options['port']}"
@@ -85,11 +91,23 @@ class Command(BaseCommand):
         env.setdefault("COUPLER_VAR_DIR", str(settings.VAR_DIR))
         env.setdefault("COUPLER_BROKER_DIR", str(settings.CELERY_BROKER_DIR))
         env["PYTHONUNBUFFERED"] = "1"
+        env.setdefault("DB_CONN_MAX_AGE", "300")
+        # Work counters per process for `manage.py loadtest --live --rate` (perfstats).
+        env.setdefault("COUPLER_PERF_STATS_DIR", str(settings.VAR_DIR / "perf"))
+        perf = Path(env["COUPLER_PERF_STATS_DIR"])
+        if perf.is_dir():
+            for stale in perf.glob("*.json"):  # counters of an earlier run's processes
+                stale.unlink()
         logs = settings.VAR_DIR / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         py = sys.executable
         commands = {
-            "web": [py, "manage.py", "runserver", f"127.0.0.1:{options['port']}", "--noreload"],
+            "web": ([py, "manage.py", "runserver", f"127.0.0.1:{options['port']}", "--noreload"]
+                    if options["runserver"] else
+                    [py, "-m", "gunicorn", "console.wsgi:application",
+                     "--bind", f"127.0.0.1:{options['port']}", "--worker-class", "gthread",
+                     "--workers", str(max(1, options["web_workers"])), "--threads", "4",
+                     "--log-level", "info"]),
             "orchestrator": [py, "-m", "celery", "-A", "console", "worker",
                              "-Q", "scheduler,workflow", "--pool=threads", "--concurrency=4",
                              "--hostname=orchestrator@%h", "--loglevel=INFO",
@@ -118,6 +136,9 @@ class Command(BaseCommand):
                 children[name] = subprocess.Popen(
                     argv, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
                 )
+            pids = settings.VAR_DIR / "run" / "pids.json"
+            pids.parent.mkdir(parents=True, exist_ok=True)
+            pids.write_text(json.dumps({name: child.pid for name, child in children.items()}))
             self._banner(url, children, logs)
             started = time.monotonic()
             while not stopping:
