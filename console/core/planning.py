@@ -313,6 +313,10 @@ def run_cycle(*, wait: bool = False) -> CycleReport:
     with transaction.atomic():
         if not (acquire_leader_lock(wait=True) if wait else acquire_leader_lock()):
             return CycleReport(ran=False)
+        # Most cycles are asked for by a change that left nothing queued (a cancel,
+        # a finish): one indexed EXISTS instead of a whole snapshot.
+        if not Job.objects.filter(state=JobState.QUEUED).exists():
+            return CycleReport()
         context = build_snapshot_context()
         if not context.snapshot.queued and not context.backoff:
             return CycleReport()

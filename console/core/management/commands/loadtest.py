@@ -44,6 +44,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 FINISHED = {"succeeded", "failed", "cancelled"}
+BEFORE_RUNNING = ["queued", "scheduled", "provisioning", "preempted"]
+UNFINISHED = [*BEFORE_RUNNING, "running", "teardown"]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -451,20 +453,38 @@ class Command(BaseCommand):
                         seen[job["id"]] = job
             return seen
 
-        def wait_for(done) -> tuple[dict[int, dict], float]:
+        def still_waiting(states_left: list[str]) -> int | None:
+            """How many of this run's jobs are in ``states_left``: one small request per
+            tenant (``page_size=1``, the page's ``count``); None if the API gives none."""
+            total = 0
+            for slug, token in tokens.items():
+                query = urllib.parse.urlencode(
+                    [("tenant", slug), ("name", tag), ("page_size", 1)]
+                    + [("state", state) for state in states_left])
+                status, page = api.call("GET", f"/api/v1/jobs/?{query}", token)
+                if status != 200 or not isinstance(page, dict) or "count" not in page:
+                    return None
+                total += int(page["count"])
+            return total
+
+        def wait_for(done, states_left: list[str]) -> tuple[dict[int, dict], float]:
             started = time.monotonic()
             while True:
-                seen = states()
-                if all(done(seen.get(job_id)) for job_id in submitted):
-                    return seen, time.monotonic() - started
+                left = still_waiting(states_left)
+                if left is None:  # no counts: list every job
+                    seen = states()
+                    if all(done(seen.get(job_id)) for job_id in submitted):
+                        return seen, time.monotonic() - started
+                elif left == 0:
+                    return {}, time.monotonic() - started
                 if time.monotonic() - started > timeout:
-                    return seen, time.monotonic() - started
+                    return {}, time.monotonic() - started
                 time.sleep(poll)
 
         def reached_running(job):
             return job is not None and (job["running_at"] is not None or job["state"] in FINISHED)
 
-        _seen, run_wait = wait_for(reached_running)
+        _seen, run_wait = wait_for(reached_running, BEFORE_RUNNING)
 
         def detail(job_id):
             status, job = api.call("GET", f"/api/v1/jobs/{job_id}/",
@@ -509,7 +529,8 @@ class Command(BaseCommand):
         cancel_errors = {job_id: status for job_id, status in pool.map(cancel, list(submitted))
                          if status not in (200, 409)}
         cancel_wall = time.monotonic() - t1
-        _seen, cancel_wait = wait_for(lambda job: job is not None and job["state"] in FINISHED)
+        _seen, cancel_wait = wait_for(lambda job: job is not None and job["state"] in FINISHED,
+                                      UNFINISHED)
         final = {job["id"]: job for job in pool.map(detail, list(submitted))}
         pool.shutdown()
         time.sleep(2 * FLUSH_WAIT_S)  # the processes' counters reach their files
