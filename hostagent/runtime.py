@@ -4,7 +4,8 @@ One agent process serves one host in production and may serve several
 simulated hosts in the demo (one libvirt connection per host). libvirt's
 ``test:///`` driver keeps its hypervisor inside the connection, so every
 action for a host must go through the one long-lived connection this module
-keeps per host name: the Celery worker runs with ``--pool=solo``.
+keeps per host name, under that host's lock: the Celery worker runs threads in
+this one process (one per host, up to 8), never processes.
 
 The agent never touches the console's database: it receives fully specified
 commands on its queue(s) ``host.<name>`` (``hostagent.agent_tasks``) and talks
@@ -545,8 +546,9 @@ class HeartbeatLoop:
 def main(args: Any = None) -> int:
     """``python -m hostagent run``: heartbeats in a thread, the Celery worker in front.
 
-    The worker consumes ``host.<name>`` for every configured host with the solo
-    pool, so each host's libvirt connection lives in this one process.
+    The worker consumes ``host.<name>`` for every configured host with a thread
+    pool (``COUPLER_AGENT_THREADS``, default one per host up to 8; 1: the solo
+    pool), so each host's libvirt connection lives in this one process.
     """
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
     config = AgentConfig.load(getattr(args, "config", None))
@@ -560,7 +562,12 @@ def main(args: Any = None) -> int:
     from hostagent.agent_tasks import app
 
     queues = ",".join(f"host.{h.name}" for h in config.hosts)
-    argv = ["worker", "--pool=solo", "--concurrency=1", f"--queues={queues}",
+    # Hosts do not wait for each other: a thread per host (up to 8; every action
+    # on one host holds that host's lock, so one host's commands stay in order).
+    threads = int(os.environ.get("COUPLER_AGENT_THREADS") or min(len(config.hosts), 8))
+    pool = ["--pool=solo", "--concurrency=1"] if threads <= 1 else [
+        "--pool=threads", f"--concurrency={threads}"]
+    argv = ["worker", *pool, f"--queues={queues}",
             f"--hostname=agent-{config.hosts[0].name}@%h", "--loglevel=INFO",
             "--without-gossip", "--without-mingle"]
     try:

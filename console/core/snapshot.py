@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from django.utils import timezone
 
@@ -183,6 +184,13 @@ def job_request(job: Job) -> sm.JobRequest:
     )
 
 
+class _PlacedJob(NamedTuple):
+    tenant_slug: str
+    priority: int
+    preemptible: bool
+    submitted_at: datetime
+
+
 def _running_jobs(host_names: dict[int, str], *, leaving: bool = False) -> tuple[sm.RunningJob, ...]:
     """Placed jobs as the scheduler sees them: the preemptible states, or (``leaving``)
     the jobs in TEARDOWN because the scheduler preempted them. Those still hold their
@@ -195,21 +203,31 @@ def _running_jobs(host_names: dict[int, str], *, leaving: bool = False) -> tuple
         )
     else:
         rows = Job.objects.filter(state__in=PREEMPTIBLE_STATES)
-    jobs = {j.pk: j for j in rows.select_related("tenant")}
+    # Plain tuples, not model instances: a cycle reads every placed job's rows, so
+    # this is the snapshot's biggest read (no default ordering, no GPU join but
+    # for its index).
+    jobs = {
+        pk: _PlacedJob(slug, priority, preemptible, submitted_at)
+        for pk, slug, priority, preemptible, submitted_at in rows.order_by().values_list(
+            "pk", "tenant__slug", "priority", "preemptible", "submitted_at")
+    }
     per_job: dict[int, dict[int, dict]] = defaultdict(dict)
-    for alloc in Allocation.objects.filter(job_id__in=jobs).select_related("gpu").order_by(
-        "job_id", "host_id", "gpu__index"
-    ):
-        slot = per_job[alloc.job_id].setdefault(
-            alloc.host_id, {"gpus": [], "milli": 1000, "cores": (), "nodes": (), "memory": 0}
+    allocations = (
+        Allocation.objects.filter(job_id__in=list(jobs)).order_by("job_id", "host_id", "gpu__index")
+        .values_list("job_id", "host_id", "gpu_id", "gpu__index", "milli", "cpus", "numa_nodes",
+                     "memory_gib")
+    ) if jobs else []
+    for job_id, host_id, gpu_id, gpu_index, milli, cpus, numa_nodes, memory_gib in allocations:
+        slot = per_job[job_id].setdefault(
+            host_id, {"gpus": [], "milli": 1000, "cores": (), "nodes": (), "memory": 0}
         )
-        if alloc.gpu_id is None:
-            slot["cores"] = tuple(alloc.cpus or ())
-            slot["nodes"] = tuple(alloc.numa_nodes or ())
-            slot["memory"] = alloc.memory_gib
+        if gpu_id is None:
+            slot["cores"] = tuple(cpus or ())
+            slot["nodes"] = tuple(numa_nodes or ())
+            slot["memory"] = memory_gib
         else:
-            slot["gpus"].append(alloc.gpu.index)
-            slot["milli"] = alloc.milli
+            slot["gpus"].append(gpu_index)
+            slot["milli"] = milli
     running = []
     for job_id, hosts in per_job.items():
         job = jobs[job_id]
@@ -228,7 +246,7 @@ def _running_jobs(host_names: dict[int, str], *, leaving: bool = False) -> tuple
         running.append(
             sm.RunningJob(
                 id=str(job_id),
-                tenant=job.tenant.slug,
+                tenant=job.tenant_slug,
                 priority=job.priority,
                 preemptible=job.preemptible,
                 submit_time=job.submitted_at.timestamp(),

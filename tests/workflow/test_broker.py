@@ -482,3 +482,48 @@ def test_eight_cycles_without_the_leader_lock_are_stopped_by_the_database(
     stack.wait_idle()
     _assert_no_gpu_twice()
     assert_consistent(stack)
+
+
+def test_sustained_submits_with_the_agent_killed_mid_run(stack, cluster, client_for, member_a):
+    """Jobs keep arriving while the agent is SIGKILLed and restarted: every job ends
+    RUNNING once (the reconciler re-drives what the dead agent lost), no GPU is
+    allocated twice, no domain is orphaned or missing; then every job cancels clean."""
+    from console.core.tasks.reconcile import reconcile
+
+    jobs = []
+    for i in range(12):
+        jobs.append(_submit(client_for, member_a, name=f"load-{i}", gpus_per_host=1,
+                            vcpus_per_host=2, memory_gib_per_host=4))
+        if i == 5:
+            stack.kill(stack.agent)  # mid-run: whatever it held is lost with it
+        elif i == 8:
+            stack.agent.start()
+        time.sleep(0.05)
+
+    def all_running():
+        return not Job.objects.filter(pk__in=jobs).exclude(state=JobState.RUNNING).exists()
+
+    for _round in range(8):
+        try:
+            stack.wait_idle(timeout=30)
+        except AssertionError:
+            pass
+        if all_running():
+            break
+        report_domains(stack)
+        reconcile(stuck_s=0)
+        time.sleep(1.0)
+    states = dict(Job.objects.filter(pk__in=jobs).values_list("pk", "state"))
+    assert set(states.values()) == {JobState.RUNNING}, states
+    for job_id in jobs:
+        assert Event.objects.filter(job_id=job_id, to_state=JobState.RUNNING).count() == 1
+    _assert_no_gpu_twice()
+    assert_consistent(stack)
+
+    client = client_for(member_a)
+    for job_id in jobs:
+        assert client.post(f"/api/v1/jobs/{job_id}/cancel/", {}, format="json").status_code == 200
+    for job_id in jobs:
+        _wait_state(job_id, JobState.CANCELLED)
+    stack.wait_idle()
+    assert_consistent(stack)
