@@ -484,11 +484,17 @@ def test_eight_cycles_without_the_leader_lock_are_stopped_by_the_database(
     assert_consistent(stack)
 
 
-def test_sustained_submits_with_the_agent_killed_mid_run(stack, cluster, client_for, member_a):
+def test_sustained_submits_with_the_agent_killed_mid_run(stack, cluster, client_for, member_a,
+                                                         settings):
     """Jobs keep arriving while the agent is SIGKILLed and restarted: every job ends
-    RUNNING once (the reconciler re-drives what the dead agent lost), no GPU is
-    allocated twice, no domain is orphaned or missing; then every job cancels clean."""
+    RUNNING with exactly one domain (the reconciler re-drives the commands the dead
+    agent lost, and requeues the jobs whose domains died with it: libvirt's test
+    driver keeps its domains in the agent process), no GPU is allocated twice, no
+    domain is orphaned; then every job cancels clean."""
     from console.core.tasks.reconcile import reconcile
+
+    # The reports below are taken after the jobs started: no grace needed.
+    settings.COUPLER_REPORT_GRACE_S = 0
 
     jobs = []
     for i in range(12):
@@ -503,20 +509,27 @@ def test_sustained_submits_with_the_agent_killed_mid_run(stack, cluster, client_
     def all_running():
         return not Job.objects.filter(pk__in=jobs).exclude(state=JobState.RUNNING).exists()
 
-    for _round in range(8):
+    def settled():
         try:
             stack.wait_idle(timeout=30)
         except AssertionError:
-            pass
-        if all_running():
+            return False
+        if not all_running():
+            return False
+        try:
+            assert_consistent(stack)
+        except AssertionError:
+            return False
+        return True
+
+    for _round in range(12):
+        if settled():
             break
         report_domains(stack)
         reconcile(stuck_s=0)
         time.sleep(1.0)
     states = dict(Job.objects.filter(pk__in=jobs).values_list("pk", "state"))
     assert set(states.values()) == {JobState.RUNNING}, states
-    for job_id in jobs:
-        assert Event.objects.filter(job_id=job_id, to_state=JobState.RUNNING).count() == 1
     _assert_no_gpu_twice()
     assert_consistent(stack)
 
