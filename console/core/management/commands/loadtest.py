@@ -417,7 +417,10 @@ class Command(BaseCommand):
 
         def submit(body):
             spec = {k: v for k, v in body.items() if k != "kind"}
-            status, job = api.call("POST", "/api/v1/jobs/", tokens[body["tenant"]], spec)
+            try:
+                status, job = api.call("POST", "/api/v1/jobs/", tokens[body["tenant"]], spec)
+            except CommandError as exc:  # one submit that got no answer is one refusal
+                return body, None, str(exc)
             if status != 201:
                 return body, None, f"HTTP {status}: {job}"
             return body, job["id"], None
