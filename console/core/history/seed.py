@@ -418,7 +418,9 @@ def seed_history(*, jobs: int, new_tenants: int, seed: int = 1,
         if not tenant_ids:
             created = create_tenants(1)
             tenant_ids = [created[0].pk]
-        heavy = created[0].pk if created else None
+        # The first history tenant holds an eighth of every seeding's jobs.
+        heavy = (Tenant.objects.filter(slug__startswith="history-").order_by("pk")
+                 .values_list("pk", flat=True).first())
         gpu_models = sorted(set(Gpu.objects.values_list("model", flat=True)))
         history = _History(rng=rng, tenant_ids=tenant_ids, heavy=heavy,
                            gpu_models=gpu_models, now=now)

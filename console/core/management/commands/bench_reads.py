@@ -18,7 +18,7 @@ from django.db import connection
 
 from console.core.history import bench
 from console.core.history.seed import seed_history
-from console.core.models import Host, Job
+from console.core.models import Host, Job, Tenant
 
 COLUMNS = ("req/s c=8", "p50/p99 c=8 ms", "req/s c=1", "p50/p99 c=1 ms", "CPU ms",
            "queries", "SQL ms")
@@ -69,7 +69,9 @@ class Command(BaseCommand):
         if not Host.objects.exists():
             call_command("seed_demo", stdout=self.stdout)
         results: list[bench.Figures] = []
-        new_tenants = opts["tenants"]
+        # New tenants only with the first history: a larger size adds jobs, not tenants.
+        history_tenants = Tenant.objects.filter(slug__startswith="history-").exists()
+        new_tenants = 0 if history_tenants else opts["tenants"]
         for size in sizes:
             have = Job.objects.count()
             if not opts["no_seed"] and have < size:
