@@ -152,3 +152,7 @@ PARAMS = ["state", "tenant", "name", "gpu_model", "host", "preemptible", "q",
 @given(query=st.dictionaries(st.sampled_from(PARAMS), st.text(max_size=40), max_size=5))
 def test_fuzzed_list_filters_never_get_a_5xx(job_a, member_a, client_for, query):
     assert client_for(member_a).get(URL, query).status_code in (200, 400, 404)
+
+
+def test_a_search_for_a_non_ascii_digit_is_a_name_search(job_a, member_a, client_for):
+    assert names(client_for(member_a).get(URL, {"q": "²"})) == []
