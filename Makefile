@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 REQS := requirements/web.txt requirements/dev.txt requirements/host.txt
 DEB_PACKAGES := libvirt-dev pkg-config libvirt-clients libxml2-utils chromium
 
-.PHONY: venv test lint demo bench simulate clean-demo
+.PHONY: venv test lint demo bench bench-reads simulate clean-demo
 
 venv: $(STAMP)
 
@@ -37,6 +37,11 @@ demo: venv
 
 bench: venv
 	$(PY) -m scheduler.bench
+
+# Read paths at fleet scale (needs DATABASE_URL=postgres://…): see docs/reads.md.
+bench-reads: venv
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py bench_reads $(BENCH_READS_ARGS)
 
 clean-demo:
 	rm -rf var/

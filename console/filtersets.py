@@ -106,7 +106,7 @@ class JobFilterSet(django_filters.FilterSet):
 
     def search(self, queryset, name, value):
         condition = Q(name__icontains=value)
-        if value.isdigit() and int(value) < 2**63:
+        if value.isascii() and value.isdigit() and int(value) < 2**63:
             condition |= Q(pk=int(value))
         return queryset.filter(condition)
 

@@ -1,8 +1,11 @@
 """``/metrics`` in the Prometheus text exposition format (version 0.0.4).
 
-Read from the database on each scrape: queue length per tenant, GPUs allocated
-and free per model, each tenant's weighted dominant share, job state counts,
-host states, and the submit→running latency histogram (from job timestamps).
+Read from the database on each scrape, at a cost that does not grow with the
+number of finished jobs: queue length per tenant and live job states from the
+``(state, tenant)`` index, finished jobs and the submit→running latency
+histogram from the counters ``transition_job`` keeps (``console.core.counters``),
+GPUs per model and hosts per state from the inventory, and each tenant's
+weighted dominant share from ``console.core.usage`` (the dashboard's numbers).
 """
 
 import math
@@ -10,14 +13,14 @@ import secrets
 from collections import defaultdict
 
 from django.conf import settings
-from django.db.models import Count, F
+from django.db.models import Count
 from django.http import HttpResponse
 
+from console.core import counters
 from console.core.choices import GpuHealth, HostState, JobState
-from console.core.models import Gpu, Host, Job, Tenant
-from console.core.snapshot import build_snapshot
-
-LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+from console.core.models import Gpu, Host, Tenant
+from console.core.selectors.jobs import live_job_counts
+from console.core.usage import tenant_shares
 
 
 def _escape(value: str) -> str:
@@ -46,14 +49,10 @@ class Writer:
         return "\n".join(self.lines) + "\n"
 
 
-def _queue(w: Writer) -> None:
+def _queue(w: Writer, live: dict[tuple[int, str], int], slugs: dict[int, str]) -> None:
     w.family("coupler_queue_length", "gauge", "Queued jobs per tenant.")
-    counts = dict(
-        Job.objects.filter(state=JobState.QUEUED).values_list("tenant__slug")
-        .annotate(n=Count("id")).values_list("tenant__slug", "n")
-    )
-    for slug in Tenant.objects.order_by("slug").values_list("slug", flat=True):
-        w.sample("coupler_queue_length", counts.get(slug, 0), tenant=slug)
+    for tenant_id, slug in sorted(slugs.items(), key=lambda item: item[1]):
+        w.sample("coupler_queue_length", live.get((tenant_id, JobState.QUEUED), 0), tenant=slug)
 
 
 def _gpus(w: Writer) -> None:
@@ -80,53 +79,52 @@ def _gpus(w: Writer) -> None:
 
 
 def _shares(w: Writer) -> None:
-    from scheduler.fairshare import FairShare
-    from scheduler.placement import Placer
-    from scheduler.planner import cluster_capacity
-
     w.family("coupler_dominant_share", "gauge",
              "Each tenant's weighted dominant resource share (DRF).")
-    snapshot = build_snapshot()
-    capacity = cluster_capacity(Placer(snapshot.hosts, "first-fit", ()), snapshot.running)
-    fs = FairShare(snapshot.tenants, capacity, {t.name: dict(t.usage) for t in snapshot.tenants})
-    for name, share in sorted(fs.shares().items()):
-        w.sample("coupler_dominant_share", round(share, 6), tenant=name)
+    for share in tenant_shares():
+        w.sample("coupler_dominant_share", round(share.weighted, 6), tenant=share.tenant.slug)
 
 
-def _jobs(w: Writer) -> None:
+def _jobs(w: Writer, live: dict[tuple[int, str], int]) -> None:
     w.family("coupler_jobs", "gauge", "Jobs per state.")
-    counts = dict(Job.objects.values_list("state").annotate(n=Count("id")))
+    counts: dict[str, int] = defaultdict(int)
+    for (_tenant_id, state), n in live.items():
+        counts[state] += n
+    for (_tenant_id, state), n in counters.finished_counts().items():
+        counts[state] += n
     for state in JobState.values:
         w.sample("coupler_jobs", counts.get(state, 0), state=state)
 
 
 def _latency(w: Writer) -> None:
     name = "coupler_submit_to_running_seconds"
-    w.family(name, "histogram", "Time from submit to RUNNING, per job that reached RUNNING.")
-    values = [
-        d.total_seconds()
-        for d in Job.objects.filter(running_at__isnull=False)
-        .annotate(d=F("running_at") - F("submitted_at")).values_list("d", flat=True)
-        if d is not None
-    ]
-    for bound in LATENCY_BUCKETS:
-        w.sample(f"{name}_bucket", sum(1 for v in values if v <= bound), le=f"{bound:g}")
-    w.sample(f"{name}_bucket", len(values), le="+Inf")
-    w.sample(f"{name}_sum", round(sum(values), 6))
-    w.sample(f"{name}_count", len(values))
+    w.family(name, "histogram", "Time from submit to RUNNING, per start of a job.")
+    per_bucket, total, total_seconds = counters.latency_histogram()
+    cumulative = 0
+    for bound, count in zip(counters.LATENCY_BUCKETS, per_bucket, strict=False):
+        cumulative += count
+        w.sample(f"{name}_bucket", cumulative, le=f"{bound:g}")
+    w.sample(f"{name}_bucket", total, le="+Inf")
+    w.sample(f"{name}_sum", round(total_seconds, 6))
+    w.sample(f"{name}_count", total)
 
 
 def _hosts(w: Writer) -> None:
     w.family("coupler_hosts", "gauge", "Hosts per state.")
-    counts = dict(Host.objects.values_list("state").annotate(n=Count("id")))
+    counts = dict(Host.objects.order_by().values_list("state").annotate(n=Count("id")))
     for state in HostState.values:
         w.sample("coupler_hosts", counts.get(state, 0), state=state)
 
 
 def render() -> str:
     w = Writer()
-    for section in (_queue, _gpus, _shares, _jobs, _latency, _hosts):
-        section(w)
+    live = live_job_counts()
+    _queue(w, live, dict(Tenant.objects.values_list("pk", "slug")))
+    _gpus(w)
+    _shares(w)
+    _jobs(w, live)
+    _latency(w)
+    _hosts(w)
     return w.text()
 
 

@@ -31,6 +31,14 @@ def _fast_password_hashing(request):
         ]
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache (the dashboard caches what it derives)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def tenant_a(db):
     from console.core.models import Tenant

@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from console.api.flat import FlatListSerializer
 from console.core.actions.tenants import do_create_tenant, do_set_quota, do_update_tenant
 from console.core.choices import HostState, IncidentState, QuotaResource
 from console.core.models import (
@@ -400,6 +401,8 @@ class JobSerializer(serializers.ModelSerializer):
                   "queued_at", "scheduled_at", "provisioning_at", "running_at", "teardown_at",
                   "preempted_at", "finished_at", "updated_at"]
         read_only_fields = fields
+        # Lists of jobs are long and wide: rows are written field by field.
+        list_serializer_class = FlatListSerializer
 
 
 class JobDetailSerializer(JobSerializer):
@@ -409,6 +412,7 @@ class JobDetailSerializer(JobSerializer):
     class Meta(JobSerializer.Meta):
         fields = [*JobSerializer.Meta.fields, "placement", "events"]
         read_only_fields = fields
+        list_serializer_class = serializers.ListSerializer
 
     @extend_schema_field(PlacementSerializer(many=True))
     def get_placement(self, job: Job) -> list[dict]:

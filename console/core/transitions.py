@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from console.core.choices import JOB_STATE_TIMESTAMP, JOB_TRANSITIONS, JobState
+from console.core.counters import count_transition
 from console.core.models import Event, Job
 
 
@@ -57,9 +58,12 @@ def transition_job(
                 raise InvalidTransition(job_id, source, to_state)
     now = timezone.now()
     with transaction.atomic():
-        current = Job.objects.filter(pk=job_id).values_list("state", flat=True).first()
-        if current is None or current not in sources:
+        row = Job.objects.filter(pk=job_id).values_list(
+            "state", "tenant_id", "submitted_at"
+        ).first()
+        if row is None or row[0] not in sources:
             return False
+        current, tenant_id, submitted_at = row
         update = dict(fields)
         update["state"] = to_state
         update["updated_at"] = now
@@ -80,6 +84,7 @@ def transition_job(
             actor=actor[:150],
             data=data or {},
         )
+        count_transition(tenant_id, to_state, submitted_at, now)
     return True
 
 

@@ -4,7 +4,6 @@ detail with a live workflow timeline and "why pending", cancel."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -18,9 +17,11 @@ from console.core.actions.jobs import (
 from console.core.admission import quota_preview
 from console.core.choices import TERMINAL_JOB_STATES, TRANSITIONAL_JOB_STATES, JobState
 from console.core.models import Allocation, Job
+from console.core.selectors.jobs import jobs_for_list
 from console.filtersets import JobFilterSet
 from console.ui.access import get_job_for_user
 from console.ui.forms import ConfirmForm, JobSubmitForm, add_action_errors
+from console.ui.paging import CappedPaginator
 
 # The workflow of DESIGN.md's lifecycle, as the timeline draws it.
 MAIN_PATH = [JobState.QUEUED, JobState.SCHEDULED, JobState.PROVISIONING, JobState.RUNNING]
@@ -28,9 +29,8 @@ MAIN_PATH = [JobState.QUEUED, JobState.SCHEDULED, JobState.PROVISIONING, JobStat
 
 @login_required
 def job_list(request):
-    jobs = Job.objects.for_user(request.user).select_related("tenant", "submitter")
-    filterset = JobFilterSet(request.GET, queryset=jobs, request=request)
-    page = Paginator(filterset.qs, 50).get_page(request.GET.get("page"))
+    filterset = JobFilterSet(request.GET, queryset=jobs_for_list(request.user), request=request)
+    page = CappedPaginator(filterset.qs, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "jobs/list.html", {

@@ -6,11 +6,13 @@ The maths comes from the ``scheduler`` package (``scheduler.fairshare`` and
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, Sum
+from django.core.cache import cache
+from django.db.models import Count, Max, Q, Sum
 
+from console.core import usage
 from console.core.choices import GpuHealth, HostState, JobState
-from console.core.models import Gpu, Host, Job, Tenant
-from console.core.usage import usage_by_tenant
+from console.core.models import Allocation, Gpu, Job, Tenant
+from console.core.usage import cluster_capacity
 
 RESOURCE_LABELS = {"gpu_milli": "GPU", "vcpus": "vCPU", "memory_gib": "memory"}
 
@@ -55,18 +57,6 @@ def gpus_by_model() -> list[ModelRow]:
     return rows
 
 
-def cluster_capacity() -> tuple[float, float, float]:
-    """(GPU milli, vCPUs, memory GiB) of every host that is not offline."""
-    hosts = Host.objects.exclude(state=HostState.OFFLINE)
-    gpus = Gpu.objects.filter(host__in=hosts).exclude(health=GpuHealth.FAILED).count()
-    cpus = 0
-    memory = 0
-    for host in hosts.only("cpu_count", "memory_gib", "reserved_cores"):
-        cpus += max(host.cpu_count - len(host.reserved_cores or []), 0)
-        memory += host.memory_gib
-    return (gpus * 1000.0, float(cpus), float(memory))
-
-
 def utilization() -> float:
     total = Gpu.objects.exclude(health=GpuHealth.FAILED).count()
     used = Gpu.objects.aggregate(n=Sum("allocated_milli"))["n"] or 0
@@ -79,6 +69,9 @@ def queue_length() -> int:
 
 @dataclass
 class TenantShare:
+    """A tenant's row on the dashboard: its share (``console.core.usage``) with
+    its entitlement and its quota marks on the dominant resource."""
+
     tenant: Tenant
     weight: float
     entitled: float  # weight / sum of weights: the fair dominant share when all want more
@@ -130,19 +123,6 @@ class Bar:
         return cls(value=pct(value) or 0.0, guaranteed=pct(guaranteed), limit=pct(limit), tone=tone)
 
 
-def _usage_vector(usage: dict) -> tuple[float, float, float]:
-    try:
-        from scheduler.fairshare import usage_vector
-
-        return tuple(usage_vector(usage))  # type: ignore[return-value]
-    except ImportError:  # scheduler not installed: same formula
-        return (
-            usage.get("gpus", 0) * 1000.0 + usage.get("gpu_milli", 0),
-            float(usage.get("vcpus", 0)),
-            float(usage.get("memory_gib", 0)),
-        )
-
-
 def _quota_vector(tenant: Tenant, field: str) -> tuple[float | None, float | None, float | None]:
     quotas = {q.resource_key: getattr(q, field) for q in tenant.quotas.all()}
     gpu = None
@@ -152,37 +132,27 @@ def _quota_vector(tenant: Tenant, field: str) -> tuple[float | None, float | Non
 
 
 def tenant_shares(tenants) -> list[TenantShare]:
-    """Weighted dominant shares (DRF, Ghodsi et al.): max over resources of
-    used / capacity, divided by the tenant's weight."""
+    """Weighted dominant shares (``console.core.usage.tenant_shares``) with each
+    tenant's entitlement and guaranteed/limit marks on its dominant resource."""
     capacity = cluster_capacity()
-    usage = usage_by_tenant()
     tenants = list(tenants.prefetch_related("quotas"))
-    total_weight = float(sum(t.weight for t in Tenant.objects.all())) or 1.0
+    total_weight = float(Tenant.objects.aggregate(w=Sum("weight"))["w"] or 0) or 1.0
     names = ("gpu_milli", "vcpus", "memory_gib")
     result = []
-    for tenant in tenants:
-        used = _usage_vector(usage.get(tenant.pk, {}))
-        shares = {
-            name: (u / c if c else 0.0) for name, u, c in zip(names, used, capacity, strict=True)
-        }
-        dominant_resource = max(shares, key=lambda k: shares[k]) if any(shares.values()) else (
-            "gpu_milli"
-        )
-        dominant = shares[dominant_resource]
-        weight = float(tenant.weight)
-        index = names.index(dominant_resource)
-        guaranteed = _quota_vector(tenant, "guaranteed")[index]
-        limit = _quota_vector(tenant, "limit")[index]
+    for share in usage.tenant_shares(tenants, capacity=capacity):
+        index = names.index(share.dominant_resource)
+        guaranteed = _quota_vector(share.tenant, "guaranteed")[index]
+        limit = _quota_vector(share.tenant, "limit")[index]
         cap = capacity[index]
         result.append(
             TenantShare(
-                tenant=tenant,
-                weight=weight,
-                entitled=weight / total_weight,
-                shares=shares,
-                dominant_resource=dominant_resource,
-                dominant=dominant,
-                weighted=dominant / weight if weight else 0.0,
+                tenant=share.tenant,
+                weight=share.weight,
+                entitled=share.weight / total_weight,
+                shares=share.shares,
+                dominant_resource=share.dominant_resource,
+                dominant=share.dominant,
+                weighted=share.weighted,
                 guaranteed=min(guaranteed / cap, 1.0) if guaranteed is not None and cap else None,
                 limit=min(limit / cap, 1.0) if limit is not None and cap else None,
             )
@@ -190,10 +160,33 @@ def tenant_shares(tenants) -> list[TenantShare]:
     return result
 
 
+# The fragmentation rate needs the scheduler's snapshot of every host (hundreds
+# of milliseconds at a few dozen hosts); the dashboard reuses it while the
+# allocations and the queue are unchanged, and for at most this many seconds
+# (a cordon or a failed GPU shows within it).
+FRAGMENTATION_TTL_S = 30
+
+
+def _capacity_fingerprint() -> str:
+    """Changes when an allocation or the queue changes (two index-served aggregates)."""
+    held = Allocation.objects.aggregate(n=Count("id"), last=Max("id"), milli=Sum("milli"))
+    queued = Job.objects.filter(state=JobState.QUEUED).aggregate(n=Count("id"), last=Max("id"))
+    return "{n}-{last}-{milli}".format(**held) + "/{n}-{last}".format(**queued)
+
+
 def fragmentation_rate() -> float:
     """FGD fragmentation rate of the free GPU capacity of schedulable hosts
     against the queue's job mix (or, with an empty queue, a default mix of
     1/2/4/8-GPU jobs)."""
+    key = f"dashboard:fragmentation:{_capacity_fingerprint()}"
+    rate = cache.get(key)
+    if rate is None:
+        rate = _fragmentation_rate_now()
+        cache.set(key, rate, FRAGMENTATION_TTL_S)
+    return rate
+
+
+def _fragmentation_rate_now() -> float:
     from console.core.snapshot import build_snapshot
     from scheduler.model import WorkloadClass
     from scheduler.policies import fragmentation_rate as rate

@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from console.api.exceptions import validation_error
+from console.api.pagination import NewestFirstCursorPagination
 from console.api.serializers import (
     CancelSerializer,
     JobDetailSerializer,
@@ -19,6 +20,7 @@ from console.api.serializers import (
 )
 from console.core.actions.jobs import do_cancel_job, do_submit_job
 from console.core.models import Job
+from console.core.selectors.jobs import jobs_for_list
 from console.filtersets import JobFilterSet
 
 
@@ -30,9 +32,10 @@ class JobViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
     filterset_class = JobFilterSet
+    pagination_class = NewestFirstCursorPagination
 
     def get_queryset(self):
-        jobs = Job.objects.for_user(self.request.user).select_related("tenant", "submitter")
+        jobs = jobs_for_list(self.request.user)
         if self.action != "list":
             jobs = jobs.prefetch_related("events", "allocations__host", "allocations__gpu")
         return jobs

@@ -1,4 +1,5 @@
 from console.core.models.checks import CheckResult, FirmwareBaseline
+from console.core.models.counters import FinishedJobCount, StartLatencyBucket
 from console.core.models.faults import Incident
 from console.core.models.inventory import Cluster, Gpu, GpuLink, Host, Nic, NumaNode
 from console.core.models.jobs import Allocation, CoreClaim, Event, Job
@@ -10,6 +11,7 @@ __all__ = [
     "Cluster",
     "CoreClaim",
     "Event",
+    "FinishedJobCount",
     "FirmwareBaseline",
     "Gpu",
     "GpuLink",
@@ -20,5 +22,6 @@ __all__ = [
     "Nic",
     "NumaNode",
     "Quota",
+    "StartLatencyBucket",
     "Tenant",
 ]

@@ -75,6 +75,11 @@ class Job(models.Model):
         ordering = ["-submitted_at", "-id"]
         indexes = [
             models.Index(fields=["state", "tenant"]),
+            # The job lists' orderings, newest first: a tenant's, everyone's
+            # (admins), and by state; each serves LIMIT 50 without a sort.
+            models.Index(fields=["tenant", "-submitted_at", "-id"], name="job_tenant_recent"),
+            models.Index(fields=["-submitted_at", "-id"], name="job_recent"),
+            models.Index(fields=["state", "-submitted_at", "-id"], name="job_state_recent"),
         ]
         constraints = [
             models.CheckConstraint(

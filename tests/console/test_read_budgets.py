@@ -1,0 +1,69 @@
+"""Query budgets of the read pages: each page runs a fixed number of queries,
+whatever the number of jobs, events and tenants behind it.
+
+History comes from ``seed_history`` (the benchmark's seeder, here on the test
+database): a page is read with a little history, then with ten times more,
+and must run the same queries both times, within its budget.
+"""
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from console.core.history.seed import seed_history
+from console.core.models import Job
+
+pytestmark = pytest.mark.django_db
+
+# page → (path, who reads it, most queries allowed)
+BUDGETS = {
+    "api job list, member": ("/api/v1/jobs/", "member", 4),
+    "api job list, admin": ("/api/v1/jobs/", "admin", 3),
+    "api job list, member, filtered": ("/api/v1/jobs/?state=succeeded&state=failed",
+                                       "member", 4),
+    "console job list, member": ("/jobs/", "member", 6),
+    "console job list, admin": ("/jobs/", "admin", 5),
+    "api job detail": ("/api/v1/jobs/{job}/", "member", 6),
+    "console job detail": ("/jobs/{job}/", "member", 5),
+    "dashboard, admin": ("/", "admin", 18),
+    "dashboard, member": ("/", "member", 18),
+    "/metrics": ("/metrics", None, 12),
+}
+
+
+def _queries(client, path) -> int:
+    client.get(path)  # caches filled, as a server that has served the page before
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    assert response.status_code == 200, (path, response.status_code)
+    return len(captured.captured_queries)
+
+
+def _read_all(clients, tenant) -> dict[str, int]:
+    job = Job.objects.filter(tenant=tenant, state="succeeded").order_by("-id").first()
+    return {
+        page: _queries(clients[who], path.format(job=job.pk))
+        for page, (path, who, _budget) in BUDGETS.items()
+    }
+
+
+def _signed_in(user):
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def test_read_pages_keep_their_query_budget_as_history_grows(
+        cluster, tenant_a, member_a, admin_user):
+    clients = {"member": _signed_in(member_a), "admin": _signed_in(admin_user),
+               None: _signed_in(None)}
+    seed_history(jobs=40, new_tenants=3, seed=1)
+    small = _read_all(clients, tenant_a)
+    seed_history(jobs=400, new_tenants=20, seed=2)
+    large = _read_all(clients, tenant_a)
+    assert Job.objects.count() >= 440
+    for page, (_path, _who, budget) in BUDGETS.items():
+        assert large[page] == small[page], f"{page}: {small[page]} → {large[page]} queries"
+        assert large[page] <= budget, f"{page}: {large[page]} queries, budget {budget}"
