@@ -30,6 +30,9 @@ lint: venv
 test: lint
 	$(VENV)/bin/pytest
 
+# The demo chooses its development settings explicitly (DEBUG on, a dev key,
+# loopback only); console.settings alone is production.
+demo: export DJANGO_SETTINGS_MODULE := console.settings_dev
 demo: venv
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py seed_demo
