@@ -233,15 +233,15 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "console.api.exceptions.exception_handler",
     # Per user (signed in) and per address (anonymous); a 429 names the wait.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "console.api.throttling.AnonRateThrottle",
+        "console.api.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
-        "anon": env_str("API_THROTTLE_ANON", "60/min"),
-        "user": env_str("API_THROTTLE_USER", "1200/min"),
-        "job_submit": env_str("API_THROTTLE_SUBMIT", "120/min"),
+        "anon": env_str("API_THROTTLE_ANON", "120/min"),
+        "user": env_str("API_THROTTLE_USER", "6000/min"),
     },
 }
+COUPLER_API_THROTTLE = env_bool("API_THROTTLE", True)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Coupler API",
@@ -274,6 +274,10 @@ else:
     CELERY_BROKER_URL = BROKER_URL
     CELERY_RESULT_BACKEND = None
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(CELERY_BROKER_DIR)
+if REDIS_URL:
+    # One store for every process: API throttles and the broker's replay guard.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": REDIS_URL, "KEY_PREFIX": "coupler"}}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # settings.LOGGING (JSON lines) for workers too
 CELERY_TASK_EAGER_PROPAGATES = True

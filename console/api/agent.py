@@ -29,6 +29,8 @@ def _token(request) -> str:
 class AgentView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    # Host tokens, not people: the user/anonymous API throttles do not apply.
+    throttle_classes: list = []
     # Machine-to-machine endpoints with their own auth: not part of the public API schema.
     schema = None
     # Agents are not browsers: no session, no CSRF; the token is the credential.
