@@ -248,6 +248,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Tenants, quotas, hosts, GPUs and jobs of a multi-tenant GPU cluster.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema, like the docs page, is for signed-in users.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Serve Swagger UI from our own static files: users may be offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
