@@ -227,6 +227,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PARSER_CLASSES": [
+        "console.api.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "console.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -322,6 +327,10 @@ COUPLER_MESSAGE_TTL_S = env_int("COUPLER_MESSAGE_TTL_S", 600)
 # Heartbeats: refused when older than this or from further in the future.
 COUPLER_HEARTBEAT_MAX_AGE_S = env_int("COUPLER_HEARTBEAT_MAX_AGE_S", 120)
 COUPLER_CLOCK_SKEW_S = env_int("COUPLER_CLOCK_SKEW_S", 30)
+# The networks the cluster's hosts live in (CIDRs): agents' latency endpoints must be inside.
+COUPLER_AGENT_NETWORKS = env_str(
+    "COUPLER_AGENT_NETWORKS",
+    "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.0/8,fc00::/7,::1/128")
 
 # Logs: JSON lines on stderr in production (one object per line, with the
 # request id and, in tasks, the job id); LOG_FORMAT=text for a terminal.
