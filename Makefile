@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 REQS := requirements/web.txt requirements/dev.txt requirements/host.txt
 DEB_PACKAGES := libvirt-dev pkg-config libvirt-clients libxml2-utils chromium
 
-.PHONY: venv test lint demo bench simulate clean-demo
+.PHONY: venv test lint demo prod bench simulate clean-demo
 
 venv: $(STAMP)
 
@@ -37,6 +37,11 @@ demo: venv
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py seed_demo
 	$(PY) manage.py rundemo
+
+# The production processes on this machine (gunicorn + WhiteNoise, orchestrator,
+# beat, the simulated agent), DEBUG off, against DATABASE_URL and REDIS_URL.
+prod: venv
+	deploy/run-local.sh
 
 bench: venv
 	$(PY) -m scheduler.bench
