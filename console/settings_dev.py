@@ -10,6 +10,7 @@ environment, read by the one settings module.
 
 import os
 
-os.environ.setdefault("DEBUG", "1")
+if not os.environ.get("DEBUG"):  # unset or empty: development means DEBUG on
+    os.environ["DEBUG"] = "1"
 
 from console.settings import *  # noqa: F403
