@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQS := requirements/web.txt requirements/dev.txt requirements/host.txt
-DEB_PACKAGES := libvirt-dev pkg-config libvirt-clients libxml2-utils chromium
+DEB_PACKAGES := libvirt-dev pkg-config libvirt-clients libxml2-utils chromium systemd
 
 .PHONY: venv test lint demo prod bench simulate clean-demo
 

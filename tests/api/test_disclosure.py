@@ -89,3 +89,31 @@ def test_every_response_names_its_request_id(client):
     assert response["X-Request-ID"] == "req-0123456789"
     drawn = client.get("/healthz", HTTP_X_REQUEST_ID="bad id with spaces")["X-Request-ID"]
     assert drawn != "bad id with spaces" and len(drawn) == 32
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_preempted_tenant_sees_no_other_tenant_quota_or_job(
+        cluster, tenant_a, tenant_b, member_a, admin_user, client_for):
+    import scheduler
+    from console.core.actions.jobs import do_submit_job
+    from console.core.planning import _preempt
+
+    victim = do_submit_job(tenant=tenant_a, actor="test", name="victim", gpus_per_host=2,
+                           vcpus_per_host=8, memory_gib_per_host=32)
+    preemptor = do_submit_job(tenant=tenant_b, actor="test", name="preemptor",
+                              gpus_per_host=1, vcpus_per_host=4, memory_gib_per_host=16)
+    full = (f"Borrowed capacity reclaimed: tenant {tenant_b.slug} is below its guarantee "
+            f"(gpus 8) and job {preemptor.pk} is short of gpus; tenant {tenant_a.slug} keeps "
+            "at least its own guarantee on gpus.")
+    assert _preempt(scheduler.Preemption(job_id=str(victim.pk), reason=full,
+                                         for_job=str(preemptor.pk), resources=("gpus",)))
+    url = f"/api/v1/jobs/{victim.pk}/"
+    seen_by_tenant = client_for(member_a).get(url).content.decode()
+    assert "preempted" in seen_by_tenant
+    for secret in (tenant_b.slug, tenant_b.name, "gpus 8", f"job {preemptor.pk}",
+                   "for_job", "preemption_reason"):
+        assert secret not in seen_by_tenant, secret
+    seen_by_admin = client_for(admin_user).get(url).json()
+    teardown = next(e for e in seen_by_admin["events"] if e["to_state"] == "teardown")
+    assert teardown["data"]["for_job"] == str(preemptor.pk)
+    assert teardown["data"]["preemption_reason"] == full
