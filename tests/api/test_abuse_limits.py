@@ -102,3 +102,39 @@ def test_the_console_form_shows_the_limit(cluster, member_a, client, settings):
     assert second.status_code == 200
     assert b"limit is 1 a minute" in second.content
     assert Job.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_flooding_tenant_hits_its_limits_and_others_are_unaffected(
+        cluster, member_a, member_b, client_for, job_spec, settings):
+    """One tenant submits as fast as one client can (each submit runs a whole
+    scheduling cycle here: eager Celery); the other tenant's submits and running
+    job, and the hosts' heartbeats, go on as before."""
+    import time as clock
+
+    from console.core.actions.agents import do_issue_agent_token
+    from console.core.models import Host
+
+    settings.COUPLER_TENANT_MAX_QUEUED = 5
+    settings.COUPLER_TENANT_SUBMITS_PER_MIN = 12
+    token = do_issue_agent_token(Host.objects.get(name="ada-1"), actor="test")
+    agent = client_for(None)
+    alice, bob = client_for(member_a), client_for(member_b)
+    running = bob.post(URL, job_spec(tenant="tenant-b", gpus_per_host=1), format="json").json()
+    assert Job.objects.get(pk=running["id"]).state == "running"
+
+    flood, others, beats = [], [], []
+    for i in range(40):
+        flood.append(alice.post(URL, job_spec(gpus_per_host=1), format="json").status_code)
+        if i % 10 == 9:
+            others.append(bob.post(URL, job_spec(tenant="tenant-b", gpus_per_host=0),
+                                   format="json").status_code)
+            beats.append(agent.post("/api/v1/agent/hosts/ada-1/heartbeat/",
+                                    {"host": "ada-1", "sent_at": clock.time(), "domains": []},
+                                    format="json",
+                                    HTTP_AUTHORIZATION=f"Bearer {token}").status_code)
+    assert flood.count(201) <= 12 and flood.count(429) >= 28
+    assert flood[-1] == 429
+    assert others == [201] * 4
+    assert beats == [200] * 4
+    assert Job.objects.get(pk=running["id"]).state == "running"
