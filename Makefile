@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQS := requirements/web.txt requirements/dev.txt requirements/host.txt
-DEB_PACKAGES := libvirt-dev pkg-config libvirt-clients libxml2-utils chromium
+DEB_PACKAGES := libvirt-dev pkg-config libvirt-clients libxml2-utils chromium systemd
 
-.PHONY: venv test lint demo bench bench-reads simulate clean-demo
+.PHONY: venv test lint demo prod bench bench-reads simulate clean-demo
 
 venv: $(STAMP)
 
@@ -30,10 +30,18 @@ lint: venv
 test: lint
 	$(VENV)/bin/pytest
 
+# The demo chooses its development settings explicitly (DEBUG on, a dev key,
+# loopback only); console.settings alone is production.
+demo: export DJANGO_SETTINGS_MODULE := console.settings_dev
 demo: venv
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py seed_demo
 	$(PY) manage.py rundemo
+
+# The production processes on this machine (gunicorn + WhiteNoise, orchestrator,
+# beat, the simulated agent), DEBUG off, against DATABASE_URL and REDIS_URL.
+prod: venv
+	deploy/run-local.sh
 
 bench: venv
 	$(PY) -m scheduler.bench

@@ -1,15 +1,20 @@
 """Coupler settings: one module, read from the environment.
 
-Defaults are for development and the demo: SQLite, and a Celery broker that
-needs no server (kombu's filesystem transport under ``var/``). Production sets
-``DATABASE_URL`` (PostgreSQL) and ``REDIS_URL`` (Celery broker and results),
-``SECRET_KEY``, ``DEBUG=0`` and ``ALLOWED_HOSTS``.
+Production unless told otherwise: ``DEBUG`` is off by default and the process
+refuses to start without a real ``SECRET_KEY`` and ``ALLOWED_HOSTS``.
+Development, the demo and the tests say so explicitly with
+``DJANGO_SETTINGS_MODULE=console.settings_dev`` (DEBUG on, a development key,
+loopback hosts). Without ``DATABASE_URL``/``REDIS_URL`` the defaults need no
+server: SQLite and kombu's filesystem transport under ``var/``. Every variable
+is listed in ``deploy/coupler.env.example`` and ``docs/deploy.md``.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("COUPLER_VAR_DIR", BASE_DIR / "var"))
@@ -35,13 +40,30 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
+DEV_SECRET_KEY_PREFIX = "dev-only-insecure-key-"
+
+
+def is_weak_secret_key(key: str) -> bool:
+    """The same test as Django's security.W009: short, repetitive or a known dev key."""
+    return (not key or len(key) < 50 or len(set(key)) < 5
+            or key.startswith((DEV_SECRET_KEY_PREFIX, "django-insecure")))
+
+
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise RuntimeError("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "dev-only-insecure-key-" + "x" * 40
+if not SECRET_KEY and DEBUG:
+    SECRET_KEY = DEV_SECRET_KEY_PREFIX + "x" * 40
+if not DEBUG and is_weak_secret_key(SECRET_KEY):
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a random value of at least 50 characters when DEBUG is off "
+        "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(50))'); "
+        "development and the demo use DJANGO_SETTINGS_MODULE=console.settings_dev"
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver" if DEBUG else "")
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must name this server's host names (comma-separated) when DEBUG is off"
+    )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
@@ -57,6 +79,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "csp",
+    "axes",
     "console.core",
 ]
 
@@ -70,6 +94,16 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "console.logging.RequestIdMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: a locked-out user or address is refused before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -100,6 +134,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, workers, agents' API calls) share one file in the
     # demo: wait for the write lock instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    # The file holds password hashes and tokens: owner-only, created so (not chmod'ed later).
+    sqlite_path = Path(DATABASES["default"]["NAME"])
+    if str(sqlite_path) != ":memory:" and not str(sqlite_path).startswith("file:"):
+        sqlite_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(sqlite_path, os.O_CREAT | os.O_RDWR, 0o600))
+        if sqlite_path.stat().st_mode & 0o077:
+            sqlite_path.chmod(0o600)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -132,15 +173,52 @@ LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
 # Production hardening; `manage.py check --deploy` passes with DEBUG=0.
+# SECURE_COOKIES=0 and SECURE_SSL_REDIRECT=0 only for a stack served over plain
+# HTTP on loopback (`make prod`): browsers send secure cookies over HTTPS only.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto is trusted only behind a proxy that sets it (and strips the
+# client's): anyone can send the header to a server reached directly.
+if env_bool("TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Request bodies: Django refuses (400) bodies above this many bytes outside file uploads.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024)
+
+# Content-Security-Policy (django-csp): only our own scripts (htmx is vendored,
+# Swagger UI comes from the sidecar package and its init script from its own
+# URL); inline style attributes stay allowed for the bar charts' widths.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for
+# one user name, or from one address, logins are refused (429) for
+# AXES_COOLOFF_MINUTES. The API's own limits are the DRF throttles below.
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -149,17 +227,34 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PARSER_CLASSES": [
+        "console.api.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "console.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "console.api.exceptions.exception_handler",
+    # Per user (signed in) and per address (anonymous); a 429 names the wait.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "console.api.throttling.AnonRateThrottle",
+        "console.api.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("API_THROTTLE_ANON", "120/min"),
+        "user": env_str("API_THROTTLE_USER", "6000/min"),
+    },
 }
+COUPLER_API_THROTTLE = env_bool("API_THROTTLE", True)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Coupler API",
     "DESCRIPTION": "Tenants, quotas, hosts, GPUs and jobs of a multi-tenant GPU cluster.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema, like the docs page, is for signed-in users.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Serve Swagger UI from our own static files: users may be offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -186,7 +281,12 @@ else:
     CELERY_BROKER_URL = BROKER_URL
     CELERY_RESULT_BACKEND = None
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(CELERY_BROKER_DIR)
+if REDIS_URL:
+    # One store for every process: API throttles and the broker's replay guard.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": REDIS_URL, "KEY_PREFIX": "coupler"}}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # settings.LOGGING (JSON lines) for workers too
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True  # a crashed worker's task is redelivered, not lost
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -210,12 +310,44 @@ COUPLER_STUCK_STEP_S = env_int("COUPLER_STUCK_STEP_S", 60)
 # received this long after it started (the report's list may predate it).
 COUPLER_REPORT_GRACE_S = env_int("COUPLER_REPORT_GRACE_S", 15)
 
-# Bearer token required by /metrics when set (empty: open, for a private scrape network).
+# /metrics: the bearer token Prometheus sends, or staff signed in. Without a
+# token only staff can read it; COUPLER_METRICS_PUBLIC=1 opens it (a private
+# scrape network) and is the only way to make it anonymous.
 COUPLER_METRICS_TOKEN = env_str("COUPLER_METRICS_TOKEN", "")
+COUPLER_METRICS_PUBLIC = env_bool("COUPLER_METRICS_PUBLIC", False)
 
+# Per-tenant abuse limits on job submission (API and console): at most this many
+# jobs waiting (QUEUED) per tenant, and this many submits per tenant per minute.
+COUPLER_TENANT_MAX_QUEUED = env_int("COUPLER_TENANT_MAX_QUEUED", 200)
+COUPLER_TENANT_SUBMITS_PER_MIN = env_int("COUPLER_TENANT_SUBMITS_PER_MIN", 60)
+
+# Broker messages between console and agents are signed (hostagent/signing.py):
+# a message older than this is refused, and one seen before is a replay.
+COUPLER_MESSAGE_TTL_S = env_int("COUPLER_MESSAGE_TTL_S", 600)
+# Heartbeats: refused when older than this or from further in the future.
+COUPLER_HEARTBEAT_MAX_AGE_S = env_int("COUPLER_HEARTBEAT_MAX_AGE_S", 120)
+COUPLER_CLOCK_SKEW_S = env_int("COUPLER_CLOCK_SKEW_S", 30)
+# The networks the cluster's hosts live in (CIDRs): agents' latency endpoints must be inside.
+COUPLER_AGENT_NETWORKS = env_str(
+    "COUPLER_AGENT_NETWORKS",
+    "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.0/8,fc00::/7,::1/128")
+
+# Logs: JSON lines on stderr in production (one object per line, with the
+# request id and, in tasks, the job id); LOG_FORMAT=text for a terminal.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "console.logging.ContextFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(job_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["context"],
+                             "formatter": "json" if LOG_FORMAT == "json" else "text"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

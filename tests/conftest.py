@@ -26,9 +26,15 @@ def _eager_celery_unless_broker_test(request):
 def _fast_password_hashing(request):
     """User fixtures hash a password; the production hasher takes ~0.2 s a user."""
     if request.config.pluginmanager.hasplugin("django"):
-        request.getfixturevalue("settings").PASSWORD_HASHERS = [
-            "django.contrib.auth.hashers.MD5PasswordHasher"
-        ]
+        settings = request.getfixturevalue("settings")
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+        # Django's test client logs in without a request, which django-axes refuses;
+        # the lockout tests (tests/api/test_abuse_limits.py) switch it back on.
+        settings.AXES_ENABLED = False
+        # API throttles and submit limits off, except in the tests about them.
+        settings.COUPLER_API_THROTTLE = False
+        settings.COUPLER_TENANT_MAX_QUEUED = 0
+        settings.COUPLER_TENANT_SUBMITS_PER_MIN = 0
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ from console.core.actions.agents import (
     do_agent_heartbeat,
     do_agent_register,
 )
+from console.core.agent_input import check_heartbeat_body, check_heartbeat_time
 from console.core.models import Host
 from hostagent.protocol import SpecError
 
@@ -29,6 +30,8 @@ def _token(request) -> str:
 class AgentView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    # Host tokens, not people: the user/anonymous API throttles do not apply.
+    throttle_classes: list = []
     # Machine-to-machine endpoints with their own auth: not part of the public API schema.
     schema = None
     # Agents are not browsers: no session, no CSRF; the token is the credential.
@@ -49,14 +52,20 @@ class RegisterView(AgentView):
         host = self.host_or_403(request, name)
         if host is None:
             return self.forbidden()
-        body = request.data if isinstance(request.data, dict) else {}
+        if not isinstance(request.data, dict):
+            return Response({"detail": "A registration is a JSON object."}, status=400)
+        body = request.data
         inventory = body.get("inventory") or {}
         if not isinstance(inventory, dict):
             return Response({"inventory": ["Expected an object."]}, status=400)
-        host = do_agent_register(host, inventory=inventory,
-                                 libvirt_uri=str(body.get("libvirt_uri") or ""),
-                                 agent_version=str(body.get("agent_version") or ""),
-                                 latency_endpoint=str(body.get("latency_endpoint") or ""))
+        try:
+            host = do_agent_register(host, inventory=inventory,
+                                     libvirt_uri=str(body.get("libvirt_uri") or ""),
+                                     agent_version=str(body.get("agent_version") or ""),
+                                     latency_endpoint=str(body.get("latency_endpoint") or ""))
+        except (SpecError, ValueError, TypeError, AttributeError, KeyError) as exc:
+            # An inventory of the wrong shape: the registration's transaction rolled back.
+            return Response({"inventory": [f"Malformed inventory: {exc}"]}, status=400)
         return Response({"host": host.name, "state": host.state, "queue": host.queue,
                          **check_inputs_for_agent(host)})
 
@@ -66,11 +75,15 @@ class HeartbeatView(AgentView):
         host = self.host_or_403(request, name)
         if host is None:
             return self.forbidden()
-        body = dict(request.data) if isinstance(request.data, dict) else {}
+        if not isinstance(request.data, dict):
+            return Response({"detail": "A heartbeat is a JSON object."}, status=400)
+        body = dict(request.data)
         body.setdefault("host", host.name)
         if body["host"] != host.name:
             return self.forbidden()
         try:
+            check_heartbeat_body(body)
+            check_heartbeat_time(host.pk, body.get("sent_at"))
             summary = do_agent_heartbeat(host, body)
         except SpecError as exc:
             return Response({"detail": str(exc)}, status=400)

@@ -351,9 +351,21 @@ class CancelSerializer(StrictFieldsMixin, serializers.Serializer):
 
 
 class EventSerializer(serializers.ModelSerializer):
+    # Details about other tenants (the preempting job, the scheduler's full reason):
+    # staff only.
+    STAFF_ONLY_DATA = ("for_job", "preemption_reason")
+
     class Meta:
         model = Event
         fields = ["created_at", "kind", "from_state", "to_state", "reason", "actor", "data"]
+
+    def to_representation(self, instance):
+        out = super().to_representation(instance)
+        request = self.context.get("request")
+        staff = bool(request and request.user and request.user.is_staff)
+        if not staff and isinstance(out.get("data"), dict):
+            out["data"] = {k: v for k, v in out["data"].items() if k not in self.STAFF_ONLY_DATA}
+        return out
 
 
 class PlacementSerializer(serializers.Serializer):

@@ -13,19 +13,32 @@ agent process: the agent's task module (``COUPLER_INLINE_AGENT_MODULE``,
 imported by name so the import contract holds) runs the command in this
 process, against the libvirt URI the agent runtime is configured with
 (``test:///default`` unless told otherwise), and its answer is handled at once.
+
+Over the broker a command travels as one signed envelope
+(``console.core.signed_messages``): the agent checks it came from the console,
+for that host, and is neither expired nor replayed.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from django.conf import settings
 
 from console.celery import app
+from console.core.signed_messages import NoKey, seal_command
+
+log = logging.getLogger(__name__)
 
 RESULT_TASK = "console.core.tasks.workflow.host_result"
 RESULT_QUEUE = "workflow"
+# Answer task -> the function it applies a verified (payload, context) with.
+EAGER_HANDLERS = {
+    RESULT_TASK: "console.core.tasks.workflow:handle_host_result",
+    "console.core.tasks.hosts.host_checks_result": "console.core.tasks.hosts:handle_checks_result",
+}
 
 
 def host_queue(host_name: str) -> str:
@@ -49,13 +62,15 @@ def send_host_task(host_name: str, verb: str, kwargs: dict[str, Any],
         module = inline_agent_module()
         payload = module.run_inline(task_name, kwargs)
         if context is not None:
-            if result_task == RESULT_TASK:
-                from console.core.tasks.workflow import handle_host_result
-
-                handle_host_result(payload, context)
-            else:
-                app.tasks[result_task](payload, context)
+            # The answer's handler itself: the task would want a signed envelope.
+            module, _, handler = EAGER_HANDLERS[result_task].partition(":")
+            getattr(importlib.import_module(module), handler)(payload, context)
         return
     if context is not None:
         kwargs["report_to"] = {"task": result_task, "queue": RESULT_QUEUE, "context": context}
-    app.send_task(task_name, kwargs=kwargs, queue=host_queue(host_name))
+    try:
+        envelope = seal_command(host_name, task_name, kwargs)
+    except NoKey as exc:  # the reconciler re-sends once the host has registered
+        log.error("%s not sent: %s", task_name, exc)
+        return
+    app.send_task(task_name, kwargs={"signed": envelope}, queue=host_queue(host_name))

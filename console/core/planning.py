@@ -234,11 +234,16 @@ def _commit_placements_bulk(placements: list[scheduler.Placement], hosts: dict[s
 
 def _preempt(preemption: scheduler.Preemption) -> bool:
     job_id = int(preemption.job_id)
+    # The victim's tenant reads this reason: it names no other tenant, quota or job.
+    # The scheduler's full reason (and the preempting job) stay in the event's data,
+    # which the API shows to staff only (console.api.serializers.EventSerializer).
+    short = ", ".join(preemption.resources) or "capacity"
     moved = transition_job(
         job_id,
         JobState.TEARDOWN,
         from_states=[JobState.SCHEDULED, JobState.PROVISIONING, JobState.RUNNING],
-        reason=f"preempted: {preemption.reason}",
+        reason=f"preempted: borrowed capacity ({short}) reclaimed for a tenant below its "
+               "guarantee; your tenant keeps at least its own guarantee",
         actor="scheduler",
         data={"for_job": preemption.for_job, "preemption_reason": preemption.reason,
               "contested": list(preemption.resources)},

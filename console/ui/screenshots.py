@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 def _setup(var_dir: str) -> None:
     os.environ["COUPLER_VAR_DIR"] = var_dir
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings_dev")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     import django
 

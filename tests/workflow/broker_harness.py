@@ -30,11 +30,20 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from hostagent import signing
+
 REPO = Path(__file__).resolve().parents[2]
 SIM = REPO / "hostagent" / "sim"
-# db 15 unless COUPLER_TEST_REDIS_DB names another (several checkouts testing on one
-# Redis server at once must not flush each other's queues).
+# Its own Redis database, flushed by the tests (COUPLER_TEST_REDIS_DB where several
+# runs share one Redis server).
 REDIS_DB = int(os.environ.get("COUPLER_TEST_REDIS_DB", "15"))
+
+
+def agent_token(host: str) -> str:
+    """The agent token of a test host: in the agent's config and (hashed) in the database
+    (test_broker's ``agent_tokens`` fixture), so both ends derive the same message key."""
+    return f"broker-test-token-{host}"
+
 REPLY_QUEUE = "coupler-test.replies"
 REPLY_TASK = "coupler-test.reply"  # never executed: the test reads the message itself
 
@@ -172,7 +181,7 @@ class Stack:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("PYTEST", "COUPLER_", "CELERY_"))}
         env.update(DATABASE_URL=database_url, REDIS_URL=redis_url, PYTHONUNBUFFERED="1",
-                   DJANGO_SETTINGS_MODULE="console.settings",
+                   DJANGO_SETTINGS_MODULE="console.settings_dev",
                    COUPLER_VAR_DIR=str(workdir / "var"),
                    # reconcile_cluster (sent as beat sends it) re-drives steps older than this
                    COUPLER_STUCK_STEP_S="1")
@@ -200,7 +209,7 @@ class Stack:
         for name, kind, rack in HOSTS:
             hosts.append({
                 "name": name,
-                "token": f"unused-{name}",
+                "token": agent_token(name),
                 "libvirt_uri": f"test://{SIM / f'node_{kind}.xml'}",
                 "checks_root": str(SIM / "roots" / "good"),
                 "cgroup_root": str(not_a_dir / "coupler") if name == BROKEN_HOST else "",
@@ -320,16 +329,22 @@ class Stack:
         rid = uuid.uuid4().hex
         self._declare_reply_queue()
         report_to = {"task": REPLY_TASK, "queue": REPLY_QUEUE, "context": {"rid": rid}}
-        self.app.send_task(f"hostagent.{verb}", kwargs={"host": host, **kwargs,
-                                                        "report_to": report_to},
-                           queue=f"host.{host}")
+        task = f"hostagent.{verb}"
+        # Sealed as the console seals its commands (console.core.signed_messages).
+        envelope = signing.seal({"host": host, **kwargs, "report_to": report_to},
+                                sender=signing.CONSOLE, recipient=signing.host_principal(host),
+                                task=task, key=signing.key_from_token(agent_token(host)))
+        self.app.send_task(task, kwargs={"signed": envelope}, queue=f"host.{host}")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             item = self.redis.brpop([REPLY_QUEUE], timeout=1)
             if item is None:
                 continue
             args, _kwargs = decode_message(item[1])
-            payload, context = args
+            (answer,) = args
+            assert answer["from"] == signing.host_principal(host), answer
+            body = json.loads(answer["body"])
+            payload, context = body["payload"], body["context"]
             if context.get("rid") == rid:
                 return payload
         raise AssertionError(f"no answer from the agent to {verb} on {host} in {timeout} s")

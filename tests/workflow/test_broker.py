@@ -26,11 +26,13 @@ import pytest
 
 from console.core.choices import ACTIVE_JOB_STATES, JobState
 from console.core.models import Allocation, Event, Gpu, Host, Job
+from hostagent import signing
 from tests.workflow.broker_harness import (
     BROKEN_HOST,
     HOSTS,
     REDIS_DB,
     Stack,
+    agent_token,
     wait_for,
     with_db,
 )
@@ -86,6 +88,21 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
         s.redis.flushdb()
         app.conf.broker_url, app.conf.broker_transport_options = saved
         _drop_pools(app)
+
+
+@pytest.fixture(autouse=True)
+def agent_tokens(transactional_db):
+    """Every host registered during a test gets the agent token the agent is configured
+    with: commands and answers are signed with keys derived from it."""
+    from django.db.models.signals import pre_save
+
+    def issue(sender, instance, **kwargs):
+        if not instance.agent_token_hash:
+            instance.set_agent_token(agent_token(instance.name))
+
+    pre_save.connect(issue, sender=Host, dispatch_uid="broker-test-agent-tokens")
+    yield
+    pre_save.disconnect(sender=Host, dispatch_uid="broker-test-agent-tokens")
 
 
 @pytest.fixture(autouse=True)
@@ -358,8 +375,11 @@ def test_a_task_delivered_twice_has_no_double_effect(stack, cluster, client_for,
     answer = {"job_id": str(job_id), "host": host, "ok": True, "domain": job.domain_name,
               "state": "running", "error": ""}
     context = {"op": "provision", "job_id": job_id, "attempt": job.generation, "host": host}
-    host_result.delay(answer, context)
-    host_result.delay(answer, context)
+    for _ in range(2):  # sealed anew each time, as a redelivering agent would: no replay
+        host_result.delay(signing.seal(
+            {"payload": answer, "context": context}, sender=signing.host_principal(host),
+            recipient=signing.CONSOLE, task=host_result.name,
+            key=signing.key_from_token(agent_token(host))))
     provision_job.delay(job_id)
     stack.wait_idle()
 

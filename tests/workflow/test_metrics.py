@@ -6,8 +6,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_metrics_report_queue_gpus_shares_states_latency_and_hosts(client, cluster, submit,
-                                                                   tenant_b):
+                                                                   tenant_b, admin_user):
     submit(gpus_per_host=2, gpu_model="A100-SXM4-40GB")
+    client.force_login(admin_user)  # who may read /metrics: tests/api/test_disclosure.py
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=0.0.4")

@@ -6,7 +6,7 @@ Every lookup goes through ``Job.objects.for_user``: another tenant's job is a
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -21,6 +21,7 @@ from console.api.serializers import (
 from console.core.actions.jobs import do_cancel_job, do_submit_job
 from console.core.models import Job
 from console.core.selectors.jobs import jobs_for_list
+from console.core.submit_limits import SubmitLimited
 from console.filtersets import JobFilterSet
 
 
@@ -56,7 +57,9 @@ class JobViewSet(
     @extend_schema(
         summary="Submit a job",
         request=JobSubmitSerializer,
-        responses={201: JobDetailSerializer, 400: OpenApiResponse(description="Per-field errors")},
+        responses={201: JobDetailSerializer, 400: OpenApiResponse(description="Per-field errors"),
+                   429: OpenApiResponse(description="Over the tenant's queued-jobs cap or "
+                                                    "submit rate; Retry-After says when")},
     )
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
@@ -68,6 +71,8 @@ class JobViewSet(
                 actor=request.user.get_username(),
                 **serializer.spec(),
             )
+        except SubmitLimited as exc:
+            raise exceptions.Throttled(wait=exc.retry_after_s, detail=exc.message) from exc
         except DjangoValidationError as exc:
             raise validation_error(exc) from exc
         return Response(self._detail(job), status=status.HTTP_201_CREATED)

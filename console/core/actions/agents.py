@@ -20,6 +20,7 @@ from console.core import enqueue
 from console.core.actions.hosts import do_cordon_gpu, do_cordon_host
 from console.core.actions.inventory import do_register_host
 from console.core.actions.workflow import do_begin_teardown
+from console.core.agent_input import latency_endpoint_allowed
 from console.core.choices import (
     ACTIVE_JOB_STATES,
     FaultKind,
@@ -97,6 +98,9 @@ def clean_latency_endpoint(value: object) -> str:
     text = str(value or "").strip()
     host, sep, port = text.rpartition(":")
     if not sep or not host or len(text) > 255 or not port.isdigit() or not 0 < int(port) < 65536:
+        return ""
+    if not latency_endpoint_allowed(text):  # outside the cluster's networks: never dialled
+        log.warning("latency endpoint %r is outside COUPLER_AGENT_NETWORKS: ignored", text)
         return ""
     return text
 

@@ -5,6 +5,7 @@ from console.core import enqueue
 from console.core.admission import inventory_errors, quota_errors
 from console.core.choices import JobState, TeardownOutcome
 from console.core.models import Event, Job, Tenant
+from console.core.submit_limits import check_submit_limits
 from console.core.transitions import transition_job
 
 
@@ -51,10 +52,13 @@ def validate_job(job: Job) -> None:
 
 
 def do_submit_job(*, tenant: Tenant, submitter=None, actor: str = "", **spec) -> Job:
-    """Validate and queue a job, and ask for a scheduling cycle when it commits."""
+    """Validate and queue a job, and ask for a scheduling cycle when it commits.
+    A user's submission is refused (SubmitLimited) over the tenant's abuse limits."""
     job = build_job(tenant=tenant, submitter=submitter, **spec)
     validate_job(job)
     with transaction.atomic():
+        if submitter is not None:
+            check_submit_limits(tenant)
         job.state = JobState.QUEUED
         job.pending_code = "new"
         job.pending_reason = "Waiting for the next scheduling cycle."

@@ -34,6 +34,7 @@ from console.core.transitions import transition_job, transition_jobs
 from hostagent.protocol import CgroupSettings, GpuShare, ProvisionSpec
 
 log = logging.getLogger(__name__)
+security_log = logging.getLogger("coupler.security")
 
 ACTOR = "workflow"
 
@@ -218,9 +219,22 @@ def _first_report(job_id: int, host_name: str, attempt: int, *, state: str, kind
     host = Host.objects.filter(name=host_name).first()
     if job is None or host is None or job.state != state or attempt != job.generation:
         return None, None
+    if not _holds(host, job):
+        return None, None
     if host.pk in _reported(job, kind, getattr(job, since_field)):
         return None, None
     return job, host
+
+
+def _holds(host: Host | None, job: Job) -> bool:
+    """Whether ``host`` holds part of ``job``: only such a host's answers count.
+    Refusals are logged: a host answering for a job it does not hold is forged
+    or badly broken, never a late message."""
+    if host is not None and Allocation.objects.filter(job=job, host=host).exists():
+        return True
+    security_log.warning("refused an answer about job %s from %s, which holds no part of it",
+                         job.pk, host.name if host else "an unknown host")
+    return False
 
 
 def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: str = "",
@@ -260,6 +274,8 @@ def do_record_member_failed(job_id: int, host_name: str, attempt: int, *, error:
         if attempt != job.generation:
             return False
         host = Host.objects.filter(name=host_name).first()
+        if not _holds(host, job):
+            return False
         Event.objects.create(
             job=job, host=host, kind="member_failed", actor=f"agent:{host_name}",
             reason=f"{host_name}: {error}"[:1000], data={"attempt": attempt, "error": error[:2000]},

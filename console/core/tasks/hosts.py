@@ -1,5 +1,6 @@
 """Host tasks: the heartbeat watchdog (beat), and re-running a host's checks."""
 
+import logging
 from datetime import timedelta
 
 from celery import shared_task
@@ -14,8 +15,10 @@ from console.core.actions.agents import (
 from console.core.choices import HostState
 from console.core.hostcalls import send_host_task
 from console.core.models import Host
+from console.core.signed_messages import open_answer
 
 CHECKS_RESULT_TASK = "console.core.tasks.hosts.host_checks_result"
+log = logging.getLogger("coupler.security")
 
 
 def offline_hosts(timeout_s: float | None = None) -> dict[str, list[int]]:
@@ -57,7 +60,20 @@ def run_host_checks(host_id: int, actor: str = "system") -> bool:
     return True
 
 
-@shared_task(name=CHECKS_RESULT_TASK)
-def host_checks_result(payload: dict, context: dict) -> bool:
+def handle_checks_result(payload: dict, context: dict) -> bool:
     return do_record_host_checks(int(context["host_id"]), payload,
                                  requested_by=str(context.get("requested_by") or ""))
+
+
+@shared_task(name=CHECKS_RESULT_TASK)
+def host_checks_result(signed: dict, *_unsigned_context) -> bool:
+    """Check results from the broker: only a host's own, signed by it."""
+    answer = open_answer(signed, CHECKS_RESULT_TASK)
+    if answer is None:
+        return False
+    host_id = answer.context.get("host_id")
+    if not Host.objects.filter(pk=host_id if isinstance(host_id, int) else -1,
+                               name=answer.host).exists():
+        log.warning("refused check results from %s for host id %r", answer.host, host_id)
+        return False
+    return handle_checks_result(answer.payload, answer.context)

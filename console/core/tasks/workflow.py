@@ -11,7 +11,8 @@ import logging
 from celery import shared_task
 
 from console.core.actions import workflow as wf
-from console.core.hostcalls import send_host_task
+from console.core.hostcalls import RESULT_TASK, send_host_task
+from console.core.signed_messages import open_answer
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,14 @@ def handle_host_result(payload: dict, context: dict) -> bool:
     return False
 
 
-@shared_task(name="console.core.tasks.workflow.host_result")
-def host_result(payload: dict, context: dict) -> bool:
-    return handle_host_result(payload, context)
+@shared_task(name=RESULT_TASK)
+def host_result(signed: dict, *_unsigned_context) -> bool:
+    """A host's answer from the broker: applied only when signed by the host it names
+    (``console.core.signed_messages``); an unsigned ``(payload, context)`` is refused."""
+    answer = open_answer(signed, RESULT_TASK)
+    if answer is None:
+        return False
+    return handle_host_result(answer.payload, answer.context)
 
 
 @shared_task(name="console.core.tasks.workflow.provision_jobs")

@@ -1,0 +1,122 @@
+"""``manage.py runprod``: the production processes on one machine.
+
+What ``deploy/run-local.sh`` (``make prod``) runs, with the production
+settings (``console.settings``: DEBUG off, a real SECRET_KEY, PostgreSQL and
+Redis required):
+
+- web: gunicorn (``console.wsgi``), static files served by WhiteNoise from
+  ``collectstatic``'s folder;
+- orchestrator: a Celery worker on queues ``scheduler,workflow``;
+- beat: the scheduling tick, the reconciler and the heartbeat watchdog;
+- agent: the simulated host agent (libvirt's test driver), one process for all
+  simulated hosts here; on real hosts, one agent per host (deploy/systemd/).
+
+Before starting them: ``migrate`` (always before the web starts: the upgrade
+path), ``collectstatic`` and, unless ``--no-seed``, the demo's simulated
+cluster, tenants and users (credentials in ``var/demo-credentials.json``,
+mode 0600). Ctrl-C or SIGTERM stops every child.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from console.core.management.commands.rundemo import write_agent_config
+
+
+class Command(BaseCommand):
+    help = "Run the production stack on this machine: gunicorn, orchestrator, beat, agent."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--bind", default="127.0.0.1")
+        parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--heartbeat", type=float, default=5.0)
+        parser.add_argument("--no-seed", action="store_true",
+                            help="no simulated cluster or demo users (real agents register)")
+        parser.add_argument("--no-agents", action="store_true")
+        parser.add_argument("--duration", type=float, default=0,
+                            help="stop after this many seconds (0: until Ctrl-C)")
+
+    def handle(self, *args, **options):
+        if settings.DEBUG:
+            raise CommandError("runprod runs the production settings: DEBUG must be off "
+                               "(DJANGO_SETTINGS_MODULE=console.settings, DEBUG unset or 0)")
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+            raise CommandError("runprod needs PostgreSQL: set DATABASE_URL=postgres://…")
+        if not settings.REDIS_URL:
+            raise CommandError("runprod needs Redis as the broker: set REDIS_URL=redis://…")
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        url = f"http://{options['bind']}:{options['port']}"
+        if not options["no_seed"]:
+            from console.core.demo.seed import seed_demo
+
+            seed_demo(url + "/")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        py = sys.executable
+        commands = {
+            "web": [py, "-m", "gunicorn", "console.wsgi:application",
+                    "--bind", f"{options['bind']}:{options['port']}",
+                    "--workers", str(options["web_workers"]), "--access-logfile", "-",
+                    "--forwarded-allow-ips", "127.0.0.1"],
+            "orchestrator": [py, "-m", "celery", "-A", "console", "worker",
+                             "-Q", "scheduler,workflow", "--pool=threads", "--concurrency=4",
+                             "--hostname=orchestrator@%h", "--loglevel=INFO",
+                             "--without-gossip", "--without-mingle"],
+            "beat": [py, "-m", "celery", "-A", "console", "beat", "--loglevel=INFO",
+                     "-s", str(settings.VAR_DIR / "celerybeat-schedule")],
+        }
+        if not options["no_agents"] and not options["no_seed"]:
+            config = write_agent_config(url, options["heartbeat"])
+            env.update(COUPLER_AGENT_CONFIG=str(config),
+                       COUPLER_AGENT_STATE_DIR=str(settings.VAR_DIR / "agent"),
+                       COUPLER_BROKER_URL=settings.REDIS_URL)
+            commands["agent"] = [py, "-m", "hostagent", "run"]
+        logs = settings.VAR_DIR / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        children: dict[str, subprocess.Popen] = {}
+        stopping = False
+
+        def stop(*_args):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            for name, argv in commands.items():
+                with open(logs / f"{name}.log", "ab") as log:
+                    children[name] = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env,
+                                                      stdout=log, stderr=subprocess.STDOUT)
+            self.stdout.write(f"Coupler (production settings) on {url}/ — processes: "
+                              + ", ".join(f"{n} (pid {c.pid})" for n, c in children.items())
+                              + f"; logs in {logs}/", ending="\n")
+            self.stdout.flush()
+            started = time.monotonic()
+            while not stopping:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        self.stderr.write(f"{name} exited with {child.returncode}; "
+                                          f"see {logs / (name + '.log')}. Stopping.")
+                        stopping = True
+                if options["duration"] and time.monotonic() - started > options["duration"]:
+                    break
+                time.sleep(0.5)
+        finally:
+            for child in children.values():
+                if child.poll() is None:
+                    child.terminate()
+            deadline = time.monotonic() + 15
+            for child in children.values():
+                try:
+                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            self.stdout.write("stopped")
