@@ -91,7 +91,7 @@ def _qemu_img(*args: str) -> str:
     exe = shutil.which("qemu-img")
     if exe is None:
         raise ImageError("qemu-img is not installed (apt-get install qemu-utils)")
-    proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120,  # noqa: S603
+    proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120,
                           check=False)
     if proc.returncode != 0:
         raise ImageError(f"qemu-img {args[0]}: {proc.stderr.strip() or proc.stdout.strip()}")
@@ -114,16 +114,18 @@ def create_overlay(base: Path, base_format: str, overlay: Path, *, size_gib: int
 
 
 def boot_files(state_dir: Path | str, images_dir: Path | str, name: str,
-               image: ImageSpec | None) -> BootFiles:
+               image: ImageSpec | None, *, fresh: bool = True) -> BootFiles:
     """Prepare the job's directory (overlay, empty logs) and return the domain's paths.
-    Without an image: no disk, only the console and channel files."""
+    Without an image: no disk, only the console and channel files. ``fresh=False``
+    (the domain already runs: a redelivered provision) keeps the logs."""
     files = job_files(state_dir, name)
     files.directory.mkdir(parents=True, exist_ok=True)
     # QEMU (user libvirt-qemu on Debian) opens these through libvirt, which labels them;
     # the directory must be traversable.
     files.directory.chmod(0o755)
     for log in (files.console_log, files.channel_log):
-        log.write_bytes(b"")  # a fresh attempt starts with empty logs
+        if fresh or not log.exists():
+            log.write_bytes(b"")  # a fresh attempt starts with empty logs
     if image is None:
         return BootFiles(console_log=str(files.console_log), channel_log=str(files.channel_log))
     found = verify_image(images_dir, image)

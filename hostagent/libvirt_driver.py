@@ -29,8 +29,8 @@ __all__ = [
     "destroy_domain",
     "domain_state",
     "domain_state_reason",
-    "is_connection_lost",
     "domain_xml",
+    "is_connection_lost",
     "list_domains",
     "node_device_xml",
     "node_info",
@@ -133,7 +133,7 @@ def is_connection_lost(exc: BaseException, conn: Any = None) -> bool:
 def _alive(conn: Any) -> bool:
     try:
         return bool(conn.isAlive())
-    except Exception:  # noqa: BLE001 - a dead connection may fail in any way
+    except Exception:
         return False
 
 
