@@ -70,7 +70,22 @@ def hypervisor_facts(host: str) -> dict[str, Any]:
 def _host_options(cfg: HostConfig) -> HostOptions:
     return HostOptions(domain_type=cfg.domain_type, cpu_mode=cfg.cpu_mode,
                        cpu_model=cfg.cpu_model, network=cfg.network,
-                       partition=cfg.partition)
+                       partition=cfg.partition,
+                       memtune_hard_limit=cfg.is_test_driver or preflight.can_raise_memlock())
+
+
+def _write_hard_limit(name: str, spec: ProvisionSpec) -> None:
+    """The memory hard limit libvirt could not set (no CAP_SYS_RESOURCE to raise
+    RLIMIT_MEMLOCK with it): written to the domain's memory cgroup directly."""
+    if spec.cgroup.memory_max is None:
+        return
+    pid = isolation.qemu_pid(name)
+    group = isolation.domain_group_dir(pid, "memory") if pid else None
+    if group is None:
+        raise cgroups.CgroupError(f"no memory cgroup found for {name}'s QEMU (pid {pid})")
+    cgroups.check_cgroupfs(group)
+    target = "memory.max" if (group / "memory.max").exists() else "memory.limit_in_bytes"
+    cgroups.write_value(group / target, str(spec.cgroup.memory_max))
 
 
 def provision(host: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +111,8 @@ def provision(host: str, spec: dict[str, Any]) -> dict[str, Any]:
                                 overlay_dir=Path(cfg.state_dir))
                 files = images.boot_files(cfg.state_dir, cfg.images_dir, parsed.name,
                                           parsed.image, fresh=not already_running)
+                if cfg.partition:  # libvirt creates no partition without systemd
+                    cgroups.ensure_partition(cfg.partition)
             if cfg.cgroup_root:
                 cgroups.apply_spec(cfg.cgroup_root, parsed)
             root = _mdev_root(cfg)
@@ -106,6 +123,8 @@ def provision(host: str, spec: dict[str, Any]) -> dict[str, Any]:
             state = with_connection(host, lambda c: lv.provision(
                 c, parsed, domain_type=cfg.domain_type, files=files, host=_host_options(cfg)))
             if files is not None:
+                if not _host_options(cfg).memtune_hard_limit:
+                    _write_hard_limit(parsed.name, parsed)
                 _wait_until_up(host, parsed.name, files, cfg.boot_timeout_s)
                 evidence = _evidence(parsed, cfg)
         except (*ACTION_ERRORS, BootError) as exc:

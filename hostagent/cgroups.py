@@ -39,12 +39,14 @@ __all__ = [
     "check_cgroupfs",
     "create_job_cgroup",
     "enable_controllers",
+    "ensure_partition",
     "format_io_max",
     "job_cgroup_path",
     "layout",
     "read_memory_events",
     "read_values",
     "remove_job_cgroup",
+    "write_value",
 ]
 
 DEFAULT_ROOT = Path("/sys/fs/cgroup/coupler.slice")
@@ -125,6 +127,11 @@ def _write(path: Path, value: str) -> None:
             fh.write(value)
     except OSError as exc:
         raise CgroupError(f"cannot write {value!r} to {path}: {exc.strerror or exc}") from exc
+
+
+def write_value(path: Path, value: str) -> None:
+    """One value into one cgroup file (the caller checked it is cgroupfs)."""
+    _write(path, value)
 
 
 def _read(path: Path) -> str:
@@ -309,3 +316,40 @@ def _rmdir_cgroup(path: Path, timeout: float) -> None:
         if kill.exists():
             _write(kill, "1")
         time.sleep(0.05)
+
+
+def partition_dirs(partition: str) -> list[str]:
+    """libvirt's directory names for a partition: ``/coupler/gpu`` ->
+    ``["coupler.partition", "gpu.partition"]``."""
+    return [f"{part}.partition" for part in partition.strip("/").split("/") if part]
+
+
+def ensure_partition(partition: str, *, mounts: str | None = None) -> list[Path]:
+    """Create libvirt's ``<resource><partition>`` groups in every mounted hierarchy.
+
+    Without systemd libvirt does not create a partition: it must exist, at the root
+    of each hierarchy (v1 controllers and the v2 mount), before a domain starts.
+    A v1 cpuset child starts with no CPUs or memory nodes, so those are copied
+    from its parent. Idempotent; returns the groups."""
+    if not partition.strip("/"):
+        return []
+    lay = layout(mounts)
+    roots = {str(m) for m in dict(lay["v1"]).values()}  # type: ignore[arg-type]
+    if lay["v2_mount"]:
+        roots.add(str(lay["v2_mount"]))
+    made = []
+    for mount in sorted(roots):
+        group = Path(mount)
+        for name in partition_dirs(partition):
+            parent, group = group, group / name
+            if not group.exists():
+                try:
+                    group.mkdir()
+                except OSError as exc:
+                    raise CgroupError(f"cannot create partition {group}: "
+                                      f"{exc.strerror or exc}") from exc
+            for f in ("cpuset.cpus", "cpuset.mems"):
+                if (group / f).exists() and not _read(group / f).strip():
+                    _write(group / f, _read(parent / f).strip())
+        made.append(group)
+    return made

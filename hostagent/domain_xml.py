@@ -48,6 +48,9 @@ class HostOptions:
     cpu_model: str = ""
     network: str = ""  # "" none, "user", "network:NAME", "bridge:NAME"
     partition: str = ""  # e.g. "/coupler"; "" = libvirt's default (/machine)
+    # libvirt raises QEMU's RLIMIT_MEMLOCK to memtune's hard_limit, which needs
+    # CAP_SYS_RESOURCE; without it the agent writes the hard limit to the cgroup itself.
+    memtune_hard_limit: bool = True
 
 
 def format_cpulist(values: Iterable[int]) -> str:
@@ -119,7 +122,7 @@ def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
     cg = spec.cgroup
     if cg.memory_max is not None or cg.memory_high is not None:
         memtune = _sub(dom, "memtune")
-        if cg.memory_max is not None:
+        if cg.memory_max is not None and host.memtune_hard_limit:
             _sub(memtune, "hard_limit", cg.memory_max // 1024, unit="KiB")
         if cg.memory_high is not None:
             _sub(memtune, "soft_limit", cg.memory_high // 1024, unit="KiB")

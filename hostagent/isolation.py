@@ -19,7 +19,7 @@ from typing import Any
 
 from hostagent.protocol import ProvisionSpec
 
-__all__ = ["collect", "parse_cpulist", "qemu_pid", "vcpu_threads"]
+__all__ = ["collect", "domain_group_dir", "parse_cpulist", "qemu_pid", "vcpu_threads"]
 
 SCHED_POLICIES = {0: "SCHED_OTHER", 1: "SCHED_FIFO", 2: "SCHED_RR", 3: "SCHED_BATCH",
                   5: "SCHED_IDLE"}
@@ -117,6 +117,13 @@ def _domain_group(path: str) -> str:
     """libvirt puts vCPU and emulator threads in children of the domain's group;
     the domain's own group is the one whose limits memtune/blkiotune set."""
     return re.sub(r"/(vcpu\d+|emulator|iothread\d+)$", "", path)
+
+
+def domain_group_dir(pid: int, controller: str) -> Path | None:
+    """The directory of the domain's own group (above libvirt's vcpuN/emulator
+    children) for ``controller``, for the QEMU process ``pid``."""
+    groups = {k: _domain_group(v) for k, v in _cgroups_of(pid).items()}
+    return _group_dir(_mounts(), groups, controller)
 
 
 def collect(spec: ProvisionSpec, pid: int, *, partition: str = "") -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hostagent.protocol import ProvisionSpec
 
-__all__ = ["PreflightError", "check", "hugetlbfs_mounts", "online_cpus"]
+__all__ = ["PreflightError", "can_raise_memlock", "check", "hugetlbfs_mounts", "online_cpus"]
 
 CAP_SYS_RESOURCE = 24
 GIB = 1024**3
@@ -83,6 +83,13 @@ def _has_cap(cap: int) -> bool:
     except (OSError, ValueError):
         pass
     return False
+
+
+def can_raise_memlock() -> bool:
+    """Can libvirt raise QEMU's RLIMIT_MEMLOCK (for ``<locked/>`` and memtune's
+    hard_limit)? Only with CAP_SYS_RESOURCE or an unlimited hard limit."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    return hard == resource.RLIM_INFINITY or _has_cap(CAP_SYS_RESOURCE)
 
 
 def check(spec: ProvisionSpec, *, sys: Path = Path("/sys"), mounts_text: str | None = None,

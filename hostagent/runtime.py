@@ -76,6 +76,12 @@ def prepare_host(host: HostConfig) -> dict[str, Any]:
     found.update(hypervisor_facts(host.name))
     for warning in found.get("hypervisor_warnings") or []:
         log.warning("%s: %s", host.name, warning)
+    if host.partition and not host.is_test_driver:
+        try:
+            found["partition"] = [str(p) for p in cgroups.ensure_partition(host.partition)]
+        except (cgroups.CgroupError, OSError) as exc:
+            log.error("cgroup partition of %s: %s", host.name, exc)
+            found["cgroup_error"] = str(exc)
     if host.cgroup_root:
         try:
             cgroups.check_cgroupfs(host.cgroup_root)
