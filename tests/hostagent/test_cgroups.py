@@ -46,7 +46,7 @@ def test_enable_controllers_only_enables_what_is_offered(root):
     (root / "cgroup.controllers").write_text("cpu memory\n")
     assert cgroups.enable_controllers(root) == ["cpu", "memory"]
     assert (root / "cgroup.subtree_control").read_text() == "+cpu +memory"
-    with pytest.raises(cgroups.CgroupError, match="controller.*cpuset, io not available"):
+    with pytest.raises(cgroups.CgroupError, match=r"controller.*cpuset, io not available"):
         cgroups.enable_controllers(root, required=cgroups.CONTROLLERS)
 
 

@@ -177,7 +177,7 @@ def _first_report(job_id: int, host_name: str, attempt: int, *, state: str, kind
 
 
 def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: str = "",
-                        state: str = "") -> bool:
+                        state: str = "", evidence: dict | None = None) -> bool:
     """One member's VM runs. Returns True when this report made the job RUNNING."""
     with transaction.atomic():
         job, host = _first_report(job_id, host_name, attempt, state=JobState.PROVISIONING,
@@ -187,7 +187,9 @@ def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: st
         Event.objects.create(
             job=job, host=host, kind="member_up", actor=f"agent:{host_name}",
             reason=f"domain {domain or job.domain_name} {state or 'running'} on {host_name}",
-            data={"attempt": attempt, "domain": domain, "state": state},
+            # evidence: the VM's isolation as the host read it back (hostagent.isolation)
+            data={"attempt": attempt, "domain": domain, "state": state,
+                  **({"evidence": evidence} if evidence else {})},
         )
         members = {h.pk for h in _job_hosts(job_id)}
         if not members <= _reported(job, "member_up", job.provisioning_at):
