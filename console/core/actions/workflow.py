@@ -87,6 +87,7 @@ def provision_spec(job: Job, host: Host) -> ProvisionSpec:
     )
     gib = 1024**3
     return ProvisionSpec(
+        image=_boot_image(job, host),
         job_id=str(job.pk),
         name=job.domain_name,
         vcpus=len(base.cpus),
@@ -104,6 +105,16 @@ def provision_spec(job: Job, host: Host) -> ProvisionSpec:
             memory_max=(base.memory_gib + 2) * gib,
         ),
     )
+
+
+def _boot_image(job: Job, host: Host):
+    """The job's image (by name, else the cluster's default) as the agent's
+    ImageSpec; None when the catalogue has none (simulated hosts)."""
+    from console.core.models import Image
+
+    images = Image.objects.filter(cluster_id=host.cluster_id)
+    image = (images.filter(name=job.image) if job.image else images.filter(is_default=True)).first()
+    return image.to_spec() if image is not None else None
 
 
 def _job_hosts(job_id: int) -> list[Host]:
