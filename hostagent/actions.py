@@ -70,7 +70,7 @@ def hypervisor_facts(host: str) -> dict[str, Any]:
 def _host_options(cfg: HostConfig) -> HostOptions:
     return HostOptions(domain_type=cfg.domain_type, cpu_mode=cfg.cpu_mode,
                        cpu_model=cfg.cpu_model, network=cfg.network,
-                       partition=cfg.partition,
+                       partition=cfg.partition, kernel_loader=cfg.kernel_loader,
                        memtune_hard_limit=cfg.is_test_driver or preflight.can_raise_memlock())
 
 

@@ -67,6 +67,7 @@ class HostConfig:
     images_dir: str = "/var/lib/coupler/images"
     state_dir: str = "/var/lib/coupler"  # jobs/<domain>/: disk overlay, console, channel
     boot_timeout_s: float = 180.0  # the guest must report "up" within this
+    kernel_loader: str = ""  # firmware for direct kernel boot (e.g. /usr/share/qemu/qboot.rom)
 
     @property
     def is_test_driver(self) -> bool:

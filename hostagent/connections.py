@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from hostagent import libvirt_driver as lv
 from hostagent.agentconfig import AgentConfig, HostConfig
 
-__all__ = ["blank_node_uri", "configure", "connection", "drop_connection", "host_config",
+__all__ = ["blank_node_uri", "configure", "configure_host", "connection", "drop_connection", "host_config",
            "inject_failure", "reset", "with_connection"]
 
 log = logging.getLogger("hostagent")
@@ -43,6 +43,13 @@ def configure(config: AgentConfig) -> None:
     with _registry_lock:
         for host in config.hosts:
             _hosts[host.name] = host
+
+
+def configure_host(host: HostConfig) -> None:
+    """Add or replace one host's configuration (its connection is reopened)."""
+    drop_connection(host.name)
+    with _registry_lock:
+        _hosts[host.name] = host
 
 
 def reset() -> None:

@@ -51,6 +51,9 @@ class HostOptions:
     # libvirt raises QEMU's RLIMIT_MEMLOCK to memtune's hard_limit, which needs
     # CAP_SYS_RESOURCE; without it the agent writes the hard limit to the cgroup itself.
     memtune_hard_limit: bool = True
+    # Firmware for direct kernel boot, e.g. QEMU's qboot.rom: starts a kernel in a
+    # fraction of SeaBIOS's time (seconds under TCG). "" = the machine's default.
+    kernel_loader: str = ""
 
 
 def format_cpulist(values: Iterable[int]) -> str:
@@ -165,6 +168,8 @@ def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
     _sub(os_el, "type", "hvm", **type_attrs)
     files = files or BootFiles()
     if files.kernel:
+        if host.kernel_loader:
+            _sub(os_el, "loader", host.kernel_loader, readonly="yes", type="rom")
         _sub(os_el, "kernel", files.kernel)
         if files.initrd:
             _sub(os_el, "initrd", files.initrd)

@@ -72,7 +72,7 @@ def ensure_daemons(timeout: float = 20.0) -> list[str]:
             raise DaemonError(f"{daemon} is not installed (apt-get install libvirt-daemon-system)")
         if os.geteuid() != 0:
             raise DaemonError(f"{daemon} is not running and only root can start it")
-        proc = subprocess.run([exe, "-d"], capture_output=True, text=True, timeout=30,  # noqa: S603
+        proc = subprocess.run([exe, "-d"], capture_output=True, text=True, timeout=30,
                               check=False)
         if proc.returncode != 0:
             raise DaemonError(f"{daemon} -d: {proc.stderr.strip() or proc.returncode}")

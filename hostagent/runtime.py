@@ -33,6 +33,7 @@ from hostagent.agentconfig import DEFAULT_LATENCY_LISTEN, AgentConfig, HostConfi
 from hostagent.connections import (
     blank_node_uri,
     configure,
+    configure_host,
     connection,
     default_libvirt_uri,
     drop_connection,
@@ -52,7 +53,7 @@ from hostagent.latency import LatencyResponder, split_endpoint, start_latency_re
 
 __all__ = [
     "AGENT_VERSION", "DEFAULT_LATENCY_LISTEN", "DOMAIN_PREFIX", "AgentConfig", "ConsoleError",
-    "HeartbeatLoop", "HostConfig", "LatencyResponder", "blank_node_uri", "configure",
+    "HeartbeatLoop", "HostConfig", "LatencyResponder", "blank_node_uri", "configure", "configure_host",
     "connection", "default_libvirt_uri", "domain_xml", "drop_connection", "heartbeat_body",
     "host_config", "hypervisor_facts", "inject_failure", "list_domains", "main", "post_json",
     "prepare_host", "provision", "reset", "run_checks", "scan_kernel_log",
