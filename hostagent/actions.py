@@ -282,10 +282,13 @@ def run_checks(host: str, *, root: str | None = None, baseline: dict[str, str] |
 
 
 def scan_kernel_log(host: str, state_dir: Path) -> list[dict[str, Any]]:
-    cfg = host_config(host)
-    if not cfg.kernel_log or not Path(cfg.kernel_log).exists():
-        return []
-    from hostagent.xid import XidScanner
+    """New Xid/AER/KVM events: from the configured kernel log (a file, ``journal`` or
+    ``kmsg``); a real host without one reads kern.log, else the journal, else /dev/kmsg."""
+    from hostagent.xid import XidScanner, kernel_log_source
 
-    scanner = XidScanner(cfg.kernel_log, state_dir / f"{host}.xid-cursor.json", host=host)
+    cfg = host_config(host)
+    source = cfg.kernel_log if cfg.is_test_driver else kernel_log_source(cfg.kernel_log)
+    if not source or (source not in ("journal", "kmsg") and not Path(source).exists()):
+        return []
+    scanner = XidScanner(source, state_dir / f"{host}.xid-cursor.json", host=host)
     return [e.to_dict() for e in scanner.scan()]
