@@ -60,6 +60,7 @@ def hypervisor_facts(host: str) -> dict[str, Any]:
         return {"hypervisor": "test"}
     facts = _choice(cfg.libvirt_uri, cfg.hypervisor).facts()
     facts["cgroup_layout"] = cgroups.layout()["mode"]
+    facts["hugetlbfs_1g"] = "1G" in preflight.hugetlbfs_mounts().values()
     facts["cpu_mode"] = cfg.cpu_mode or ("host-passthrough" if facts["hypervisor"] == "kvm"
                                          else "qemu default")
     if cfg.cpu_model:

@@ -81,9 +81,15 @@ def provision_spec(job: Job, host: Host) -> ProvisionSpec:
         for r in sorted(rows, key=lambda r: r.gpu.pci_address if r.gpu_id else "")
         if r.gpu_id is not None and r.milli < 1000
     )
-    # 1 GiB hugepages back the VM when every node it uses has them reserved.
-    hugepages = all(
-        n.hugepages_1g > 0 for n in NumaNode.objects.filter(host=host, node_id__in=nodes)
+    # 1 GiB hugepages back the VM only when its nodes hold enough of them for its
+    # whole memory (not merely some): the agent's pre-flight refuses a VM it cannot
+    # back, and a host whose agent found no 1 GiB hugetlbfs mount backs none.
+    hugepage_nodes = list(NumaNode.objects.filter(host=host, node_id__in=nodes))
+    hugepages = (
+        bool(hugepage_nodes)
+        and all(n.hugepages_1g > 0 for n in hugepage_nodes)
+        and sum(n.hugepages_1g for n in hugepage_nodes) >= base.memory_gib
+        and (host.facts or {}).get("hypervisor", {}).get("hugetlbfs_1g", True) is not False
     )
     gib = 1024**3
     return ProvisionSpec(
