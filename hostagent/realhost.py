@@ -18,7 +18,11 @@ from typing import Any
 
 from hostagent.inventory import sysfs_inventory
 
-__all__ = ["DaemonError", "console_inventory", "ensure_daemons", "libvirtd_running"]
+__all__ = ["DaemonError", "console_inventory", "ensure_daemons", "libvirtd_running",
+           "reserve_hugepages"]
+
+HUGEPAGES_1G = Path("/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages")
+HUGETLBFS_1G = Path("/dev/hugepages1G")
 
 PID_FILES = {"libvirtd": Path("/run/libvirtd.pid"), "virtlogd": Path("/run/virtlogd.pid")}
 SOCKET = Path("/run/libvirt/libvirt-sock")
@@ -83,3 +87,20 @@ def ensure_daemons(timeout: float = 20.0) -> list[str]:
             raise DaemonError(f"libvirtd did not open {SOCKET} within {timeout:.0f} s")
         time.sleep(0.2)
     return started
+
+
+def reserve_hugepages(count: int) -> dict[str, Any]:
+    """Reserve ``count`` 1 GiB hugepages (as many as memory allows at run time) and
+    mount hugetlbfs with pagesize=1G on /dev/hugepages1G."""
+    try:
+        HUGEPAGES_1G.write_text(str(count))
+        got = int(HUGEPAGES_1G.read_text())
+    except OSError as exc:
+        raise DaemonError(f"cannot reserve 1 GiB hugepages: {exc}") from exc
+    HUGETLBFS_1G.mkdir(parents=True, exist_ok=True)
+    mounted = any(len(f) > 2 and f[1] == str(HUGETLBFS_1G)
+                  for f in (ln.split() for ln in Path("/proc/self/mounts").read_text().splitlines()))
+    if not mounted:
+        subprocess.run(["mount", "-t", "hugetlbfs", "-o", "pagesize=1G", "none",
+                        str(HUGETLBFS_1G)], check=True)
+    return {"asked": count, "reserved": got, "mount": str(HUGETLBFS_1G)}
