@@ -63,8 +63,20 @@ def hugetlbfs_mounts(mounts_text: str | None = None) -> dict[str, str]:
         if len(f) >= 4 and f[2] == "hugetlbfs":
             size = next((o.split("=", 1)[1] for o in f[3].split(",") if o.startswith("pagesize=")),
                         "")
-            out[f[1]] = size.upper()
+            out[f[1]] = _normal_size(size.upper())
     return out
+
+
+def _normal_size(size: str) -> str:
+    """``1024M`` (what /proc/mounts shows) -> ``1G``; ``2048K`` -> ``2M``."""
+    units = {"K": 1, "M": 1024, "G": 1024**2}
+    if not size or size[-1] not in units or not size[:-1].isdigit():
+        return size
+    kib = int(size[:-1]) * units[size[-1]]
+    for unit in ("G", "M", "K"):
+        if kib % units[unit] == 0:
+            return f"{kib // units[unit]}{unit}"
+    return size
 
 
 def _free_1g_pages(node: int, sys: Path) -> int | None:
