@@ -1,4 +1,13 @@
-"""The one seam between the host agent and cgroupfs (cgroup v2).
+"""The one seam between the host agent and cgroupfs (cgroup v2, v1 and hybrid hosts).
+
+On a libvirt host QEMU's cgroup is made by libvirt under Coupler's partition
+(``<resource><partition>``, domain_xml.HostOptions.partition) and its limits come
+from libvirt's tuning elements; this module then only *reads back* what the kernel
+holds (``hostagent.isolation``).  Writing a job group directly (``apply_spec``) is
+for what libvirt cannot express, and only into a real cgroupfs: ``layout`` tells
+v2, v1 and hybrid hosts apart and ``check_cgroupfs`` refuses tmpfs (a hybrid
+host's ``/sys/fs/cgroup``) or a plain directory, where writes would "succeed"
+and limit nothing.
 
 Each job gets a group ``<root>/<job name>`` with ``cpuset.cpus``,
 ``cpuset.mems``, ``memory.high``, ``memory.max``, ``io.max`` and ``cpu.weight``
@@ -10,6 +19,8 @@ host.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import os
 import shutil
@@ -25,13 +36,17 @@ __all__ = [
     "DEFAULT_ROOT",
     "CgroupError",
     "apply_spec",
+    "check_cgroupfs",
     "create_job_cgroup",
     "enable_controllers",
+    "ensure_partition",
     "format_io_max",
     "job_cgroup_path",
+    "layout",
     "read_memory_events",
     "read_values",
     "remove_job_cgroup",
+    "write_value",
 ]
 
 DEFAULT_ROOT = Path("/sys/fs/cgroup/coupler.slice")
@@ -42,12 +57,81 @@ class CgroupError(RuntimeError):
     """A cgroup file could not be read or written; names the file and the value."""
 
 
+# statfs(2) f_type values (linux/magic.h).
+CGROUP2_SUPER_MAGIC = 0x63677270
+CGROUP_SUPER_MAGIC = 0x0027E0EB
+TMPFS_MAGIC = 0x01021994
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("f_rest", ctypes.c_byte * 112)]
+
+
+def _fs_type(path: Path) -> int | None:
+    """statfs(2)'s f_type of ``path`` (None where statfs is unavailable)."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    libc = ctypes.CDLL(name, use_errno=True)
+    buf = _Statfs()
+    if libc.statfs(str(path).encode(), ctypes.byref(buf)) != 0:
+        err = ctypes.get_errno()
+        raise CgroupError(f"statfs {path}: {os.strerror(err)}")
+    return int(buf.f_type) & 0xFFFFFFFF
+
+
+def check_cgroupfs(path: Path | str) -> str:
+    """``"cgroup2"`` or ``"cgroup"`` (v1) for a path on cgroupfs (its nearest existing
+    ancestor); raises CgroupError naming the filesystem otherwise."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    kind = _fs_type(p)
+    if kind == CGROUP2_SUPER_MAGIC:
+        return "cgroup2"
+    if kind == CGROUP_SUPER_MAGIC:
+        return "cgroup"
+    what = "tmpfs" if kind == TMPFS_MAGIC else f"filesystem type {kind:#x}"
+    raise CgroupError(
+        f"{path} is not on cgroupfs but on {what}: writing limits there would limit nothing "
+        "(on a hybrid host the cgroup v2 mount is /sys/fs/cgroup/unified)")
+
+
+def layout(mounts: str | None = None) -> dict[str, object]:
+    """This host's cgroup layout from /proc/self/mounts: ``{"mode": "v2"|"v1"|"hybrid",
+    "v2_mount": path or "", "v1": {controller: mount}}``."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/self/mounts").read_text()
+        except OSError:
+            mounts = ""
+    v2, v1 = "", {}
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        if fields[2] == "cgroup2" and not v2:
+            v2 = fields[1]
+        elif fields[2] == "cgroup":
+            for opt in fields[3].split(","):
+                if opt in ("cpuset", "cpu", "cpuacct", "memory", "blkio", "pids", "devices",
+                           "freezer", "hugetlb", "net_cls", "perf_event"):
+                    v1.setdefault(opt, fields[1])
+    mode = "hybrid" if v2 and v1 else "v2" if v2 else "v1" if v1 else "none"
+    return {"mode": mode, "v2_mount": v2, "v1": v1}
+
+
 def _write(path: Path, value: str) -> None:
     try:
         with open(path, "w") as fh:  # one write() per value, as the kernel expects
             fh.write(value)
     except OSError as exc:
         raise CgroupError(f"cannot write {value!r} to {path}: {exc.strerror or exc}") from exc
+
+
+def write_value(path: Path, value: str) -> None:
+    """One value into one cgroup file (the caller checked it is cgroupfs)."""
+    _write(path, value)
 
 
 def _read(path: Path) -> str:
@@ -62,14 +146,19 @@ def job_cgroup_path(root: Path | str, name: str) -> Path:
     return Path(root) / validate_domain_name(name)
 
 
-def enable_controllers(root: Path | str, controllers: Iterable[str] = CONTROLLERS) -> list[str]:
+def enable_controllers(root: Path | str, controllers: Iterable[str] = CONTROLLERS, *,
+                       required: Iterable[str] = ()) -> list[str]:
     """Create ``root`` and enable the controllers it offers for its children.
 
     Returns the controllers now enabled; a controller the kernel does not offer
-    at ``root`` (e.g. bound to cgroup v1) is left out rather than failing.
+    at ``root`` (e.g. bound to cgroup v1) is left out rather than failing, unless
+    it is ``required``: then CgroupError names it and where to enable it.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    missing = _missing_controllers(root, required)
+    if missing:
+        raise CgroupError(missing)
     available_file = root / "cgroup.controllers"
     subtree = root / "cgroup.subtree_control"
     if not subtree.exists():
@@ -79,6 +168,24 @@ def enable_controllers(root: Path | str, controllers: Iterable[str] = CONTROLLER
     if wanted:
         _write(subtree, " ".join(f"+{c}" for c in wanted))
     return wanted
+
+
+def _missing_controllers(root: Path, controllers: Iterable[str]) -> str:
+    """A message naming the wanted controllers ``root``'s parent does not pass down
+    (empty when all are there, or when ``root`` is not a cgroup v2 group)."""
+    parent_subtree = root.parent / "cgroup.subtree_control"
+    own = root / "cgroup.controllers"
+    if not own.exists():
+        return ""
+    available = set(_read(own).split())
+    absent = [c for c in controllers if c not in available]
+    if not absent:
+        return ""
+    where = f"{root.parent}/cgroup.subtree_control"
+    if parent_subtree.exists():
+        where += f" (has: {_read(parent_subtree).strip() or 'nothing'})"
+    return (f"cgroup controller(s) {', '.join(absent)} not available in {root}: enable them in "
+            f"{where}; on a hybrid host they are bound to cgroup v1")
 
 
 def format_io_max(limit: IoLimit) -> str:
@@ -116,12 +223,21 @@ def create_job_cgroup(root: Path | str, name: str, *, cpus: Iterable[int], mems:
     for filename, value in writes:
         if filename.startswith("cpuset.") and not value:
             continue  # empty = inherit from the parent; nothing to write
-        _write(path / filename, value)
+        target = path / filename
+        if not target.exists() and (path / "cgroup.controllers").exists():
+            controller = filename.partition(".")[0]
+            raise CgroupError(f"cannot write {filename} in {path}: the {controller} controller "
+                              f"is not enabled for it (add +{controller} to "
+                              f"{path.parent}/cgroup.subtree_control)")
+        _write(target, value)
     return path
 
 
-def apply_spec(root: Path | str, spec: ProvisionSpec) -> Path:
-    """The job's group for a provision spec: its cores, NUMA nodes and cgroup settings."""
+def apply_spec(root: Path | str, spec: ProvisionSpec, *, require_cgroupfs: bool = True) -> Path:
+    """The job's group for a provision spec: its cores, NUMA nodes and cgroup settings.
+    Refuses a root that is not on cgroupfs (``require_cgroupfs=False``: a test tree)."""
+    if require_cgroupfs:
+        check_cgroupfs(root)
     return create_job_cgroup(root, spec.name, cpus=spec.cpus, mems=spec.numa_nodes,
                              settings=spec.cgroup)
 
@@ -200,3 +316,40 @@ def _rmdir_cgroup(path: Path, timeout: float) -> None:
         if kill.exists():
             _write(kill, "1")
         time.sleep(0.05)
+
+
+def partition_dirs(partition: str) -> list[str]:
+    """libvirt's directory names for a partition: ``/coupler/gpu`` ->
+    ``["coupler.partition", "gpu.partition"]``."""
+    return [f"{part}.partition" for part in partition.strip("/").split("/") if part]
+
+
+def ensure_partition(partition: str, *, mounts: str | None = None) -> list[Path]:
+    """Create libvirt's ``<resource><partition>`` groups in every mounted hierarchy.
+
+    Without systemd libvirt does not create a partition: it must exist, at the root
+    of each hierarchy (v1 controllers and the v2 mount), before a domain starts.
+    A v1 cpuset child starts with no CPUs or memory nodes, so those are copied
+    from its parent. Idempotent; returns the groups."""
+    if not partition.strip("/"):
+        return []
+    lay = layout(mounts)
+    roots = {str(m) for m in dict(lay["v1"]).values()}  # type: ignore[arg-type]
+    if lay["v2_mount"]:
+        roots.add(str(lay["v2_mount"]))
+    made = []
+    for mount in sorted(roots):
+        group = Path(mount)
+        for name in partition_dirs(partition):
+            parent, group = group, group / name
+            if not group.exists():
+                try:
+                    group.mkdir()
+                except OSError as exc:
+                    raise CgroupError(f"cannot create partition {group}: "
+                                      f"{exc.strerror or exc}") from exc
+            for f in ("cpuset.cpus", "cpuset.mems"):
+                if (group / f).exists() and not _read(group / f).strip():
+                    _write(group / f, _read(parent / f).strip())
+        made.append(group)
+    return made

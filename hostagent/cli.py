@@ -111,6 +111,24 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prepare_host(args: argparse.Namespace) -> int:
+    """This machine ready to host VMs: daemons, hugepages if asked, the busybox image.
+    Prints a JSON document: its console inventory and the image's files."""
+    from hostagent import guestimage, realhost
+
+    try:
+        started = realhost.ensure_daemons()
+    except realhost.DaemonError as exc:
+        raise CliError(f"no hypervisor on this machine: {exc}") from None
+    hugepages = realhost.reserve_hugepages(args.hugepages) if args.hugepages else None
+    image = guestimage.build_busybox_image(args.images)
+    print(json.dumps({"daemons_started": started, "hugepages": hugepages,
+                      "inventory": realhost.console_inventory(),
+                      "image": {"disk": image.disk, "kernel": image.kernel,
+                                "initrd": image.initrd, "sha256": image.sha256()}}))
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from hostagent import runtime
 
@@ -145,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     ren.add_argument("spec", metavar="SPEC.json")
     ren.add_argument("--domain-type", default="kvm", choices=["kvm", "qemu", "test"])
     ren.set_defaults(fn=_cmd_render)
+
+    prep = sub.add_parser("prepare-host", help="start libvirtd/virtlogd, build the busybox "
+                          "guest image, print this machine's inventory (make demo-host)")
+    prep.add_argument("--images", default="/var/lib/coupler/images")
+    prep.add_argument("--hugepages", type=int, default=0,
+                      help="reserve this many 1 GiB hugepages and mount hugetlbfs")
+    prep.set_defaults(fn=_cmd_prepare_host)
 
     run = sub.add_parser("run", help="run the host agent")
     run.set_defaults(fn=_cmd_run)

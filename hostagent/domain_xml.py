@@ -9,13 +9,51 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from hostagent.protocol import PCI_ADDRESS_RE, ProvisionSpec, SpecError, validate_domain_name
 
-__all__ = ["DOMAIN_TYPES", "METADATA_NS", "build_domain_xml", "format_cpulist", "pci_address_parts"]
+__all__ = ["CPU_MODES", "DOMAIN_TYPES", "GUEST_CHANNEL", "METADATA_NS", "BootFiles",
+           "HostOptions", "build_domain_xml", "format_cpulist", "pci_address_parts"]
 
 DOMAIN_TYPES = ("kvm", "qemu", "test")
+CPU_MODES = ("host-passthrough", "host-model", "custom", "maximum", "")
 METADATA_NS = "https://coupler.invalid/xmlns/hostagent/1"
+# The virtio-serial port through which the guest reports "up" and its exit status
+# (guest side: /sys/class/virtio-ports/*/name == this; see hostagent/guest.py).
+GUEST_CHANNEL = "org.coupler.status.0"
+
+
+@dataclass(frozen=True)
+class BootFiles:
+    """Host paths of one job's VM: its disk overlay, direct-boot kernel/initrd, and
+    the files QEMU writes its serial console and guest channel to."""
+
+    disk: str = ""
+    disk_format: str = "qcow2"
+    kernel: str = ""
+    initrd: str = ""
+    cmdline: str = ""
+    console_log: str = ""
+    channel_log: str = ""
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    """What the host decides about a domain, not the job: hypervisor, CPU model,
+    network, cgroup partition (libvirt's ``<resource><partition>``)."""
+
+    domain_type: str = "kvm"
+    cpu_mode: str = ""  # "" = host-passthrough under kvm, QEMU's default under qemu
+    cpu_model: str = ""
+    network: str = ""  # "" none, "user", "network:NAME", "bridge:NAME"
+    partition: str = ""  # e.g. "/coupler"; "" = libvirt's default (/machine)
+    # libvirt raises QEMU's RLIMIT_MEMLOCK to memtune's hard_limit, which needs
+    # CAP_SYS_RESOURCE; without it the agent writes the hard limit to the cgroup itself.
+    memtune_hard_limit: bool = True
+    # Firmware for direct kernel boot, e.g. QEMU's qboot.rom: starts a kernel in a
+    # fraction of SeaBIOS's time (seconds under TCG). "" = the machine's default.
+    kernel_loader: str = ""
 
 
 def format_cpulist(values: Iterable[int]) -> str:
@@ -51,9 +89,15 @@ def _sub(parent: ET.Element, tag: str, text: str | int | None = None, **attrs: s
 
 
 def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
-                     arch: str = "x86_64", machine: str | None = None) -> str:
-    """The domain XML for ``spec``; ``domain_type`` is ``kvm`` in production, ``test``
-    on libvirt's test driver."""
+                     arch: str = "x86_64", machine: str | None = None,
+                     files: BootFiles | None = None, host: HostOptions | None = None) -> str:
+    """The domain XML for ``spec``; ``domain_type`` is ``kvm`` with hardware
+    virtualization, ``qemu`` (TCG) without, ``test`` on libvirt's test driver.
+    ``files`` gives the disk, kernel and log paths of a bootable VM; ``host`` the
+    host's choices (it overrides ``domain_type``)."""
+    if host is not None:
+        domain_type = host.domain_type
+    host = host or HostOptions(domain_type=domain_type)
     if domain_type not in DOMAIN_TYPES:
         raise SpecError(f"domain_type: {domain_type!r} is not one of {DOMAIN_TYPES}")
     validate_domain_name(spec.name)
@@ -67,17 +111,21 @@ def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
     _sub(dom, "memory", spec.memory_mib, unit="MiB")
     _sub(dom, "currentMemory", spec.memory_mib, unit="MiB")
 
-    if spec.hugepages:
+    # Passthrough GPUs pin all guest memory for DMA anyway; say so explicitly. Only
+    # then: <locked/> needs RLIMIT_MEMLOCK raised (CAP_SYS_RESOURCE; pre-flight).
+    locked = bool(spec.gpus or spec.gpu_shares)
+    if spec.hugepages or locked:
         backing = _sub(dom, "memoryBacking")
-        pages = _sub(backing, "hugepages")
-        _sub(pages, "page", size="1", unit="G")
-        # Passthrough GPUs pin all guest memory for DMA anyway; say so explicitly.
-        _sub(backing, "locked")
+        if spec.hugepages:
+            pages = _sub(backing, "hugepages")
+            _sub(pages, "page", size="1", unit="G")
+        if locked:
+            _sub(backing, "locked")
 
     cg = spec.cgroup
     if cg.memory_max is not None or cg.memory_high is not None:
         memtune = _sub(dom, "memtune")
-        if cg.memory_max is not None:
+        if cg.memory_max is not None and host.memtune_hard_limit:
             _sub(memtune, "hard_limit", cg.memory_max // 1024, unit="KiB")
         if cg.memory_high is not None:
             _sub(memtune, "soft_limit", cg.memory_high // 1024, unit="KiB")
@@ -94,6 +142,10 @@ def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
                 value = getattr(io, key)
                 if value is not None:
                     _sub(dev, tag, value)
+
+    if host.partition and domain_type != "test":
+        # QEMU's cgroup under Coupler's partition, not libvirt's default /machine.
+        _sub(_sub(dom, "resource"), "partition", host.partition)
 
     _sub(dom, "vcpu", spec.vcpus, placement="static")
     cputune = _sub(dom, "cputune")
@@ -114,13 +166,29 @@ def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
     if machine:
         type_attrs["machine"] = machine
     _sub(os_el, "type", "hvm", **type_attrs)
-    _sub(os_el, "boot", dev="hd")
+    files = files or BootFiles()
+    if files.kernel:
+        if host.kernel_loader:
+            _sub(os_el, "loader", host.kernel_loader, readonly="yes", type="rom")
+        _sub(os_el, "kernel", files.kernel)
+        if files.initrd:
+            _sub(os_el, "initrd", files.initrd)
+        cmdline = " ".join(x for x in ("console=ttyS0", files.cmdline) if x)
+        _sub(os_el, "cmdline", cmdline)
+    else:
+        _sub(os_el, "boot", dev="hd")
 
     features = _sub(dom, "features")
     _sub(features, "acpi")
     _sub(features, "apic")
-    if domain_type == "kvm":
-        _sub(dom, "cpu", mode="host-passthrough", check="none")
+    cpu_mode = host.cpu_mode or ("host-passthrough" if domain_type == "kvm" else "")
+    if cpu_mode not in CPU_MODES:
+        raise SpecError(f"cpu_mode: {cpu_mode!r} is not one of {CPU_MODES}")
+    if host.cpu_model:
+        cpu = _sub(dom, "cpu", mode="custom", match="exact", check="none")
+        _sub(cpu, "model", host.cpu_model, fallback="forbid")
+    elif cpu_mode and domain_type != "test":
+        _sub(dom, "cpu", mode=cpu_mode, check="none")
     _sub(dom, "clock", offset="utc")
     _sub(dom, "on_poweroff", "destroy")
     _sub(dom, "on_reboot", "restart")
@@ -137,8 +205,42 @@ def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
         mdev = _sub(devices, "hostdev", mode="subsystem", type="mdev", model="vfio-pci",
                     display="off")
         _sub(_sub(mdev, "source"), "address", uuid=share.mdev_uuid)
+    _boot_devices(devices, files, host.network)
     _sub(devices, "memballoon", model="none")  # a balloon cannot shrink pinned memory
 
     ET.register_namespace("coupler", METADATA_NS)
     ET.indent(dom)
     return ET.tostring(dom, encoding="unicode") + "\n"
+
+
+def _boot_devices(devices: ET.Element, files: BootFiles, network: str) -> None:
+    """Disk, NIC, serial console, guest channel and panic device of a bootable VM."""
+    if files.disk:
+        disk = _sub(devices, "disk", type="file", device="disk")
+        # CHECKS.md storage.raw_xfs: no host page cache, native AIO on the host file.
+        _sub(disk, "driver", name="qemu", type=files.disk_format, cache="none", io="native",
+             discard="unmap")
+        _sub(disk, "source", file=files.disk)
+        _sub(disk, "target", dev="vda", bus="virtio")
+    kind, _, name = network.partition(":")
+    if kind == "user":
+        iface = _sub(devices, "interface", type="user")
+        _sub(iface, "model", type="virtio")
+    elif kind in ("network", "bridge") and name:
+        iface = _sub(devices, "interface", type=kind)
+        _sub(iface, "source", **{kind: name})
+        _sub(iface, "model", type="virtio")
+    elif network:
+        raise SpecError(f"network: {network!r} is not user, network:NAME or bridge:NAME")
+    if files.console_log:
+        serial = _sub(devices, "serial", type="file")
+        _sub(serial, "source", path=files.console_log, append="on")
+        _sub(serial, "target", port="0")
+    if files.channel_log:
+        channel = _sub(devices, "channel", type="file")
+        _sub(channel, "source", path=files.channel_log, append="on")
+        _sub(channel, "target", type="virtio", name=GUEST_CHANNEL)
+    if files.disk or files.kernel:
+        # A guest kernel panic ends the domain (on_crash destroy, reason crashed)
+        # instead of leaving a dead VM "running".
+        _sub(devices, "panic", model="isa")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from hostagent.domain_xml import build_domain_xml
+from hostagent.domain_xml import BootFiles, HostOptions, build_domain_xml
+from hostagent.guest import CRASHED_REASONS, SHUTOFF_REASONS
 from hostagent.protocol import ProvisionSpec, validate_domain_name
 
 try:  # libvirt-python is optional on machines that only run checks or inventory
@@ -27,7 +28,9 @@ __all__ = [
     "define_domain",
     "destroy_domain",
     "domain_state",
+    "domain_state_reason",
     "domain_xml",
+    "is_connection_lost",
     "list_domains",
     "node_device_xml",
     "node_info",
@@ -87,6 +90,51 @@ def domain_state(conn: Any, name: str) -> str | None:
         return None
     state, _reason = dom.state()
     return _STATES.get(state, f"state{state}")
+
+
+def domain_state_reason(conn: Any, name: str) -> tuple[str, str] | None:
+    """(state, reason) — ``("shutoff", "crashed")``, ``("running", "booted")`` — or
+    None when no such domain is defined. The reason tells a clean poweroff from a
+    killed QEMU, which the state alone does not."""
+    dom = _lookup(conn, validate_domain_name(name))
+    if dom is None:
+        return None
+    state, reason = dom.state()
+    label = _STATES.get(state, f"state{state}")
+    if label == "shutoff":
+        return label, SHUTOFF_REASONS.get(reason, f"reason{reason}")
+    if label == "crashed":
+        return label, CRASHED_REASONS.get(reason, f"reason{reason}")
+    return label, str(reason)
+
+
+def is_connection_lost(exc: BaseException, conn: Any = None) -> bool:
+    """True when libvirt's error means the connection itself is gone (libvirtd
+    restarted: ``client socket is closed``, ``Cannot write data``, …)."""
+    lv = libvirt
+    if lv is None:
+        return False
+    cause = exc
+    while cause is not None and not isinstance(cause, lv.libvirtError):
+        cause = cause.__cause__
+    text = str(exc).lower()
+    if any(t in text for t in ("client socket is closed", "broken pipe", "cannot write data",
+                               "cannot recv data", "end of file while reading data",
+                               "connection reset")):
+        return True
+    if isinstance(cause, lv.libvirtError):
+        code = cause.get_error_code()
+        if code in (lv.VIR_ERR_INTERNAL_ERROR, lv.VIR_ERR_SYSTEM_ERROR, lv.VIR_ERR_RPC,
+                    getattr(lv, "VIR_ERR_NO_CONNECT", -1), getattr(lv, "VIR_ERR_INVALID_CONN", -1)):
+            return conn is None or not _alive(conn)
+    return False
+
+
+def _alive(conn: Any) -> bool:
+    try:
+        return bool(conn.isAlive())
+    except Exception:
+        return False
 
 
 def list_domains(conn: Any) -> list[str]:
@@ -229,7 +277,8 @@ def placement_differences(existing_xml: str, wanted_xml: str) -> list[str]:
     return [key for key in want if have.get(key) != want[key]]
 
 
-def provision(conn: Any, spec: ProvisionSpec, *, domain_type: str = "kvm") -> str:
+def provision(conn: Any, spec: ProvisionSpec, *, domain_type: str = "kvm",
+              files: BootFiles | None = None, host: HostOptions | None = None) -> str:
     """Define and start the job's domain; returns its state (``running``).
 
     A domain of that name that already runs is adopted only if it holds exactly
@@ -237,7 +286,7 @@ def provision(conn: Any, spec: ProvisionSpec, *, domain_type: str = "kvm") -> st
     host gets the same name, and a VM left over from an earlier attempt may hold
     GPUs and cores given to someone else since.  Such a domain is destroyed and
     undefined, and the job's domain defined and started afresh."""
-    xml = build_domain_xml(spec, domain_type=domain_type)
+    xml = build_domain_xml(spec, domain_type=domain_type, files=files, host=host)
     dom = _lookup(conn, validate_domain_name(spec.name))
     if dom is not None and dom.isActive():
         if placement_differences(str(dom.XMLDesc(0)), xml):

@@ -23,6 +23,7 @@ __all__ = [
     "CheckResult",
     "GpuShare",
     "Heartbeat",
+    "ImageSpec",
     "IoLimit",
     "ProvisionResult",
     "ProvisionSpec",
@@ -192,6 +193,67 @@ class IoLimit:
         return cls(device=device, **limits)
 
 
+FILE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+IMAGE_FORMATS = ("qcow2", "raw")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """The boot image of a job's VM, from the console's image catalogue.
+
+    ``disk`` (and ``kernel``/``initrd`` for direct kernel boot) are file names in
+    the agent's images directory, never paths: a job cannot name a file elsewhere
+    on the host.  ``sha256`` is the disk file's checksum (empty: not verified);
+    the agent refuses a disk whose checksum differs.  ``cmdline`` is the kernel
+    command line of a direct kernel boot (the agent adds the serial console).
+    """
+
+    name: str
+    disk: str
+    format: str = "qcow2"
+    sha256: str = ""
+    kernel: str = ""
+    initrd: str = ""
+    cmdline: str = ""
+    min_disk_gib: int = 0
+
+    KEYS = ("name", "disk", "format", "sha256", "kernel", "initrd", "cmdline", "min_disk_gib")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.KEYS}
+
+    @classmethod
+    def from_dict(cls, data: object) -> ImageSpec:
+        d = _mapping(data, "image")
+        _reject_unknown(d, set(cls.KEYS), "image")
+        name = _str(d, "name")
+        if not name or len(name) > 100:
+            raise SpecError(f"image.name: {name!r} must be 1-100 characters")
+        files = {}
+        for key in ("disk", "kernel", "initrd"):
+            value = _str(d, key, "")
+            if (value or key == "disk") and not FILE_NAME_RE.match(value):
+                raise SpecError(f"image.{key}: {value!r} is not a file name in the images "
+                                "directory ([A-Za-z0-9_.+-], no slashes)")
+            files[key] = value
+        if files["initrd"] and not files["kernel"]:
+            raise SpecError("image.initrd: an initrd needs a kernel")
+        fmt = _str(d, "format", "qcow2")
+        if fmt not in IMAGE_FORMATS:
+            raise SpecError(f"image.format: {fmt!r} is not one of {IMAGE_FORMATS}")
+        sha = _str(d, "sha256", "").lower()
+        if sha and not SHA256_RE.match(sha):
+            raise SpecError(f"image.sha256: {sha!r} is not a SHA-256 hex digest")
+        cmdline = _str(d, "cmdline", "")
+        if len(cmdline) > 1024 or any(c in cmdline for c in "\n\r\0"):
+            raise SpecError("image.cmdline: at most 1024 characters on one line")
+        min_gib = _int({"m": d.get("min_disk_gib", 0)}, "m", minimum=0, maximum=65536,
+                       where="image.min_disk_gib/")
+        return cls(name=name, format=fmt, sha256=sha, cmdline=cmdline, min_disk_gib=min_gib,
+                   **files)
+
+
 @dataclass(frozen=True)
 class CgroupSettings:
     """The job's cgroup v2 limits; memory in bytes, None means ``max``."""
@@ -243,9 +305,14 @@ class ProvisionSpec:
     io_limits: tuple[IoLimit, ...] = ()
     io_weight: int | None = None
     gpu_shares: tuple[GpuShare, ...] = ()
+    # The boot image (catalogue entry); None: a domain without disk (test driver).
+    image: ImageSpec | None = None
+    # A job that must run under KVM (not QEMU's TCG emulation).
+    require_kvm: bool = False
 
     REQUIRED = ("name", "vcpus", "memory_mib", "cpus", "numa_nodes", "gpus", "hugepages")
-    OPTIONAL = ("job_id", "cgroup", "io_limits", "io_weight", "gpu_shares")
+    OPTIONAL = ("job_id", "cgroup", "io_limits", "io_weight", "gpu_shares", "image",
+                "require_kvm")
 
     def __post_init__(self) -> None:
         # Validate also when built directly, not only through from_dict.
@@ -268,6 +335,8 @@ class ProvisionSpec:
             "io_weight": self.io_weight,
             "gpu_shares": [g.to_dict() if isinstance(g, GpuShare) else g
                            for g in self.gpu_shares],
+            "image": self.image.to_dict() if isinstance(self.image, ImageSpec) else self.image,
+            "require_kvm": self.require_kvm,
         }
 
     @classmethod
@@ -329,12 +398,18 @@ class ProvisionSpec:
                             "through whole: a GPU is never both")
         if len({g.mdev_uuid for g in shares}) != len(shares):
             raise SpecError("gpu_shares: duplicate mdev_uuid")
+        image_raw = d.get("image")
+        image = (image_raw if isinstance(image_raw, ImageSpec) or image_raw is None
+                 else ImageSpec.from_dict(image_raw))
+        require_kvm = d.get("require_kvm", False)
+        if not isinstance(require_kvm, bool):
+            raise SpecError(f"require_kvm: expected true or false, got {require_kvm!r}")
         spec = object.__new__(cls)
         for key, value in {
             "job_id": str(job_id), "name": name, "vcpus": vcpus, "memory_mib": memory_mib,
             "cpus": cpus, "numa_nodes": numa_nodes, "gpus": tuple(gpus),
             "hugepages": hugepages, "cgroup": cg, "io_limits": io, "io_weight": io_weight,
-            "gpu_shares": shares,
+            "gpu_shares": shares, "image": image, "require_kvm": require_kvm,
         }.items():
             object.__setattr__(spec, key, value)
         return spec
@@ -350,10 +425,14 @@ class ProvisionResult:
     domain: str = ""
     state: str = ""
     error: str = ""
+    # After a start: what the kernel holds for the VM (cgroup, affinity, policy) and
+    # whether it matches the spec; see hostagent.isolation.
+    evidence: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "host": self.host, "ok": self.ok,
-                "domain": self.domain, "state": self.state, "error": self.error}
+                "domain": self.domain, "state": self.state, "error": self.error,
+                "evidence": dict(self.evidence)}
 
     @classmethod
     def from_dict(cls, data: object) -> ProvisionResult:
@@ -361,9 +440,12 @@ class ProvisionResult:
         ok = d.get("ok")
         if not isinstance(ok, bool):
             raise SpecError(f"ok: expected true or false, got {ok!r}")
+        evidence = d.get("evidence") or {}
+        if not isinstance(evidence, Mapping):
+            raise SpecError(f"evidence: expected an object, got {evidence!r}")
         return cls(job_id=str(d.get("job_id", "")), host=_str(d, "host"), ok=ok,
                    domain=_str(d, "domain", ""), state=_str(d, "state", ""),
-                   error=_str(d, "error", ""))
+                   error=_str(d, "error", ""), evidence=dict(evidence))
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,36 @@ def _is_device(name: str) -> bool:
     return bool(_GPU_RE.match(name) or _NIC_RE.match(name) or _HCA_RE.match(name))
 
 
+_TRAILING_WORDS = tuple(name.split() for name in _TRAILING)
+
+
+def _read_header(line: str) -> tuple[list[str], list[str]]:
+    """Device columns and trailing column names of the header, read word by word.
+
+    Header cells never hold a blank except the known trailing names ("CPU
+    Affinity", "NUMA Affinity", "GPU NUMA ID"), so the header is read the same
+    whether its cells are separated by tabs, tab stops or single spaces
+    (``mlx5_1 CPU Affinity NUMA Affinity``); any other word is refused."""
+    words = line.split()
+    columns: list[str] = []
+    trailing: list[str] = []
+    i = 0
+    while i < len(words):
+        name = next((" ".join(w) for w in _TRAILING_WORDS if words[i:i + len(w)] == w), None)
+        if name is not None:
+            trailing.append(name)
+            i += len(name.split())
+            continue
+        word = words[i]
+        if trailing or not _is_device(word):
+            where = "after the trailing columns" if trailing and _is_device(word) else ""
+            raise TopoParseError(f"unexpected header cell {word!r} {where} in {line.strip()!r}"
+                                 .replace("  ", " "))
+        columns.append(word)
+        i += 1
+    return columns, trailing
+
+
 def _read_matrix(lines: list[str], splitter: str) -> _Matrix:
     header_at = None
     for i, line in enumerate(lines):
@@ -184,20 +214,7 @@ def _read_matrix(lines: list[str], splitter: str) -> _Matrix:
             break
     if header_at is None:
         raise TopoParseError("no matrix header found (expected a line with GPU0, GPU1, ...)")
-    header = _tokenize(lines[header_at], splitter)
-    if header and header[0] == "":
-        header = header[1:]
-    columns: list[str] = []
-    trailing: list[str] = []
-    for cell in header:
-        if not cell:
-            continue
-        if not trailing and _is_device(cell):
-            columns.append(cell)
-        elif cell in _TRAILING or cell.endswith("Affinity") or cell.endswith("ID"):
-            trailing.append(cell)
-        else:
-            raise TopoParseError(f"unexpected header cell {cell!r} in {lines[header_at]!r}")
+    columns, trailing = _read_header(lines[header_at])
     if not any(_GPU_RE.match(c) for c in columns):
         raise TopoParseError("matrix header names no GPU columns")
     if len(set(columns)) != len(columns):
@@ -228,6 +245,10 @@ def _read_matrix(lines: list[str], splitter: str) -> _Matrix:
                 raise TopoParseError(f"row {name}, column {col}: unknown link kind {cell!r}")
         rows[name] = matrix_cells
         extras[name] = body[len(columns) :]
+        if len([v for v in extras[name] if v]) > len(trailing):
+            raise TopoParseError(
+                f"row {name} has {len([v for v in extras[name] if v])} cells after the matrix, "
+                f"the header names {len(trailing)} ({', '.join(trailing) or 'none'})")
     for col in columns:
         if _GPU_RE.match(col) and col not in rows:
             raise TopoParseError(f"no matrix row for {col}")

@@ -16,6 +16,8 @@ import io
 import json
 import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -57,6 +59,13 @@ _PID_NAME_RE = re.compile(r"^pid=(?P<q>'?)(?P<pid>[^,']*)(?P=q),\s*name=(?P<name
 _AER_RE = re.compile(rf"(?P<dev>{_PCI}): AER: (?P<msg>.*)$")
 _AER_SOURCE_RE = re.compile(rf"error received: (?P<src>{_PCI})")
 _KVM_RE = re.compile(r"(?:^|[\s:])(?P<mod>kvm(?:_intel|_amd)?)(?: \[\d+\])?: (?P<msg>.*)$")
+
+
+# KVM lines a healthy host prints at boot or under normal guests: not events.
+_KVM_BENIGN = re.compile(
+    r"(nested (virtualization|paging)|enabled$|supported$|^using |tsc scaling|"
+    r"lapic timer period limited|already loaded the other module|"
+    r"virtual apic|pml enabled|\bept\b|hardware virtualization)")
 
 
 @dataclass(frozen=True)
@@ -151,6 +160,8 @@ def parse_line(line: str, *, host: str = "") -> XidEvent | None:
     if (m := _KVM_RE.search(line)) and "NVRM" not in line:
         message = m.group("msg").strip()
         lowered = message.lower()
+        if _KVM_BENIGN.search(lowered):
+            return None  # module load / capability lines every boot prints
         if "disabled by bios" in lowered or "not supported" in lowered:
             fault, action = "hardware", "Enable VT-x/AMD-V (SVM) in the BIOS; the host cannot run VMs"
         else:
@@ -159,6 +170,64 @@ def parse_line(line: str, *, host: str = "") -> XidEvent | None:
                         fault=fault, name=m.group("mod"), action=action, host=host,
                         cordon=fault == "hardware")
     return None
+
+
+def kernel_log_source(configured: str = "", *, root: Path = Path("/")) -> str:
+    """Where to read the kernel log on this host: the configured file, else
+    ``/var/log/kern.log`` if present (rsyslog), else ``journal`` (``journalctl -k``:
+    Debian 12 without rsyslog), else ``kmsg`` (``/dev/kmsg``)."""
+    if configured:
+        return configured
+    if (root / "var/log/kern.log").exists():
+        return str(root / "var/log/kern.log")
+    if shutil.which("journalctl"):
+        return "journal"
+    return "kmsg"
+
+
+def read_kernel_messages(source: str, cursor: str = "") -> tuple[list[str], str]:
+    """New kernel-log lines from ``journal`` or ``kmsg`` since ``cursor``; returns the
+    lines and the cursor to pass next time (the journal's cursor, or the last kmsg
+    sequence number)."""
+    if source == "journal":
+        args = ["journalctl", "-k", "-o", "short-iso", "--no-pager", "--show-cursor", "-q"]
+        args += [f"--after-cursor={cursor}"] if cursor else ["-b"]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=30,
+                              check=False)
+        lines, new = [], cursor
+        for line in proc.stdout.splitlines():
+            if line.startswith("-- cursor: "):
+                new = line.removeprefix("-- cursor: ").strip()
+            elif line and not line.startswith("-- "):
+                lines.append(line)
+        return lines, new
+    if source == "kmsg":
+        last = int(cursor or -1)
+        lines = []
+        try:
+            fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            return [], cursor
+        try:
+            while True:
+                try:
+                    record = os.read(fd, 8192).decode("utf-8", "replace")
+                except BlockingIOError:
+                    break
+                except OSError:  # EPIPE: records overwritten meanwhile; keep reading
+                    continue
+                head, _, text = record.partition(";")
+                fields = head.split(",")
+                seq = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+                if seq <= last:
+                    continue
+                last = seq
+                usec = int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else 0
+                lines.append(f"[{usec / 1e6:12.6f}] {text.splitlines()[0] if text else ''}")
+        finally:
+            os.close(fd)
+        return lines, str(last)
+    raise ValueError(f"kernel log source {source!r} is not journal, kmsg or a file")
 
 
 def scan_text(text: str, *, host: str = "") -> list[XidEvent]:
@@ -194,6 +263,8 @@ class XidScanner:
 
     def scan(self) -> list[XidEvent]:
         """Events in the lines added since the last scan (all lines the first time)."""
+        if str(self.log_path) in ("journal", "kmsg"):
+            return self._scan_stream(str(self.log_path))
         state = self._load_state()
         with open(self.log_path, "rb") as fh:
             st = os.fstat(fh.fileno())
@@ -207,3 +278,15 @@ class XidScanner:
         events = scan_text(complete.decode("utf-8", errors="replace"), host=self.host)
         self._save_state(st.st_ino, offset + len(complete))
         return events
+
+    def _scan_stream(self, source: str) -> list[XidEvent]:
+        try:
+            cursor = str(json.loads(self.state_path.read_text()).get("cursor", ""))
+        except (OSError, ValueError, AttributeError):
+            cursor = ""
+        lines, cursor = read_kernel_messages(source, cursor)
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+        tmp.write_text(json.dumps({"cursor": cursor}))
+        os.replace(tmp, self.state_path)
+        return scan_text("\n".join(lines), host=self.host)

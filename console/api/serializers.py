@@ -328,6 +328,10 @@ class JobSubmitSerializer(StrictFieldsMixin, serializers.Serializer):
     memory_gib_per_host = serializers.IntegerField(min_value=1, max_value=16384)
     priority = serializers.IntegerField(min_value=-1000, max_value=1000, default=0)
     preemptible = serializers.BooleanField(default=True)
+    image = serializers.SlugField(
+        max_length=100, required=False, allow_blank=True, default="",
+        help_text="The boot image's name in the catalogue; blank: the cluster's default.",
+    )
 
     def validate(self, attrs):
         if attrs.get("gpu_milli") is not None and attrs["gpus_per_host"] != 1:
@@ -408,7 +412,7 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = ["id", "tenant", "name", "submitter", "state", "gpus_per_host", "hosts",
                   "gpu_model", "gpu_milli", "vcpus_per_host", "memory_gib_per_host",
-                  "priority", "preemptible", "pending_reason", "pending_code", "pending_data",
+                  "priority", "preemptible", "image", "pending_reason", "pending_code", "pending_data",
                   "teardown_outcome", "failure_reason", "attempts", "generation", "submitted_at",
                   "queued_at", "scheduled_at", "provisioning_at", "running_at", "teardown_at",
                   "preempted_at", "finished_at", "updated_at"]

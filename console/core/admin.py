@@ -111,3 +111,10 @@ class CheckResultAdmin(admin.ModelAdmin):
 
 admin.site.register(models.FirmwareBaseline)
 admin.site.site_header = "Coupler administration"
+
+
+@admin.register(models.Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ["name", "cluster", "format", "os", "disk", "kernel", "is_default"]
+    list_filter = ["cluster", "format"]
+    search_fields = ["name", "os", "disk"]

@@ -7,7 +7,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from console.core.admission import known_gpu_models
 from console.core.choices import QuotaResource
-from console.core.models import Tenant
+from console.core.models import Image, Tenant
 
 
 def add_action_errors(form: forms.Form, error: ValidationError) -> None:
@@ -49,9 +49,15 @@ class JobSubmitForm(forms.Form):
         help_text="Borrowed capacity is only lent to preemptible jobs.",
     )
 
+    image = forms.ChoiceField(label="Boot image", required=False,
+                              help_text="Empty: the cluster's default image.")
+
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["tenant"].queryset = Tenant.objects.for_user(user)
+        self.fields["image"].choices = [("", "Default")] + [
+            (n, n) for n in Image.objects.order_by("name").values_list("name", flat=True).distinct()
+        ]
         self.fields["gpu_model"].choices = [("", "Any model")] + [
             (m, m) for m in known_gpu_models()
         ]
@@ -75,6 +81,7 @@ class JobSubmitForm(forms.Form):
             "memory_gib_per_host": data["memory_gib_per_host"],
             "priority": data.get("priority") or 0,
             "preemptible": data.get("preemptible", False),
+            "image": data.get("image") or "",
         }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from hostagent import hypervisor
 from hostagent.checks.base import Check, CheckContext, check
 from hostagent.protocol import CheckResult
 
@@ -89,16 +90,26 @@ def _proc_vbios(ctx: CheckContext) -> list[str]:
 
 
 @check("kvm.available", "critical", "KVM usable",
-       "/dev/kvm exists and kvm_intel or kvm_amd is loaded",
+       "/dev/kvm opens, KVM_GET_API_VERSION is 12 and KVM_CREATE_VM works; the CPUs "
+       "offer vmx or svm",
        "Enable VT-x/AMD-V in the BIOS and load kvm_intel or kvm_amd")
 def kvm_available(ctx: CheckContext, c: Check) -> CheckResult:
-    dev = ctx.path("dev/kvm").exists()
+    node = ctx.path("dev/kvm")
+    if node.is_char_device():  # a real host: ask the kernel, not the module list
+        probe = hypervisor.probe_kvm(node, ctx.path("proc/cpuinfo"))
+        return c.result("pass" if probe.usable else "fail", {"probe": probe.to_dict()},
+                        "" if probe.usable else probe.reason)
+    dev = node.exists()
     modules_text = ctx.read("proc/modules")
     loaded = sorted({ln.split()[0] for ln in (modules_text or "").splitlines()
                      if ln.split() and ln.split()[0] in ("kvm_intel", "kvm_amd")})
     builtin = [m for m in ("kvm_intel", "kvm_amd") if ctx.path(f"sys/module/{m}").exists()]
-    ev = {"/dev/kvm": dev, "/proc/modules kvm modules": loaded, "/sys/module": builtin}
+    flags = hypervisor.cpu_virt_flags(ctx.path("proc/cpuinfo"))
+    ev = {"/dev/kvm": dev, "/proc/modules kvm modules": loaded, "/sys/module": builtin,
+          "cpu_flags": list(flags), "method": "captured tree: files only, no ioctl"}
     if dev and (loaded or builtin):
+        if ctx.path("proc/cpuinfo").exists() and not flags:
+            return c.result("fail", ev, "the CPUs show neither vmx nor svm")
         return c.result("pass", ev)
     if not ctx.path("dev").exists() and modules_text is None:
         return c.result("unknown", ev, "neither /dev nor /proc/modules is present in this tree")

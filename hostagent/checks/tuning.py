@@ -11,6 +11,7 @@ from hostagent.protocol import CheckResult
 
 HUGE_1G = "sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages"
 SCHED_BATCH = 3
+VCPU_THREAD = re.compile(r"^CPU \d+/(KVM|TCG)$")
 
 
 @check("memory.hugepages_1g", "high", "1 GiB hugepages reserved",
@@ -28,13 +29,28 @@ def hugepages_1g(ctx: CheckContext, c: Check) -> CheckResult:
             if v is not None:
                 per_node[n.name] = int(v)
     cmdline = ctx.read("proc/cmdline") or ""
-    ev = {HUGE_1G: total, "per_node": per_node,
-          "default_hugepagesz": re.findall(r"default_hugepagesz=(\S+)", cmdline)}
+    free = ctx.read(HUGE_1G.replace("nr_hugepages", "free_hugepages"))
+    mounts = [ln.split()[1] for ln in (ctx.read("proc/mounts") or "").splitlines()
+              if len(ln.split()) >= 4 and ln.split()[2] == "hugetlbfs"
+              and "pagesize=1G" in ln.split()[3].replace("pagesize=1024M", "pagesize=1G")]
+    largest = ctx.extra.get("largest_vm_gib")
+    ev = {HUGE_1G: total, "free": free, "per_node": per_node,
+          "default_hugepagesz": re.findall(r"default_hugepagesz=(\S+)", cmdline),
+          "hugetlbfs_1g_mounts": mounts, "largest_vm_gib": largest}
     if total is None:
         if ctx.path("sys/kernel/mm/hugepages").is_dir():
             return c.result("fail", ev, "no 1 GiB hugepage pool on this kernel")
         return c.result("unknown", ev, "/sys/kernel/mm/hugepages not readable")
-    return c.result("pass" if int(total) > 0 else "fail", ev)
+    if int(total) <= 0:
+        return c.result("fail", ev, "no 1 GiB hugepages reserved")
+    if not mounts:
+        # libvirt: "Unable to find any usable hugetlbfs mount for 1048576 KiB".
+        return c.result("fail", ev, f"{total} pages reserved but no hugetlbfs mount with "
+                        "pagesize=1G (mount -t hugetlbfs -o pagesize=1G none /dev/hugepages1G)")
+    if largest is not None and free is not None and int(free) < int(largest):
+        return c.result("fail", ev, f"{free} free 1 GiB pages, the largest VM shape this host "
+                        f"offers needs {largest}")
+    return c.result("pass", ev)
 
 
 def _vcpu_threads(ctx: CheckContext) -> dict[str, int]:
@@ -58,7 +74,7 @@ def _vcpu_threads(ctx: CheckContext) -> dict[str, int]:
                 stat = (t / "stat").read_text()
             except OSError:
                 continue
-            if "KVM" not in tcomm:
+            if not VCPU_THREAD.match(tcomm):  # "CPU 3/KVM", or "CPU 3/TCG" without KVM
                 continue
             fields = stat.rsplit(")", 1)[1].split()
             out[f"{p.name}/{t.name}"] = int(fields[38])  # field 41: policy

@@ -54,6 +54,8 @@ def build_root(root: Path | str, **overrides: Any) -> Path:
     _put(root, "sys/devices/system/cpu/smt/active", o["smt_active"] + "\n")
     _put(root, "sys/devices/system/cpu/smt/control", o["smt_control"] + "\n")
     _put(root, "sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages", f"{o['hugepages_1g']}\n")
+    _put(root, "sys/kernel/mm/hugepages/hugepages-1048576kB/free_hugepages",
+         f"{o['hugepages_1g']}\n")
     _put(root, "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "0\n")
     for node in (0, 1):
         _put(root, f"sys/devices/system/node/node{node}/hugepages/hugepages-1048576kB/"
@@ -64,7 +66,9 @@ def build_root(root: Path | str, **overrides: Any) -> Path:
     _put(root, "proc/cmdline", o["cmdline"] + "\n")
     _put(root, "proc/mounts", "/dev/sda2 / ext4 rw,relatime 0 0\n"
                               "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
-                              f"/dev/nvme0n1 /var/lib/libvirt/images {o['data_fs']} rw,noatime 0 0\n")
+                              f"/dev/nvme0n1 /var/lib/libvirt/images {o['data_fs']} rw,noatime 0 0\n"
+                              + ("hugetlbfs /dev/hugepages1G hugetlbfs rw,relatime,pagesize=1024M 0 0\n"
+                                 if o["hugepages_1g"] else ""))
     _put(root, "proc/modules", ("kvm_intel 409600 0 - Live 0x0\nkvm 1138688 1 kvm_intel, Live 0x0\n"
                                 if o["kvm"] else "")
          + "vfio_pci 16384 0 - Live 0x0\n")

@@ -20,7 +20,7 @@ def root(tmp_path):
 
 def test_apply_spec_writes_every_file_in_the_kernel_format(root, spec_dict):
     spec = ProvisionSpec.from_dict(spec_dict)
-    path = cgroups.apply_spec(root, spec)
+    path = cgroups.apply_spec(root, spec, require_cgroupfs=False)
     assert path == root / "job-42"
     assert cgroups.read_values(path) == {
         "cpuset.cpus": "48-51",
@@ -46,6 +46,43 @@ def test_enable_controllers_only_enables_what_is_offered(root):
     (root / "cgroup.controllers").write_text("cpu memory\n")
     assert cgroups.enable_controllers(root) == ["cpu", "memory"]
     assert (root / "cgroup.subtree_control").read_text() == "+cpu +memory"
+    with pytest.raises(cgroups.CgroupError, match=r"controller.*cpuset, io not available"):
+        cgroups.enable_controllers(root, required=cgroups.CONTROLLERS)
+
+
+def test_a_tmpfs_or_plain_directory_is_refused_as_a_cgroup_root(tmp_path, spec_dict):
+    """A hybrid host's /sys/fs/cgroup is tmpfs: files written there limit nothing."""
+    with pytest.raises(cgroups.CgroupError, match="not on cgroupfs"):
+        cgroups.apply_spec(tmp_path / "coupler.slice", ProvisionSpec.from_dict(spec_dict))
+    assert not (tmp_path / "coupler.slice").exists()
+    for candidate in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified"),
+                      Path("/sys/fs/cgroup/cpuset")):
+        if candidate.exists():
+            kinds = {"cgroup2", "cgroup"}
+            try:
+                assert cgroups.check_cgroupfs(candidate) in kinds
+            except cgroups.CgroupError as exc:
+                assert "tmpfs" in str(exc)  # the hybrid root
+
+
+def test_a_write_to_a_disabled_controller_names_it(root):
+    (root / "cgroup.controllers").write_text("cpu memory\n")
+    job = root / "job-1"
+    job.mkdir()
+    (job / "cgroup.controllers").write_text("cpu memory\n")
+    with pytest.raises(cgroups.CgroupError, match="cpuset controller is not enabled"):
+        cgroups.create_job_cgroup(root, "job-1", cpus=[0], mems=[0], settings=CgroupSettings())
+
+
+def test_layout_tells_hybrid_v1_and_v2_apart():
+    hybrid = ("tmpfs /sys/fs/cgroup tmpfs rw 0 0\n"
+              "cgroup /sys/fs/cgroup/cpuset cgroup rw,relatime,cpuset 0 0\n"
+              "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n")
+    got = cgroups.layout(hybrid)
+    assert got["mode"] == "hybrid" and got["v2_mount"] == "/sys/fs/cgroup/unified"
+    assert got["v1"] == {"cpuset": "/sys/fs/cgroup/cpuset"}
+    assert cgroups.layout("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")["mode"] == "v2"
+    assert cgroups.layout(hybrid.replace(" cgroup2 rw", " xfs rw"))["mode"] == "v1"
 
 
 def test_memory_events_are_read_back(root):

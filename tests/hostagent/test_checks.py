@@ -250,3 +250,53 @@ def test_unreachable_peer_is_unknown():
 def test_unknown_check_id_is_rejected():
     with pytest.raises(ValueError, match="unknown check ids"):
         run_checks("/", only=["nope"])
+
+
+def test_sched_batch_recognises_tcg_vcpu_threads_and_ignores_other_threads(tmp_path):
+    """Under QEMU's TCG (no KVM) vCPU threads are "CPU n/TCG"; I/O threads never count."""
+    fields = ["0"] * 50
+    for tid, comm, policy in [("4250", "CPU 0/TCG", "3"), ("4251", "worker", "0")]:
+        task = tmp_path / f"proc/4242/task/{tid}"
+        task.mkdir(parents=True)
+        (task / "comm").write_text(comm + "\n")
+        fields[38] = policy
+        (task / "stat").write_text(f"{tid} ({comm}) " + " ".join(fields) + "\n")
+    (tmp_path / "proc/4242/comm").write_text("qemu-system-x86\n")
+    result = status(tmp_path, "sched.batch")
+    assert result.status == "pass"
+    assert list(result.evidence["vcpu_threads_policy"]) == ["4242/4250"]
+
+
+def test_hugepages_need_a_1g_hugetlbfs_mount_and_enough_free_pages(tmp_path):
+    root = build_root(tmp_path / "r")
+    assert status(root, "memory.hugepages_1g").status == "pass"
+    assert status(root, "memory.hugepages_1g", extra={"largest_vm_gib": 64}).status == "pass"
+    result = status(root, "memory.hugepages_1g", extra={"largest_vm_gib": 65})
+    assert result.status == "fail" and "64 free" in result.reason
+    mounts = root / "proc/mounts"
+    mounts.write_text("".join(ln for ln in mounts.read_text().splitlines(keepends=True)
+                              if "hugetlbfs" not in ln))
+    result = status(root, "memory.hugepages_1g")
+    assert result.status == "fail" and "no hugetlbfs mount with pagesize=1G" in result.reason
+
+
+def test_kvm_available_fails_on_cpus_without_vmx_or_svm_in_a_tree(tmp_path):
+    root = build_root(tmp_path / "r")
+    (root / "proc/cpuinfo").write_text("processor\t: 0\nflags\t\t: fpu sse2 hypervisor\n")
+    result = status(root, "kvm.available")
+    assert result.status == "fail" and "vmx nor svm" in result.reason
+    (root / "proc/cpuinfo").write_text("processor\t: 0\nflags\t\t: fpu vmx sse2\n")
+    assert status(root, "kvm.available").status == "pass"
+
+
+def test_kvm_available_on_this_machine_asks_the_kernel():
+    """On a real root /dev/kvm is probed by ioctl: the evidence is the probe's."""
+    from pathlib import Path
+
+    if not Path("/dev/kvm").is_char_device():
+        pytest.skip("no /dev/kvm here")
+    result = status(Path("/"), "kvm.available")
+    probe = result.evidence["probe"]
+    assert result.status in ("pass", "fail")
+    assert (result.status == "pass") == probe["usable"]
+    assert probe["api_version"] in (None, 12)

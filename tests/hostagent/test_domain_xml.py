@@ -52,10 +52,21 @@ def test_blkiotune_from_io_limits(spec):
 
 
 def test_without_hugepages_or_limits_those_elements_are_absent(spec_dict):
-    spec_dict.update(hugepages=False, memory_mib=1500, io_limits=[], io_weight=None, cgroup={})
+    spec_dict.update(hugepages=False, memory_mib=1500, io_limits=[], io_weight=None, cgroup={},
+                     gpus=[])
     dom = parse(build_domain_xml(ProvisionSpec.from_dict(spec_dict)))
     for path in ("memoryBacking", "memtune", "blkiotune"):
         assert dom.find(path) is None
+
+
+def test_memory_is_locked_only_for_passthrough_devices(spec_dict):
+    """<locked/> needs RLIMIT_MEMLOCK raised (CAP_SYS_RESOURCE): only where DMA needs it."""
+    dom = parse(build_domain_xml(ProvisionSpec.from_dict(spec_dict)))
+    assert dom.find("memoryBacking/locked") is not None
+    spec_dict.update(gpus=[])
+    dom = parse(build_domain_xml(ProvisionSpec.from_dict(spec_dict)))
+    assert dom.find("memoryBacking/hugepages/page") is not None
+    assert dom.find("memoryBacking/locked") is None
 
 
 def test_domain_type_is_configurable(spec):

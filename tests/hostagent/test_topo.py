@@ -145,3 +145,57 @@ def test_cpulist():
     assert parse_cpulist("N/A") == ()
     with pytest.raises(TopoParseError):
         parse_cpulist("3-1")
+
+
+def _single_spaced_header(text: str) -> str:
+    """The capture with its header cells separated by single spaces (as some
+    terminals and chat pastes leave it); the rows keep their spacing."""
+    lines = text.splitlines()
+    at = next(i for i, ln in enumerate(lines) if "GPU0" in ln.split() and not ln.startswith("#"))
+    lines[at] = "        " + " ".join(lines[at].split())
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.stem)
+def test_a_single_space_separated_header_reads_like_the_original(path):
+    original = parse_topo(path.read_text())
+    assert parse_topo(_single_spaced_header(path.read_text())) == original
+
+
+def test_single_spaced_hca_header_keeps_both_nics_numa_and_affinity():
+    """The reported misread: `mlx5_1 CPU Affinity NUMA Affinity` gave one NIC."""
+    text = (
+        "        GPU0 GPU1 mlx5_0 mlx5_1 CPU Affinity NUMA Affinity\n"
+        "GPU0     X      NV4     PXB     SYS     0-15    0\n"
+        "GPU1    NV4      X      SYS     PXB     16-31   1\n"
+        "mlx5_0  PXB     SYS      X      SYS\n"
+        "mlx5_1  SYS     PXB     SYS      X\n"
+    )
+    inv = parse_topo(text)
+    assert [n.name for n in inv.nics] == ["mlx5_0", "mlx5_1"]
+    assert [g.numa_node for g in inv.gpus] == [0, 1]
+    assert inv.gpus[1].cpu_affinity == tuple(range(16, 32))
+
+
+@pytest.mark.parametrize("header", [
+    "        GPU0 GPU1 CPU Affinity NUMA Affinity GPU NUMA ID",
+    "\tGPU0\tGPU1\tCPU Affinity\tNUMA Affinity\t\tGPU NUMA ID",
+    "  GPU0   GPU1   CPU Affinity   NUMA Affinity   GPU NUMA ID",
+])
+def test_header_variants_all_read_the_same(header):
+    sep = "\t" if "\t" in header else "    "
+    rows = [sep.join(["GPU0", " X ", "NV18", "0-7", "0", "N/A"]),
+            sep.join(["GPU1", "NV18", " X ", "8-15", "1", "N/A"])]
+    inv = parse_topo(header + "\n" + "\n".join(rows) + "\n")
+    assert [g.numa_node for g in inv.gpus] == [0, 1]
+    assert inv.gpus[1].cpu_affinity == tuple(range(8, 16))
+
+
+@pytest.mark.parametrize("text", [
+    "        GPU0 GPU1 CPU Affinity Bogus Column\nGPU0 X SYS 0\nGPU1 SYS X 0\n",
+    "        GPU0 GPU1 CPU Affinity GPU2\nGPU0 X SYS 0\nGPU1 SYS X 0\n",
+    "\tGPU0\tGPU1\tCPU Affinity\nGPU0\t X \tSYS\t0-3\t0\t7\nGPU1\tSYS\t X \t0-3\n",
+])
+def test_a_header_or_row_it_cannot_read_is_a_clear_error(text):
+    with pytest.raises(TopoParseError, match=r"header cell|cells after the matrix"):
+        parse_topo(text)

@@ -124,3 +124,38 @@ def test_scanner_handles_truncation_and_rotation(tmp_path):
 def test_missing_log_is_an_os_error(tmp_path):
     with pytest.raises(OSError):
         XidScanner(tmp_path / "nope", tmp_path / "s.json").scan()
+
+
+@pytest.mark.parametrize("line", [
+    "[    0.912345] kvm: Nested Virtualization enabled",
+    "[    0.912345] kvm: Nested Paging enabled",
+    "[    1.000000] kvm_amd: TSC scaling supported",
+    "[    1.000000] kvm_intel: Using Hyper-V Enlightened VMCS",
+    "[   99.000000] kvm: vcpu 0: requested 128 ns lapic timer period limited to 200000 ns",
+])
+def test_benign_kvm_boot_lines_are_not_events(line):
+    assert parse_line(line) is None
+
+
+def test_the_kernel_log_source_falls_back_to_the_journal_or_kmsg(tmp_path):
+    from hostagent.xid import kernel_log_source
+
+    assert kernel_log_source("/x/kern.log", root=tmp_path) == "/x/kern.log"
+    assert kernel_log_source(root=tmp_path) in ("journal", "kmsg")  # Debian 12: no kern.log
+    (tmp_path / "var/log").mkdir(parents=True)
+    (tmp_path / "var/log/kern.log").write_text("")
+    assert kernel_log_source(root=tmp_path) == str(tmp_path / "var/log/kern.log")
+
+
+def test_kmsg_is_read_incrementally(tmp_path):
+    """/dev/kmsg records on this machine: read once, then only new ones (cursor)."""
+    import os
+
+    from hostagent.xid import read_kernel_messages
+
+    if not os.access("/dev/kmsg", os.R_OK):
+        pytest.skip("/dev/kmsg not readable here")
+    lines, cursor = read_kernel_messages("kmsg")
+    assert cursor and int(cursor) >= 0
+    again, cursor2 = read_kernel_messages("kmsg", cursor)
+    assert int(cursor2) >= int(cursor) and len(again) <= len(lines) + 5

@@ -127,11 +127,47 @@ def test_a_clean_shutdown_succeeds_the_job(cluster, submit):
     from hostagent import runtime
 
     job, host = _running_job(submit)
-    runtime.connection(host.name).lookupByName(job.domain_name).destroy()
+    runtime.connection(host.name).lookupByName(job.domain_name).shutdown()
     assert runtime.heartbeat_body(host.name)["domain_states"][job.domain_name] == "shutoff"
     assert _agent_beat(host)["finished"] == 1
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED
+
+
+def test_a_domain_destroyed_outside_coupler_fails_the_job(cluster, submit):
+    """shutoff is not success by itself: libvirt's reason (destroyed) says it was killed."""
+    from hostagent import runtime
+
+    job, host = _running_job(submit)
+    runtime.connection(host.name).lookupByName(job.domain_name).destroy()
+    body = runtime.heartbeat_body(host.name)
+    assert body["domain_ends"][job.domain_name]["succeeded"] is False
+    assert _agent_beat(host)["finished"] == 1
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert "killed" in job.failure_reason
+
+
+@pytest.mark.parametrize(("end", "state", "words"), [
+    ({"succeeded": True, "reason": "exit status 0", "exit_status": 0}, JobState.SUCCEEDED, ""),
+    ({"succeeded": False, "reason": "exit status 3", "exit_status": 3}, JobState.FAILED,
+     "exit status 3"),
+    ({"succeeded": False, "reason": "crashed", "exit_status": None}, JobState.FAILED, "crashed"),
+])
+def test_the_agents_domain_end_decides_the_outcome(cluster, submit, end, state, words):
+    job, host = _running_job(submit)
+    summary = _beat(host, domains=[], stopped_domains=[job.domain_name],
+                    domain_states={job.domain_name: "shutoff"},
+                    domain_ends={job.domain_name: end},
+                    console_tail={job.domain_name: ["COUPLER up", "COUPLER exit 3"]},
+                    hypervisor={"hypervisor": "qemu", "hypervisor_warnings": ["TCG"]})
+    assert summary["finished"] == 1
+    job.refresh_from_db()
+    host.refresh_from_db()
+    assert job.state == state
+    assert words in job.failure_reason
+    assert host.facts["reported_domains"]["console"][job.domain_name][-1] == "COUPLER exit 3"
+    assert host.facts["hypervisor"]["hypervisor"] == "qemu"
 
 
 def test_a_crashed_domain_fails_the_job_with_the_reason(cluster, submit):

@@ -377,9 +377,15 @@ def _reported_facts(facts: dict, beat: Heartbeat, body: dict, at: str) -> dict:
     }
     if isinstance(body.get("domain_states"), dict):
         reported["states"] = {str(n): str(s) for n, s in sorted(body["domain_states"].items())}
+    tails = body.get("console_tail")
+    if isinstance(tails, dict):
+        reported["console"] = {
+            str(n)[:64]: [str(line)[:300] for line in lines[-CONSOLE_LINES:]]
+            for n, lines in tails.items() if isinstance(lines, list)}
     previous = facts.get("reported_domains") or {}
     if {k: v for k, v in previous.items() if k != "at"} != reported or "at" not in previous:
         facts["reported_domains"] = {"at": at, **reported}
+    _record_vm_report(facts, body)
     if beat.agent_version:
         facts["agent_version"] = beat.agent_version
     if "latency_endpoint" in body:
@@ -399,7 +405,7 @@ def do_agent_heartbeat(host: Host, body: dict) -> dict:
     now = timezone.now()
     summary = {"incidents": 0, "finished": 0}
     quiet = (host.state != HostState.OFFLINE and not body.get("checks")
-             and not body.get("xid_events") and not _stopped_domain_states(body)
+             and not body.get("xid_events") and not _domain_ends(body)
              and _reported_facts(host.facts, beat, body, now.isoformat()) == (host.facts or {}))
     if quiet:
         Host.objects.filter(pk=host.pk).update(last_heartbeat=now)
@@ -424,7 +430,7 @@ def do_agent_heartbeat(host: Host, body: dict) -> dict:
         if do_handle_xid(host, event) is not None:
             summary["incidents"] += 1
     # A domain that stopped by itself: the job's workload ended.
-    for name, state in _stopped_domain_states(body).items():
+    for name, (succeeded, why) in _domain_ends(body).items():
         job = Job.objects.filter(
             state=JobState.RUNNING, allocations__host=host,
             pk=_job_id_of(name) or 0,
@@ -433,12 +439,8 @@ def do_agent_heartbeat(host: Host, body: dict) -> dict:
             continue
         from console.core.actions.workflow import do_finish_job
 
-        if state == "shutoff":
-            finished = do_finish_job(job.pk, succeeded=True, actor=f"agent:{host.name}",
-                                     reason=f"domain {name} shut down on {host.name}")
-        else:  # crashed
-            finished = do_finish_job(job.pk, succeeded=False, actor=f"agent:{host.name}",
-                                     reason=f"domain {name} crashed on {host.name}")
+        finished = do_finish_job(job.pk, succeeded=succeeded, actor=f"agent:{host.name}",
+                                 reason=f"domain {name} {why} on {host.name}")
         if finished:
             summary["finished"] += 1
     summary.update(check_inputs_for_agent(host))
@@ -460,6 +462,39 @@ def _stopped_domain_states(body: dict) -> dict[str, str]:
         return {str(n): str(s) for n, s in states.items()
                 if str(s) in FINISHED_DOMAIN_STATES}
     return {str(n): "shutoff" for n in body.get("stopped_domains") or []}
+
+
+def _domain_ends(body: dict) -> dict[str, tuple[bool, str]]:
+    """Domain name -> (succeeded, why) for the heartbeat's domains that ended. An
+    agent that sends ``domain_ends`` judged each from libvirt's state *and reason*
+    and the guest's exit status (hostagent.guest.outcome); an older one is read
+    from its states: shutoff succeeded, crashed failed."""
+    ends = body.get("domain_ends")
+    if isinstance(ends, dict):
+        out = {}
+        for name, end in ends.items():
+            if isinstance(end, dict) and isinstance(end.get("succeeded"), bool):
+                why = str(end.get("reason") or "ended")[:300]
+                out[str(name)] = (end["succeeded"],
+                                  "ended: " + why if end["succeeded"] else "failed: " + why)
+        return out
+    return {name: (state == "shutoff", "shut down" if state == "shutoff" else "crashed")
+            for name, state in _stopped_domain_states(body).items()}
+
+
+CONSOLE_LINES = 20
+
+
+def _record_vm_report(facts: dict, body: dict) -> None:
+    """A real host's report kept in its facts for the host and job pages: the
+    hypervisor (kvm/qemu/test, warnings), a libvirt error. (Each domain's last console
+    lines are kept with the reported domains.)"""
+    if isinstance(body.get("hypervisor"), dict):
+        facts["hypervisor"] = body["hypervisor"]
+    if body.get("libvirt_error"):
+        facts["libvirt_error"] = str(body["libvirt_error"])[:500]
+    else:
+        facts.pop("libvirt_error", None)
 
 
 def check_inputs_for_agent(host: Host) -> dict:

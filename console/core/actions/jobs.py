@@ -4,7 +4,7 @@ from django.db import transaction
 from console.core import enqueue
 from console.core.admission import inventory_errors, quota_errors
 from console.core.choices import JobState, TeardownOutcome
-from console.core.models import Event, Job, Tenant
+from console.core.models import Event, Image, Job, Tenant
 from console.core.submit_limits import check_submit_limits
 from console.core.transitions import transition_job
 
@@ -27,6 +27,7 @@ def build_job(*, tenant: Tenant, submitter=None, **spec) -> Job:
         memory_gib_per_host=spec["memory_gib_per_host"],
         priority=spec.get("priority", 0),
         preemptible=spec.get("preemptible", True),
+        image=spec.get("image") or "",
     )
     return job
 
@@ -42,6 +43,8 @@ def validate_job(job: Job) -> None:
         errors["hosts"] = ["A GPU-share job runs on one host."]
     if job.gpu_model and not job.gpus_per_host:
         errors["gpu_model"] = ["A CPU-only job (gpus_per_host 0) names no GPU model."]
+    if job.image and not Image.objects.filter(name=job.image).exists():
+        errors["image"] = [f"No image named {job.image!r} in the catalogue."]
     if errors:
         raise ValidationError(errors)
     errors.update(inventory_errors(job))

@@ -67,18 +67,18 @@ def provision_spec(job: Job, host: Host) -> ProvisionSpec:
     rows = list(Allocation.objects.filter(job=job, host=host).select_related("gpu").order_by())
     base = next((r for r in rows if r.gpu_id is None), None)
     nodes = (list(base.numa_nodes) or [0]) if base is not None else []
-    hugepage_nodes = set(
+    hugepage_nodes = dict(
         NumaNode.objects.filter(host=host, node_id__in=nodes, hugepages_1g__gt=0)
-        .values_list("node_id", flat=True)
+        .values_list("node_id", "hugepages_1g")
     )
     return spec_from_rows(job, host, rows, hugepage_nodes)
 
 
 def spec_from_rows(job: Job, host: Host, rows: list[Allocation],
-                   hugepage_nodes: set[int]) -> ProvisionSpec:
+                   hugepage_nodes: dict[int, int]) -> ProvisionSpec:
     """``provision_spec`` from rows already read (``gpu`` selected): the job's
-    allocation rows on ``host`` and the ids of that host's NUMA nodes with 1 GiB
-    hugepages reserved."""
+    allocation rows on ``host`` and, per NUMA node of that host with 1 GiB
+    hugepages reserved, how many."""
     base = next((r for r in rows if r.gpu_id is None), None)
     if base is None:
         raise ValueError(f"job {job.pk} holds no cores on {host.name}")
@@ -97,10 +97,17 @@ def spec_from_rows(job: Job, host: Host, rows: list[Allocation],
         for r in sorted(rows, key=lambda r: r.gpu.pci_address if r.gpu_id else "")
         if r.gpu_id is not None and r.milli < 1000
     )
-    # 1 GiB hugepages back the VM when every node it uses has them reserved.
-    hugepages = all(n in hugepage_nodes for n in nodes)
+    # 1 GiB hugepages back the VM only when its nodes hold enough of them for its
+    # whole memory (not merely some): the agent's pre-flight refuses a VM it cannot
+    # back, and a host whose agent found no 1 GiB hugetlbfs mount backs none.
+    hugepages = (
+        all(hugepage_nodes.get(n, 0) > 0 for n in nodes)
+        and sum(hugepage_nodes.get(n, 0) for n in nodes) >= base.memory_gib
+        and (host.facts or {}).get("hypervisor", {}).get("hugetlbfs_1g", True) is not False
+    )
     gib = 1024**3
     return ProvisionSpec(
+        image=_boot_image(job, host),
         job_id=str(job.pk),
         name=job.domain_name,
         vcpus=len(base.cpus),
@@ -118,6 +125,16 @@ def spec_from_rows(job: Job, host: Host, rows: list[Allocation],
             memory_max=(base.memory_gib + 2) * gib,
         ),
     )
+
+
+def _boot_image(job: Job, host: Host):
+    """The job's image (by name, else the cluster's default) as the agent's
+    ImageSpec; None when the catalogue has none (simulated hosts)."""
+    from console.core.models import Image
+
+    images = Image.objects.filter(cluster_id=host.cluster_id)
+    image = (images.filter(name=job.image) if job.image else images.filter(is_default=True)).first()
+    return image.to_spec() if image is not None else None
 
 
 def _job_hosts(job_id: int) -> list[Host]:
@@ -193,16 +210,17 @@ def do_start_provisioning_many(job_ids: list[int]) -> list[MemberCommand]:
         for row in (Allocation.objects.filter(job_id__in=list(jobs))
                     .select_related("gpu", "host").order_by()):
             rows.setdefault((row.job_id, row.host_id), []).append(row)
-        hugepages = set(
+        hugepages = list(
             NumaNode.objects.filter(host_id__in={host_id for _job, host_id in rows},
-                                    hugepages_1g__gt=0).values_list("host_id", "node_id")
+                                    hugepages_1g__gt=0)
+            .values_list("host_id", "node_id", "hugepages_1g")
         )
         commands = []
         for (job_id, host_id), host_rows in sorted(
                 rows.items(), key=lambda item: (item[0][0], item[1][0].host.name)):
             job, host = jobs[job_id], host_rows[0].host
             spec = spec_from_rows(job, host, host_rows,
-                                  {node for h, node in hugepages if h == host_id})
+                                  {node: n for h, node, n in hugepages if h == host_id})
             commands.append(MemberCommand(host=host.name, job_id=job_id, attempt=job.generation,
                                           spec=spec.to_dict(), domain=spec.name))
     for job_id in sorted(set(job_ids) - set(moved)):
@@ -238,7 +256,7 @@ def _holds(host: Host | None, job: Job) -> bool:
 
 
 def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: str = "",
-                        state: str = "") -> bool:
+                        state: str = "", evidence: dict | None = None) -> bool:
     """One member's VM runs. Returns True when this report made the job RUNNING."""
     with transaction.atomic():
         job, host = _first_report(job_id, host_name, attempt, state=JobState.PROVISIONING,
@@ -248,7 +266,9 @@ def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: st
         Event.objects.create(
             job=job, host=host, kind="member_up", actor=f"agent:{host_name}",
             reason=f"domain {domain or job.domain_name} {state or 'running'} on {host_name}",
-            data={"attempt": attempt, "domain": domain, "state": state},
+            # evidence: the VM's isolation as the host read it back (hostagent.isolation)
+            data={"attempt": attempt, "domain": domain, "state": state,
+                  **({"evidence": evidence} if evidence else {})},
         )
         members = {h.pk for h in _job_hosts(job_id)}
         if not members <= _reported(job, "member_up", job.provisioning_at):

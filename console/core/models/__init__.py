@@ -1,6 +1,7 @@
 from console.core.models.checks import CheckResult, FirmwareBaseline
 from console.core.models.counters import FinishedJobCount, StartLatencyBucket
 from console.core.models.faults import Incident
+from console.core.models.images import Image
 from console.core.models.inventory import Cluster, Gpu, GpuLink, Host, Nic, NumaNode
 from console.core.models.jobs import Allocation, CoreClaim, Event, Job
 from console.core.models.tenancy import Membership, Quota, Tenant
@@ -16,6 +17,7 @@ __all__ = [
     "Gpu",
     "GpuLink",
     "Host",
+    "Image",
     "Incident",
     "Job",
     "Membership",

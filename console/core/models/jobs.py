@@ -39,6 +39,8 @@ class Job(models.Model):
     priority = models.IntegerField(default=0, validators=[MinValueValidator(-1000),
                                                           MaxValueValidator(1000)])
     preemptible = models.BooleanField(default=True)
+    # The boot image (console.core.models.images), by name; blank: the cluster's default.
+    image = models.CharField(max_length=100, blank=True, default="")
 
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
     # Where TEARDOWN leads once the hosts are clean.

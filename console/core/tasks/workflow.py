@@ -53,7 +53,8 @@ def handle_host_result(payload: dict, context: dict) -> bool:
     if op == "provision":
         if ok:
             return wf.do_record_member_up(job_id, host, attempt, domain=payload.get("domain", ""),
-                                          state=payload.get("state", ""))
+                                          state=payload.get("state", ""),
+                                          evidence=payload.get("evidence") or None)
         return wf.do_record_member_failed(job_id, host, attempt,
                                           error=payload.get("error") or "unknown error")
     if op == "teardown":
