@@ -26,8 +26,8 @@ pytestmark = pytest.mark.django_db
 
 SUBMIT_BUDGET = 20
 CYCLE_BUDGET = 34          # whatever the number of jobs placed
-PROVISION_BUDGET = 8       # for every job one cycle placed, together
-MEMBER_UP_BUDGET = 14
+PROVISION_BUDGET = 9       # for every job one cycle placed, together (images read once)
+MEMBER_UP_BUDGET = 15  # incl. the check that the answering host holds the job
 CANCEL_BUDGET = 12
 QUIET_HEARTBEAT_BUDGET = 5
 

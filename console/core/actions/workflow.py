@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from console.core import enqueue
 from console.core.choices import HostState, JobState, TeardownOutcome
-from console.core.models import Allocation, Event, Host, Job, NumaNode
+from console.core.models import Allocation, Event, Host, Image, Job, NumaNode
 from console.core.planning import release_allocations
 from console.core.transitions import transition_job, transition_jobs
 from hostagent.protocol import CgroupSettings, GpuShare, ProvisionSpec
@@ -75,7 +75,7 @@ def provision_spec(job: Job, host: Host) -> ProvisionSpec:
 
 
 def spec_from_rows(job: Job, host: Host, rows: list[Allocation],
-                   hugepage_nodes: dict[int, int]) -> ProvisionSpec:
+                   hugepage_nodes: dict[int, int], images: list | None = None) -> ProvisionSpec:
     """``provision_spec`` from rows already read (``gpu`` selected): the job's
     allocation rows on ``host`` and, per NUMA node of that host with 1 GiB
     hugepages reserved, how many."""
@@ -107,7 +107,7 @@ def spec_from_rows(job: Job, host: Host, rows: list[Allocation],
     )
     gib = 1024**3
     return ProvisionSpec(
-        image=_boot_image(job, host),
+        image=_boot_image(job, host, images),
         job_id=str(job.pk),
         name=job.domain_name,
         vcpus=len(base.cpus),
@@ -127,14 +127,18 @@ def spec_from_rows(job: Job, host: Host, rows: list[Allocation],
     )
 
 
-def _boot_image(job: Job, host: Host):
+def _boot_image(job: Job, host: Host, images: list | None = None):
     """The job's image (by name, else the cluster's default) as the agent's
-    ImageSpec; None when the catalogue has none (simulated hosts)."""
-    from console.core.models import Image
-
-    images = Image.objects.filter(cluster_id=host.cluster_id)
-    image = (images.filter(name=job.image) if job.image else images.filter(is_default=True)).first()
-    return image.to_spec() if image is not None else None
+    ImageSpec; None when the catalogue has none (simulated hosts). ``images``:
+    the catalogue already read (any clusters), so a batch costs one query."""
+    if images is None:
+        images = list(Image.objects.filter(cluster_id=host.cluster_id))
+    for image in images:
+        if image.cluster_id != host.cluster_id:
+            continue
+        if (image.name == job.image) if job.image else image.is_default:
+            return image.to_spec()
+    return None
 
 
 def _job_hosts(job_id: int) -> list[Host]:
@@ -215,12 +219,15 @@ def do_start_provisioning_many(job_ids: list[int]) -> list[MemberCommand]:
                                     hugepages_1g__gt=0)
             .values_list("host_id", "node_id", "hugepages_1g")
         )
+        images = list(Image.objects.filter(
+            cluster_id__in={r[0].host.cluster_id for r in rows.values()}))
         commands = []
         for (job_id, host_id), host_rows in sorted(
                 rows.items(), key=lambda item: (item[0][0], item[1][0].host.name)):
             job, host = jobs[job_id], host_rows[0].host
             spec = spec_from_rows(job, host, host_rows,
-                                  {node: n for h, node, n in hugepages if h == host_id})
+                                  {node: n for h, node, n in hugepages if h == host_id},
+                                  images)
             commands.append(MemberCommand(host=host.name, job_id=job_id, attempt=job.generation,
                                           spec=spec.to_dict(), domain=spec.name))
     for job_id in sorted(set(job_ids) - set(moved)):
