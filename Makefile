@@ -4,7 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQS := requirements/web.txt requirements/dev.txt requirements/host.txt
-DEB_PACKAGES := libvirt-dev pkg-config libvirt-clients libxml2-utils chromium
+DEB_PACKAGES := libvirt-dev pkg-config libvirt-clients libxml2-utils chromium gettext
+# The demo's port: `make demo PORT=8123` serves there and writes that URL into
+# var/demo-credentials.json (which `loadtest --live` drives).
+PORT ?= 8000
 
 .PHONY: venv test lint demo bench simulate clean-demo
 
@@ -32,8 +35,8 @@ test: lint
 
 demo: venv
 	$(PY) manage.py migrate --noinput -v0
-	$(PY) manage.py seed_demo
-	$(PY) manage.py rundemo
+	$(PY) manage.py seed_demo --url http://127.0.0.1:$(PORT)/
+	$(PY) manage.py rundemo --port $(PORT)
 
 bench: venv
 	$(PY) -m scheduler.bench

@@ -12,8 +12,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
 from console.core.actions.faults import IncidentActionError, do_resolve_incident
-from console.core.choices import IncidentState
-from console.core.models import CheckResult, GpuLink, Incident, Job
+from console.core.choices import FaultKind, IncidentState, JobState
+from console.core.models import Allocation, CheckResult, GpuLink, Incident, Job
 from console.filtersets import IncidentFilterSet
 from console.ui.access import get_incident_for_user, staff_required
 from console.ui.forms import ResolveIncidentForm
@@ -30,6 +30,37 @@ def xid_catalog() -> dict[int, dict]:
     with XID_CATALOG.open(newline="") as handle:
         rows = csv.DictReader(line for line in handle if not line.startswith("#"))
         return {int(r["xid"]): r for r in rows if (r.get("xid") or "").isdigit()}
+
+
+def open_hardware_faults(gpu_ids) -> dict[int, Incident]:
+    """GPU id → its oldest open hardware incident. A GPU that fell off the bus
+    reads as faulted until the incident is resolved, whatever its last
+    inventory said."""
+    faults: dict[int, Incident] = {}
+    for incident in (Incident.objects.filter(gpu_id__in=list(gpu_ids), state=IncidentState.OPEN,
+                                             fault=FaultKind.HARDWARE)
+                     .order_by("opened_at", "id")):
+        faults.setdefault(incident.gpu_id, incident)
+    return faults
+
+
+def _affected_jobs(incident: Incident, jobs) -> list[dict]:
+    """Each affected job with where it is now: a job moved off the faulty
+    host (requeued, then placed elsewhere) is not "running" there."""
+    jobs = list(jobs)
+    now_on: dict[int, set[str]] = {}
+    for job_id, host_name in (Allocation.objects.filter(job__in=jobs)
+                              .values_list("job_id", "host__name")):
+        now_on.setdefault(job_id, set()).add(host_name)
+    rows = []
+    for job in jobs:
+        hosts = sorted(now_on.get(job.pk, ()))
+        hardware = incident.fault == FaultKind.HARDWARE
+        rows.append({"job": job, "now_on": hosts,
+                     "moved": hardware and incident.host.name not in hosts,
+                     "moving": hardware and incident.host.name in hosts
+                     and job.state == JobState.TEARDOWN})
+    return rows
 
 
 @login_required
@@ -99,8 +130,10 @@ def incident_detail(request, pk):
         "section": "faults",
         "incident": incident,
         "catalog": catalog,
-        "jobs": jobs,
+        "jobs": _affected_jobs(incident, jobs),
         "tenants": tenants,
+        "gpu_fault": open_hardware_faults([incident.gpu_id]).get(incident.gpu_id)
+        if incident.gpu_id else None,
         "runbook": _runbook_steps(incident) if incident.runbook == "cuda_launch_failed" else None,
         "other_evidence": sorted((incident.runbook_evidence or {}).items())
         if incident.runbook and incident.runbook != "cuda_launch_failed" else [],
@@ -114,7 +147,10 @@ def incident_resolve(request, pk):
     if incident.state != IncidentState.OPEN:
         messages.info(request, f"Incident #{incident.pk} is already resolved.")
         return redirect("incident-detail", pk=incident.pk)
-    form = ResolveIncidentForm(request.POST if request.method == "POST" else None)
+    # A hardware fault's GPU goes back to service only when the operator says
+    # so (repaired, replaced): not pre-ticked.
+    form = ResolveIncidentForm(request.POST if request.method == "POST" else None,
+                               initial={"release_gpu": incident.fault != FaultKind.HARDWARE})
     if request.method == "POST" and form.is_valid():
         try:
             do_resolve_incident(

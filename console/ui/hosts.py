@@ -20,6 +20,7 @@ from console.core.choices import ACTIVE_JOB_STATES, HOST_STATE_COLOURS, CheckSta
 from console.core.models import Allocation, CoreClaim, Host, Job
 from console.filtersets import HostFilterSet
 from console.ui.access import get_host, staff_required
+from console.ui.faults import open_hardware_faults
 from console.ui.forms import ConfirmForm
 from console.ui.jobs import _ranges
 
@@ -68,9 +69,12 @@ def host_detail(request, name):
     ).select_related("job"):
         holders.setdefault(alloc.gpu_id, []).append(alloc.job)
     visible_ids = set(visible_jobs.filter(allocations__host=host).values_list("pk", flat=True))
+    host_gpus = list(host.gpus.all())
+    faults = open_hardware_faults(g.pk for g in host_gpus)
     gpus = [
-        {"gpu": g, "jobs": holders.get(g.pk, []), "affinity": _ranges(g.cpu_affinity or [])}
-        for g in host.gpus.all()
+        {"gpu": g, "jobs": holders.get(g.pk, []), "affinity": _ranges(g.cpu_affinity or []),
+         "fault": faults.get(g.pk)}
+        for g in host_gpus
     ]
     claimed = set(CoreClaim.objects.filter(host=host).values_list("core", flat=True))
     reserved = set(host.reserved_cores or [])

@@ -17,10 +17,11 @@ from console.core.actions.jobs import (
 )
 from console.core.admission import quota_preview
 from console.core.choices import TERMINAL_JOB_STATES, TRANSITIONAL_JOB_STATES, JobState
-from console.core.models import Allocation, Job
+from console.core.models import Job
 from console.filtersets import JobFilterSet
 from console.ui.access import get_job_for_user
 from console.ui.forms import ConfirmForm, JobSubmitForm, add_action_errors
+from console.ui.placement import past_placement, placement_hosts
 
 # The workflow of DESIGN.md's lifecycle, as the timeline draws it.
 MAIN_PATH = [JobState.QUEUED, JobState.SCHEDULED, JobState.PROVISIONING, JobState.RUNNING]
@@ -115,22 +116,6 @@ def _timeline(job: Job) -> list[dict]:
     return steps
 
 
-def _placement(job: Job) -> list[dict]:
-    hosts: dict[int, dict] = {}
-    for alloc in Allocation.objects.filter(job=job).select_related("host", "gpu"):
-        entry = hosts.setdefault(alloc.host_id, {"host": alloc.host, "gpus": [], "cpus": [],
-                                                 "numa_nodes": [], "memory_gib": 0})
-        if alloc.gpu_id is None:
-            entry["cpus"] = alloc.cpus
-            entry["numa_nodes"] = alloc.numa_nodes
-            entry["memory_gib"] = alloc.memory_gib
-        else:
-            entry["gpus"].append({"gpu": alloc.gpu, "milli": alloc.milli})
-    for entry in hosts.values():
-        entry["cpus_text"] = _ranges(entry["cpus"])
-    return list(hosts.values())
-
-
 def _ranges(cores: list[int]) -> str:
     """[0, 1, 2, 5] → "0-2,5" like cpuset.cpus."""
     out, run = [], []
@@ -157,7 +142,9 @@ def _job_context(request, job: Job) -> dict:
         "live": job.state in TRANSITIONAL_JOB_STATES,
         "can_cancel": job.state not in TERMINAL_JOB_STATES,
         "timeline": _timeline(job),
-        "placement": _placement(job),
+        "placement": placement_hosts(job),
+        "past_placement": past_placement(job) if job.state in TERMINAL_JOB_STATES else [],
+        "incidents": job.incidents.all().order_by("-opened_at")[:5],
         "events": job.events.all().order_by("-created_at", "-id")[:50],
         "pending_rows": pending_rows,
         "pending_data": sorted((job.pending_data or {}).items()),

@@ -2,12 +2,14 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console.ui import checks, dashboard, faults, hosts, jobs, tenants, topology
+from console.ui import checks, dashboard, faults, hosts, jobs, preferences, tenants, topology
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", dashboard.dashboard, name="dashboard"),
+    path("preferences/", preferences.preferences, name="preferences"),
+    path("language/", preferences.switch_language, name="switch-language"),
     # Jobs
     path("jobs/", jobs.job_list, name="job-list"),
     path("jobs/new/", jobs.job_submit, name="job-submit"),

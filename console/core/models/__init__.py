@@ -2,6 +2,7 @@ from console.core.models.checks import CheckResult, FirmwareBaseline
 from console.core.models.faults import Incident
 from console.core.models.inventory import Cluster, Gpu, GpuLink, Host, Nic, NumaNode
 from console.core.models.jobs import Allocation, CoreClaim, Event, Job
+from console.core.models.preferences import UserPreference
 from console.core.models.tenancy import Membership, Quota, Tenant
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "NumaNode",
     "Quota",
     "Tenant",
+    "UserPreference",
 ]
