@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.db import transaction
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from console.core.actions.agents import do_request_host_checks
@@ -169,12 +170,12 @@ def rerun_host_checks(request, name):
     host = get_host(name)
     task = _task()
     if task is None:
-        messages.error(request, "Re-running checks is not available: the host-check task "
-                       "(console.core.tasks.hosts.run_host_checks) is not installed.")
+        messages.error(request, _("Re-running checks is not available: the host-check task "
+                                 "(console.core.tasks.hosts.run_host_checks) is not installed."))
     else:
         actor = request.user.get_username()
         do_request_host_checks(host, actor=actor)
         transaction.on_commit(lambda: task.delay(host.pk, actor=actor))
-        messages.success(request, f"Checks of {host.name} queued: results appear here when "
-                         "the host agent reports them.")
+        messages.success(request, _("Checks of %(host)s queued: results appear here when the "
+                                   "host agent reports them.") % {"host": host.name})
     return redirect("checks-host", name=host.name)

@@ -8,6 +8,8 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from console.api.serializers import host_facts_for
 from console.core.actions.hosts import (
@@ -111,19 +113,19 @@ def host_detail(request, name):
 HOST_ACTIONS = {
     "cordon": {
         "do": do_cordon_host,
-        "title": "Cordon",
-        "explain": "No new job lands on the host. Jobs running there keep running.",
+        "title": gettext_lazy("Cordon"),
+        "explain": gettext_lazy("No new job lands on the host. Jobs running there keep running."),
     },
     "drain": {
         "do": do_drain_host,
-        "title": "Drain",
-        "explain": "Cordon the host and move every job off it: each is torn down and "
-        "requeued, to be placed on another host. Running work not saved is lost.",
+        "title": gettext_lazy("Drain"),
+        "explain": gettext_lazy("Cordon the host and move every job off it: each is torn down and "
+        "requeued, to be placed on another host. Running work not saved is lost."),
     },
     "uncordon": {
         "do": do_uncordon_host,
-        "title": "Uncordon",
-        "explain": "The host takes new work again.",
+        "title": gettext_lazy("Uncordon"),
+        "explain": gettext_lazy("The host takes new work again."),
     },
 }
 
@@ -131,7 +133,7 @@ HOST_ACTIONS = {
 @staff_required
 def host_action(request, name, action):
     if action not in HOST_ACTIONS:
-        raise Http404("No such host action.")
+        raise Http404(_("No such host action."))
     spec = HOST_ACTIONS[action]
     host = get_host(name)
     form = ConfirmForm(request.POST if request.method == "POST" else None)
@@ -143,7 +145,8 @@ def host_action(request, name, action):
         except HostActionError as error:
             messages.error(request, str(error))
         else:
-            messages.success(request, f"{spec['title']}: {host.name} — recorded in the audit log.")
+            messages.success(request, _("%(action)s: %(host)s — recorded in the audit log.")
+                             % {"action": spec["title"], "host": host.name})
         return redirect("host-detail", name=host.name)
     jobs = Job.objects.filter(allocations__host=host, state__in=ACTIVE_JOB_STATES).distinct()
     return render(request, "hosts/action.html", {

@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from console.core.actions.jobs import (
@@ -52,7 +53,8 @@ def job_submit(request):
         except ValidationError as error:
             add_action_errors(form, error)
         else:
-            messages.success(request, f"Job {job.name} (#{job.pk}) queued.")
+            messages.success(request, _("Job %(name)s (#%(n)s) submitted.")
+                             % {"name": job.name, "n": job.pk})
             return redirect("job-detail", pk=job.pk)
     return render(request, "jobs/submit.html", {
         "section": "jobs", "form": form, "preview": _preview(form) if form.is_bound else None,
@@ -175,9 +177,11 @@ def job_cancel(request, pk):
         except JobActionError as error:
             messages.error(request, str(error))
         else:
-            messages.success(request, f"Cancel requested for {job.name} (#{job.pk}).")
+            messages.success(request, _("Cancel requested for %(name)s (#%(n)s).")
+                             % {"name": job.name, "n": job.pk})
         return redirect("job-detail", pk=job.pk)
     if job.state in TERMINAL_JOB_STATES:
-        messages.info(request, f"Job #{job.pk} has already finished ({job.get_state_display()}).")
+        messages.info(request, _("Job #%(n)s has already finished (%(state)s).")
+                      % {"n": job.pk, "state": job.get_state_display()})
         return redirect("job-detail", pk=job.pk)
     return render(request, "jobs/cancel.html", {"section": "jobs", "job": job, "form": form})
