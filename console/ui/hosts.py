@@ -10,6 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
 
 from console.api.serializers import host_facts_for
 from console.core.actions.hosts import (
@@ -152,4 +153,48 @@ def host_action(request, name, action):
     return render(request, "hosts/action.html", {
         "section": "hosts", "host": host, "action": action, "spec": spec, "form": form,
         "jobs": jobs.select_related("tenant"),
+    })
+
+
+@staff_required
+@require_POST
+def host_bulk_action(request):
+    """Cordon or drain the selected hosts: a confirmation listing, per host, the
+    jobs a drain moves, then one audited action per host."""
+    action = request.POST.get("action", "")
+    if action not in ("cordon", "drain"):
+        raise Http404(_("No such host action."))
+    spec = HOST_ACTIONS[action]
+    names = sorted(set(request.POST.getlist("host")))[:500]
+    hosts = list(Host.objects.filter(name__in=names).order_by("name"))
+    if not hosts:
+        messages.info(request, _("Select at least one host."))
+        return redirect("host-list")
+    form = ConfirmForm(request.POST if request.POST.get("confirm") else None)
+    if request.POST.get("confirm") and form.is_valid():
+        actor = request.user.get_username()
+        reason = form.cleaned_data["reason"] or f"{action} by {actor} (bulk)"
+        done = []
+        for host in hosts:
+            try:
+                spec["do"](host, actor=actor, reason=reason)
+            except HostActionError as error:
+                messages.error(request, f"{host.name}: {error}")
+            else:
+                done.append(host.name)
+        if done:
+            messages.success(request, _("%(action)s: %(hosts)s — recorded in the audit log.")
+                             % {"action": spec["title"], "hosts": ", ".join(done)})
+        return redirect("host-list")
+    jobs = (Job.objects.filter(allocations__host__in=hosts, state__in=ACTIVE_JOB_STATES)
+            .select_related("tenant").distinct())
+    by_host = {h.pk: [] for h in hosts}
+    for job in jobs:
+        for host_id in set(job.allocations.values_list("host_id", flat=True)):
+            if host_id in by_host:
+                by_host[host_id].append(job)
+    rows = [{"host": h, "jobs": by_host[h.pk]} for h in hosts]
+    return render(request, "hosts/bulk_action.html", {
+        "section": "hosts", "action": action, "spec": spec, "rows": rows, "form": form,
+        "job_count": sum(len(r["jobs"]) for r in rows),
     })

@@ -37,6 +37,7 @@ def job_list(request):
     query.pop("page", None)
     return render(request, "jobs/list.html", {
         "section": "jobs", "filter": filterset, "page": page, "query": query.urlencode(),
+        "terminal_states": TERMINAL_JOB_STATES,
     })
 
 
@@ -185,3 +186,42 @@ def job_cancel(request, pk):
                       % {"n": job.pk, "state": job.get_state_display()})
         return redirect("job-detail", pk=job.pk)
     return render(request, "jobs/cancel.html", {"section": "jobs", "job": job, "form": form})
+
+
+def _selected_ids(request) -> list[int]:
+    return sorted({int(v) for v in request.POST.getlist("job") if v.isdigit()})[:500]
+
+
+@login_required
+@require_POST
+def job_bulk_cancel(request):
+    """Cancel the selected jobs: first a confirmation that lists what each
+    cancel does, then one audited cancel per job (only jobs the user may see)."""
+    jobs = list(Job.objects.for_user(request.user).filter(pk__in=_selected_ids(request))
+                .select_related("tenant").order_by("pk"))
+    active = [j for j in jobs if j.state not in TERMINAL_JOB_STATES]
+    if not active:
+        messages.info(request, _("Select at least one job that has not finished."))
+        return redirect("job-list")
+    form = ConfirmForm(request.POST if request.POST.get("confirm") else None)
+    if request.POST.get("confirm") and form.is_valid():
+        actor = request.user.get_username()
+        reason = form.cleaned_data["reason"] or f"cancelled by {actor} (bulk)"
+        done, refused = [], []
+        for job in active:
+            try:
+                do_cancel_job(job, actor=actor, reason=reason)
+            except JobActionError as error:
+                refused.append(f"#{job.pk}: {error}")
+            else:
+                done.append(f"#{job.pk}")
+        if done:
+            messages.success(request, _("Cancel requested for %(n)s job(s): %(ids)s.")
+                             % {"n": len(done), "ids": ", ".join(done)})
+        for line in refused:
+            messages.error(request, line)
+        return redirect("job-list")
+    return render(request, "jobs/bulk_cancel.html", {
+        "section": "jobs", "jobs": active, "finished": len(jobs) - len(active), "form": form,
+        "queued": sum(1 for j in active if j.state in (JobState.QUEUED, JobState.PREEMPTED)),
+    })

@@ -100,3 +100,21 @@ def pretty(value):
     if value is None:
         return "—"
     return mark_safe(format_html("{}", value))  # noqa: S308 - escaped by format_html
+
+
+@register.simple_tag(takes_context=True)
+def sortable_th(context, field, label, css=""):
+    """A column header that sorts the list by ``field`` (again: the other way),
+    keeping the filters in the URL so a sorted, filtered view can be bookmarked."""
+    request = context["request"]
+    query = request.GET.copy()
+    current = query.get("ordering", "")
+    descending = current == f"-{field}"
+    active = current in (field, f"-{field}")
+    query["ordering"] = field if descending or not active else f"-{field}"
+    query.pop("page", None)
+    aria = ""
+    if active:
+        aria = ' aria-sort="descending"' if descending else ' aria-sort="ascending"'
+    return format_html('<th scope="col" class="{}"{}><a class="sort" href="?{}">{}</a></th>',
+                       css, mark_safe(aria), query.urlencode(), label)  # noqa: S308 - fixed text

@@ -13,6 +13,7 @@ urlpatterns = [
     # Jobs
     path("jobs/", jobs.job_list, name="job-list"),
     path("jobs/new/", jobs.job_submit, name="job-submit"),
+    path("jobs/bulk-cancel/", jobs.job_bulk_cancel, name="job-bulk-cancel"),
     path("jobs/new/preview/", jobs.job_submit_preview, name="job-submit-preview"),
     path("jobs/<int:pk>/", jobs.job_detail, name="job-detail"),
     path("jobs/<int:pk>/live/", jobs.job_live, name="job-live"),
@@ -24,6 +25,7 @@ urlpatterns = [
     path("tenants/<slug:slug>/whatif/", tenants.tenant_whatif, name="tenant-whatif"),
     # Hosts, topology, checklists
     path("hosts/", hosts.host_list, name="host-list"),
+    path("hosts/bulk/", hosts.host_bulk_action, name="host-bulk-action"),
     path("hosts/<str:name>/", hosts.host_detail, name="host-detail"),
     path("hosts/<str:name>/topology/", topology.host_topology, name="topology-host"),
     path("hosts/<str:name>/checks/", checks.host_checks, name="checks-host"),
