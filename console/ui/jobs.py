@@ -21,6 +21,7 @@ from console.core.choices import TERMINAL_JOB_STATES, TRANSITIONAL_JOB_STATES, J
 from console.core.models import Job
 from console.filtersets import JobFilterSet
 from console.ui.access import get_job_for_user
+from console.ui.explain import pending_text, why_not_reclaimed
 from console.ui.forms import ConfirmForm, JobSubmitForm, add_action_errors
 from console.ui.placement import past_placement, placement_hosts
 
@@ -150,6 +151,8 @@ def _job_context(request, job: Job) -> dict:
         "incidents": job.incidents.all().order_by("-opened_at")[:5],
         "events": job.events.all().order_by("-created_at", "-id")[:50],
         "pending_rows": pending_rows,
+        "pending_text": pending_text(job),
+        "not_reclaimed": why_not_reclaimed(job, request.user),
         "pending_data": sorted((job.pending_data or {}).items()),
     }
 
