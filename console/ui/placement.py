@@ -87,6 +87,7 @@ def placement_hosts(job: Job) -> list[dict]:
             "numa_nodes": job_nodes, "memory_gib": cpu.memory_gib if cpu else 0,
             "memory_split_known": memory is not None,
             "links": _dedupe(links),
+            "link_groups": _group(_dedupe(links)),
         })
     return out
 
@@ -100,6 +101,16 @@ def _dedupe(links: list[dict]) -> list[dict]:
         seen.add(key)
         out.append({**link, "a": key[0], "b": key[1]})
     return sorted(out, key=lambda link: (_gpu_index(link["a"]), _gpu_index(link["b"])))
+
+
+def _group(links: list[dict]) -> list[dict]:
+    """Pairs by link kind, best first: one line per kind, not one per pair
+    (8 GPUs have 28 pairs)."""
+    groups: dict[tuple[str, int], list[str]] = {}
+    for link in links:
+        groups.setdefault((link["kind"], link["nvlinks"]), []).append(f"{link['a']} ↔ {link['b']}")
+    return [{"kind": kind, "nvlinks": nvlinks, "pairs": pairs}
+            for (kind, nvlinks), pairs in sorted(groups.items(), key=lambda kv: -kv[0][1])]
 
 
 def _gpu_index(label: str) -> int:

@@ -118,3 +118,14 @@ def sortable_th(context, field, label, css=""):
         aria = ' aria-sort="descending"' if descending else ' aria-sort="ascending"'
     return format_html('<th scope="col" class="{}"{}><a class="sort" href="?{}">{}</a></th>',
                        css, mark_safe(aria), query.urlencode(), label)  # noqa: S308 - fixed text
+
+
+@register.filter
+def job_state(value):
+    """A job state's label ("running" → "Running", "运行中")."""
+    from console.core.choices import JobState
+
+    try:
+        return JobState(value).label
+    except ValueError:
+        return value or "—"
