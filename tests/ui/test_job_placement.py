@@ -49,3 +49,12 @@ def test_a_failed_job_links_to_its_incident(login, member_a, quotas_a, submit, i
     incident.jobs.add(job)
     html = login(member_a).get(f"/jobs/{job.pk}/").content.decode()
     assert f'href="/faults/{incident.pk}/"' in html
+
+
+def test_the_submitted_message_is_cleared_once_the_job_settles(login, member_a, quotas_a,
+                                                                submit, place):
+    job = place(submit(quotas_a, member_a), "dgx-1", [0], cores=CORES[:4], numa=(3,))
+    client = login(member_a)
+    polled = client.get(f"/jobs/{job.pk}/live/", HTTP_HX_REQUEST="true").content.decode()
+    assert '<ul class="messages" id="messages" hx-swap-oob="true"></ul>' in polled
+    assert "hx-swap-oob" not in client.get(f"/jobs/{job.pk}/").content.decode()
