@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQS := requirements/web.txt requirements/dev.txt requirements/host.txt
-DEB_PACKAGES := libvirt-dev pkg-config libvirt-clients libxml2-utils chromium gettext
+DEB_PACKAGES := libvirt-dev pkg-config libvirt-clients libxml2-utils chromium gettext fonts-wqy-microhei
 # The demo's port: `make demo PORT=8123` serves there and writes that URL into
 # var/demo-credentials.json (which `loadtest --live` drives).
 PORT ?= 8000

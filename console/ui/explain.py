@@ -35,6 +35,9 @@ PENDING_TEMPLATES = {
         "Waiting for fair share: the capacity this job needs went to %(placed_for_others)s "
         "job(s) of tenants with a lower weighted dominant share this cycle (yours is "
         "%(dominant_share).3f, the lowest other is %(lowest_other_share).3f)."),
+    "over_limit": gettext_noop(
+        "Over the %(resource)s limit by %(over_by)s: the job asks for %(request)s, the tenant "
+        "uses %(usage)s of its limit %(limit)s."),
     "waiting_for_preemption": gettext_noop(
         "Reclaiming capacity guaranteed to your tenant: %(preempted_jobs)s borrowed job(s) of "
         "other tenants are being preempted; the job starts when they have stopped."),
@@ -56,8 +59,11 @@ def pending_text(job: Job) -> str:
     template = PENDING_TEMPLATES.get(job.pending_code or "new")
     if template is None:
         return english
+    from console.ui.templatetags import num
+
+    data = {k: num(v) if isinstance(v, float) else v for k, v in (job.pending_data or {}).items()}
     try:
-        return _(template) % (job.pending_data or {})
+        return _(template) % data
     except (KeyError, TypeError, ValueError):
         return english
 

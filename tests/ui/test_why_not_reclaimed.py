@@ -51,3 +51,15 @@ def test_the_pending_reason_in_chinese(login, member_a, h100_taken):
     html = login(member_a).get(f"/jobs/{h100_taken.pk}/",
                                HTTP_ACCEPT_LANGUAGE="zh-Hans").content.decode()
     assert "没有空间" in html and "位于其自身" in html
+
+
+def test_an_over_limit_reason_in_chinese_without_float_noise(login, member_a, h100_taken):
+    Job.objects.filter(pk=h100_taken.pk).update(
+        pending_code="over_limit",
+        pending_reason="Over the gpus limit by 8: the job asks for 16, the tenant uses 8 of its "
+                       "limit 16.",
+        pending_data={"limit": 16.0, "over_by": 8.0, "request": 16, "resource": "gpus",
+                      "usage": 8})
+    html = login(member_a).get(f"/jobs/{h100_taken.pk}/",
+                               HTTP_ACCEPT_LANGUAGE="zh-Hans").content.decode()
+    assert "超出 gpus 上限 8：作业申请 16，租户已使用其上限 16 中的 8。" in html
