@@ -4,7 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQS := requirements/web.txt requirements/dev.txt requirements/host.txt
-DEB_PACKAGES := libvirt-dev pkg-config libvirt-clients libxml2-utils chromium systemd
+DEB_PACKAGES := libvirt-dev pkg-config libvirt-clients libxml2-utils chromium systemd gettext fonts-wqy-microhei
+# The demo's port: `make demo PORT=8123` serves there and writes that URL into
+# var/demo-credentials.json (which `loadtest --live` drives).
+PORT ?= 8000
 
 # What the hypervisor tests (tests/hypervisor) and `make demo-host` need: QEMU,
 # libvirtd, a kernel and busybox for the guest image. Installed only as root;
@@ -12,7 +15,7 @@ DEB_PACKAGES := libvirt-dev pkg-config libvirt-clients libxml2-utils chromium sy
 HV_PACKAGES := qemu-system-x86 qemu-utils libvirt-daemon-system busybox-static linux-image-amd64 cpio kmod
 HV_PORT ?= 8200
 
-.PHONY: venv test lint demo demo-host hypervisor-deps prod bench bench-reads simulate clean-demo
+.PHONY: venv test lint demo demo-host hypervisor-deps prod bench bench-reads simulate clean-demo messages
 
 venv: $(STAMP)
 
@@ -58,8 +61,15 @@ test: lint hypervisor-deps
 demo: export DJANGO_SETTINGS_MODULE := console.settings_dev
 demo: venv
 	$(PY) manage.py migrate --noinput -v0
-	$(PY) manage.py seed_demo
-	$(PY) manage.py rundemo
+	$(PY) manage.py seed_demo --url http://127.0.0.1:$(PORT)/
+	$(PY) manage.py rundemo --port $(PORT)
+
+# Re-extract the translatable strings into locale/zh_Hans and recompile the
+# catalogue; `make test` fails while a string has no zh-Hans translation.
+messages: export DJANGO_SETTINGS_MODULE := console.settings_dev
+messages: venv
+	$(PY) manage.py makemessages -l zh_Hans --no-location -i '.venv/*' -i 'var/*' -i 'staticfiles/*' -i 'tests/*' -i 'hostagent/*' -i 'scheduler/*'
+	$(PY) manage.py compilemessages -l zh_Hans -i .venv
 
 # The production processes on this machine (gunicorn + WhiteNoise, orchestrator,
 # beat, the simulated agent), DEBUG off, against DATABASE_URL and REDIS_URL.

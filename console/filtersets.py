@@ -70,7 +70,8 @@ class HostFilterSet(django_filters.FilterSet):
         fields = ["cluster", "name", "state", "group", "gpu_model", "simulated"]
 
     def filter_gpu_model(self, queryset, name, value):
-        return queryset.filter(gpus__model=value).distinct()
+        # Contains, any case: "a100" finds A100-SXM4-40GB.
+        return queryset.filter(gpus__model__icontains=value).distinct()
 
 
 class JobFilterSet(django_filters.FilterSet):
@@ -80,9 +81,9 @@ class JobFilterSet(django_filters.FilterSet):
     )
     state = django_filters.MultipleChoiceFilter(choices=JobState.choices)
     name = django_filters.CharFilter(lookup_expr="icontains", help_text="Name contains.")
-    gpu_model = django_filters.CharFilter()
+    gpu_model = django_filters.CharFilter(lookup_expr="icontains", help_text="Model contains.")
     host = django_filters.CharFilter(
-        method="filter_host", help_text="Jobs holding resources on the host of this name."
+        method="filter_host", help_text="Jobs holding resources on a host whose name contains this."
     )
     preemptible = django_filters.BooleanFilter()
     submitted_after = django_filters.IsoDateTimeFilter(
@@ -93,10 +94,12 @@ class JobFilterSet(django_filters.FilterSet):
     )
     ordering = django_filters.OrderingFilter(
         fields=(
+            ("id", "id"),
             ("submitted_at", "submitted_at"),
             ("priority", "priority"),
             ("name", "name"),
             ("state", "state"),
+            ("tenant__name", "tenant"),
         )
     )
 
@@ -111,7 +114,7 @@ class JobFilterSet(django_filters.FilterSet):
         return queryset.filter(condition)
 
     def filter_host(self, queryset, name, value):
-        return queryset.filter(allocations__host__name=value).distinct()
+        return queryset.filter(allocations__host__name__icontains=value).distinct()
 
 
 class IncidentFilterSet(django_filters.FilterSet):

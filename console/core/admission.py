@@ -14,7 +14,9 @@ FieldErrors = dict[str, list[str]]
 
 
 def known_gpu_models() -> list[str]:
-    return sorted(Gpu.objects.values_list("model", flat=True).distinct())
+    # order_by: Gpu's default ordering (host, index) would join DISTINCT and
+    # return each model once per GPU.
+    return list(Gpu.objects.order_by("model").values_list("model", flat=True).distinct())
 
 
 def _hosts_with_at_least(gpus: int, model: str) -> int:

@@ -1,18 +1,19 @@
 """State machines and enumerations as data (NetBox-style choices with colours)."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class JobState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    SCHEDULED = "scheduled", "Scheduled"
-    PROVISIONING = "provisioning", "Provisioning"
-    RUNNING = "running", "Running"
-    TEARDOWN = "teardown", "Tearing down"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-    PREEMPTED = "preempted", "Preempted"
+    QUEUED = "queued", _("Queued")
+    SCHEDULED = "scheduled", _("Scheduled")
+    PROVISIONING = "provisioning", _("Provisioning")
+    RUNNING = "running", _("Running")
+    TEARDOWN = "teardown", _("Tearing down")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+    PREEMPTED = "preempted", _("Preempted")
 
 
 # The allowed transitions of DESIGN.md's lifecycle. A job only moves along
@@ -78,18 +79,18 @@ JOB_STATE_COLOURS = {
 class TeardownOutcome(models.TextChoices):
     """Where a job in TEARDOWN goes when its hosts are clean."""
 
-    CANCELLED = "cancelled", "Cancelled"
-    FAILED = "failed", "Failed"
-    PREEMPTED = "preempted", "Preempted"
-    SUCCEEDED = "succeeded", "Succeeded"
-    RETRY = "retry", "Retry (requeue)"
+    CANCELLED = "cancelled", _("Cancelled")
+    FAILED = "failed", _("Failed")
+    PREEMPTED = "preempted", _("Preempted")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    RETRY = "retry", _("Retry (requeue)")
 
 
 class HostState(models.TextChoices):
-    READY = "ready", "Ready"
-    CORDONED = "cordoned", "Cordoned"
-    DRAINING = "draining", "Draining"
-    OFFLINE = "offline", "Offline"
+    READY = "ready", _("Ready")
+    CORDONED = "cordoned", _("Cordoned")
+    DRAINING = "draining", _("Draining")
+    OFFLINE = "offline", _("Offline")
 
 
 HOST_STATE_COLOURS = {
@@ -101,57 +102,57 @@ HOST_STATE_COLOURS = {
 
 
 class GpuHealth(models.TextChoices):
-    HEALTHY = "healthy", "Healthy"
-    DEGRADED = "degraded", "Degraded"
-    FAILED = "failed", "Failed"
+    HEALTHY = "healthy", _("Healthy")
+    DEGRADED = "degraded", _("Degraded")
+    FAILED = "failed", _("Failed")
 
 
 class GpuMode(models.TextChoices):
-    EXCLUSIVE = "exclusive", "Exclusive (passthrough)"
-    SHARED = "shared", "Shared (time-sliced vGPU)"
+    EXCLUSIVE = "exclusive", _("Exclusive (passthrough)")
+    SHARED = "shared", _("Shared (time-sliced vGPU)")
 
 
 class LinkKind(models.TextChoices):
-    NV = "NV", "NVLink (NV#)"
-    PIX = "PIX", "PIX: at most one PCIe bridge"
-    PXB = "PXB", "PXB: several PCIe bridges"
-    PHB = "PHB", "PHB: through a PCIe host bridge"
-    NODE = "NODE", "NODE: between host bridges in a NUMA node"
-    SYS = "SYS", "SYS: across the SMP interconnect"
+    NV = "NV", _("NVLink (NV#)")
+    PIX = "PIX", _("PIX: at most one PCIe bridge")
+    PXB = "PXB", _("PXB: several PCIe bridges")
+    PHB = "PHB", _("PHB: through a PCIe host bridge")
+    NODE = "NODE", _("NODE: between host bridges in a NUMA node")
+    SYS = "SYS", _("SYS: across the SMP interconnect")
 
 
 class Role(models.TextChoices):
-    MEMBER = "member", "Member"
-    MANAGER = "manager", "Manager"
+    MEMBER = "member", _("Member")
+    MANAGER = "manager", _("Manager")
 
 
 class QuotaResource(models.TextChoices):
-    GPUS = "gpus", "Whole GPUs"
-    GPU_MILLI = "gpu_milli", "GPU share (milli-GPU)"
-    VCPUS = "vcpus", "vCPUs"
-    MEMORY_GIB = "memory_gib", "Memory (GiB)"
+    GPUS = "gpus", _("Whole GPUs")
+    GPU_MILLI = "gpu_milli", _("GPU share (milli-GPU)")
+    VCPUS = "vcpus", _("vCPUs")
+    MEMORY_GIB = "memory_gib", _("Memory (GiB)")
 
 
 class CheckStatus(models.TextChoices):
-    PASS = "pass", "Pass"
-    FAIL = "fail", "Fail"
-    UNKNOWN = "unknown", "Unknown"
+    PASS = "pass", _("Pass")
+    FAIL = "fail", _("Fail")
+    UNKNOWN = "unknown", _("Unknown")
 
 
 class Risk(models.TextChoices):
-    CRITICAL = "critical", "Critical"
-    HIGH = "high", "High"
-    MEDIUM = "medium", "Medium"
-    LOW = "low", "Low"
+    CRITICAL = "critical", _("Critical")
+    HIGH = "high", _("High")
+    MEDIUM = "medium", _("Medium")
+    LOW = "low", _("Low")
 
 
 class FaultKind(models.TextChoices):
-    APPLICATION = "application", "Application"
-    HARDWARE = "hardware", "Hardware"
-    DRIVER = "driver", "Driver"
-    UNKNOWN = "unknown", "Unknown"
+    APPLICATION = "application", _("Application")
+    HARDWARE = "hardware", _("Hardware")
+    DRIVER = "driver", _("Driver")
+    UNKNOWN = "unknown", _("Unknown")
 
 
 class IncidentState(models.TextChoices):
-    OPEN = "open", "Open"
-    RESOLVED = "resolved", "Resolved"
+    OPEN = "open", _("Open")
+    RESOLVED = "resolved", _("Resolved")

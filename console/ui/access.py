@@ -6,6 +6,7 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 
 from console.core.models import Host, Incident, Job, Tenant
 
@@ -17,7 +18,7 @@ def staff_required(view):
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         if not request.user.is_staff:
-            raise PermissionDenied("Only platform admins can do this.")
+            raise PermissionDenied(_("Only platform admins can do this."))
         return view(request, *args, **kwargs)
 
     return wrapped

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.db import transaction
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_POST
 
 from console.core.actions.agents import do_request_host_checks
@@ -24,52 +26,52 @@ class CheckItem:
     evidence: str
 
 
-PREDEPLOY = "1. Pre-deployment checklist"
-TUNING = "2. Tuning matrix"
+PREDEPLOY = gettext_noop("1. Pre-deployment checklist")
+TUNING = gettext_noop("2. Tuning matrix")
 
 # CHECKS.md sections 1 and 2, in their order.
 CATALOG = (
-    CheckItem("bios.smt_disabled", PREDEPLOY, "Hyper-threading off in BIOS", Risk.HIGH,
+    CheckItem("bios.smt_disabled", PREDEPLOY, gettext_noop("Hyper-threading off in BIOS"), Risk.HIGH,
               "/sys/devices/system/cpu/smt/active = 0, or smt/control ∈ {off, forceoff, notsupported}"),
     CheckItem("firmware.baseline", PREDEPLOY,
-              "Mainboard/BMC/GPU firmware at the admin's baseline for that host model", Risk.MEDIUM,
+              gettext_noop("Mainboard/BMC/GPU firmware at the admin's baseline for that host model"), Risk.MEDIUM,
               "DMI bios_version/board_name, NVML VBIOS and driver version vs the baseline"),
     CheckItem("network.hop_latency", PREDEPLOY,
-              "Single-hop latency < 5 µs between hosts of a cluster", Risk.CRITICAL,
+              gettext_noop("Single-hop latency < 5 µs between hosts of a cluster"), Risk.CRITICAL,
               "Measured between host agents (RDMA when present, else TCP round trip)"),
-    CheckItem("kvm.available", PREDEPLOY, "KVM usable", Risk.CRITICAL,
+    CheckItem("kvm.available", PREDEPLOY, gettext_noop("KVM usable"), Risk.CRITICAL,
               "/dev/kvm exists; kvm_intel or kvm_amd loaded"),
-    CheckItem("iommu.enabled", PREDEPLOY, "IOMMU on (needed for passthrough)", Risk.CRITICAL,
+    CheckItem("iommu.enabled", PREDEPLOY, gettext_noop("IOMMU on (needed for passthrough)"), Risk.CRITICAL,
               "/sys/class/iommu/* present; intel_iommu=on / amd_iommu / iommu=pt in /proc/cmdline"),
     CheckItem("iommu.gpu_isolated", PREDEPLOY,
-              "Each GPU in an IOMMU group with no foreign device", Risk.HIGH,
+              gettext_noop("Each GPU in an IOMMU group with no foreign device"), Risk.HIGH,
               "/sys/kernel/iommu_groups/*/devices/"),
-    CheckItem("pcie.acs", PREDEPLOY, "ACS enabled on the bridges above the GPUs", Risk.MEDIUM,
+    CheckItem("pcie.acs", PREDEPLOY, gettext_noop("ACS enabled on the bridges above the GPUs"), Risk.MEDIUM,
               "ACS extended capability in the bridges' config space (ACSCtl)"),
-    CheckItem("vfio.bound", PREDEPLOY, "GPUs meant for passthrough bound to vfio-pci", Risk.HIGH,
+    CheckItem("vfio.bound", PREDEPLOY, gettext_noop("GPUs meant for passthrough bound to vfio-pci"), Risk.HIGH,
               "/sys/bus/pci/devices/<bdf>/driver"),
     CheckItem("gpu.persistence_ecc", PREDEPLOY,
-              "Persistence mode on, ECC on, no pending page retirement / row remap", Risk.MEDIUM,
+              gettext_noop("Persistence mode on, ECC on, no pending page retirement / row remap"), Risk.MEDIUM,
               "NVML"),
-    CheckItem("memory.hugepages_1g", TUNING, "1 GiB hugepages reserved for VMs", Risk.HIGH,
+    CheckItem("memory.hugepages_1g", TUNING, gettext_noop("1 GiB hugepages reserved for VMs"), Risk.HIGH,
               "nr_hugepages of hugepages-1048576kB (per NUMA node); default_hugepagesz=1G"),
-    CheckItem("sched.batch", TUNING, "Training vCPU threads run with SCHED_BATCH", Risk.MEDIUM,
+    CheckItem("sched.batch", TUNING, gettext_noop("Training vCPU threads run with SCHED_BATCH"), Risk.MEDIUM,
               "Scheduling policy of the domains' vCPU threads"),
     CheckItem("storage.raw_xfs", TUNING,
-              "VM data disks on raw block devices, host data volumes on XFS", Risk.MEDIUM,
+              gettext_noop("VM data disks on raw block devices, host data volumes on XFS"), Risk.MEDIUM,
               "/proc/mounts; domain disk type='block'"),
-    CheckItem("memory.thp_madvise", TUNING, "Transparent hugepages = madvise", Risk.MEDIUM,
+    CheckItem("memory.thp_madvise", TUNING, gettext_noop("Transparent hugepages = madvise"), Risk.MEDIUM,
               "/sys/kernel/mm/transparent_hugepage/enabled shows [madvise]"),
-    CheckItem("numa.balancing_off", TUNING, "Automatic NUMA balancing off on pinned hosts",
+    CheckItem("numa.balancing_off", TUNING, gettext_noop("Automatic NUMA balancing off on pinned hosts"),
               Risk.LOW, "/proc/sys/kernel/numa_balancing = 0"),
-    CheckItem("net.rps_flow_entries", TUNING, "rps_sock_flow_entries set (e.g. 32768)", Risk.LOW,
+    CheckItem("net.rps_flow_entries", TUNING, gettext_noop("rps_sock_flow_entries set (e.g. 32768)"), Risk.LOW,
               "/proc/sys/net/core/rps_sock_flow_entries"),
-    CheckItem("rdma.roce_pfc", TUNING, "RoCE NICs: PFC on the RDMA traffic class", Risk.HIGH,
+    CheckItem("rdma.roce_pfc", TUNING, gettext_noop("RoCE NICs: PFC on the RDMA traffic class"), Risk.HIGH,
               "dcb pfc show dev <if>"),
-    CheckItem("rdma.roce_dcqcn", TUNING, "RoCE NICs: DCQCN (ECN notification + reaction) on",
+    CheckItem("rdma.roce_dcqcn", TUNING, gettext_noop("RoCE NICs: DCQCN (ECN notification + reaction) on"),
               Risk.HIGH, "mlx5 ecn/roce_np and roce_rp enable per priority"),
     CheckItem("storage.userspace_nvme", TUNING,
-              "NVMe for high-IOPS scratch available to a userspace (SPDK) stack when enabled",
+              gettext_noop("NVMe for high-IOPS scratch available to a userspace (SPDK) stack when enabled"),
               Risk.LOW, "NVMe devices bound to vfio-pci/uio"),
 )
 RISK_ORDER = {Risk.CRITICAL: 0, Risk.HIGH: 1, Risk.MEDIUM: 2, Risk.LOW: 3}
@@ -169,12 +171,12 @@ def rerun_host_checks(request, name):
     host = get_host(name)
     task = _task()
     if task is None:
-        messages.error(request, "Re-running checks is not available: the host-check task "
-                       "(console.core.tasks.hosts.run_host_checks) is not installed.")
+        messages.error(request, _("Re-running checks is not available: the host-check task "
+                                 "(console.core.tasks.hosts.run_host_checks) is not installed."))
     else:
         actor = request.user.get_username()
         do_request_host_checks(host, actor=actor)
         transaction.on_commit(lambda: task.delay(host.pk, actor=actor))
-        messages.success(request, f"Checks of {host.name} queued: results appear here when "
-                         "the host agent reports them.")
+        messages.success(request, _("Checks of %(host)s queued: results appear here when the "
+                                   "host agent reports them.") % {"host": host.name})
     return redirect("checks-host", name=host.name)

@@ -8,6 +8,9 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
 
 from console.api.serializers import host_facts_for
 from console.core.actions.hosts import (
@@ -20,6 +23,7 @@ from console.core.choices import ACTIVE_JOB_STATES, HOST_STATE_COLOURS, CheckSta
 from console.core.models import Allocation, CoreClaim, Host, Job
 from console.filtersets import HostFilterSet
 from console.ui.access import get_host, staff_required
+from console.ui.faults import open_hardware_faults
 from console.ui.forms import ConfirmForm
 from console.ui.jobs import _ranges
 
@@ -68,9 +72,12 @@ def host_detail(request, name):
     ).select_related("job"):
         holders.setdefault(alloc.gpu_id, []).append(alloc.job)
     visible_ids = set(visible_jobs.filter(allocations__host=host).values_list("pk", flat=True))
+    host_gpus = list(host.gpus.all())
+    faults = open_hardware_faults(g.pk for g in host_gpus)
     gpus = [
-        {"gpu": g, "jobs": holders.get(g.pk, []), "affinity": _ranges(g.cpu_affinity or [])}
-        for g in host.gpus.all()
+        {"gpu": g, "jobs": holders.get(g.pk, []), "affinity": _ranges(g.cpu_affinity or []),
+         "fault": faults.get(g.pk)}
+        for g in host_gpus
     ]
     claimed = set(CoreClaim.objects.filter(host=host).values_list("core", flat=True))
     reserved = set(host.reserved_cores or [])
@@ -107,19 +114,19 @@ def host_detail(request, name):
 HOST_ACTIONS = {
     "cordon": {
         "do": do_cordon_host,
-        "title": "Cordon",
-        "explain": "No new job lands on the host. Jobs running there keep running.",
+        "title": gettext_lazy("Cordon"),
+        "explain": gettext_lazy("No new job lands on the host. Jobs running there keep running."),
     },
     "drain": {
         "do": do_drain_host,
-        "title": "Drain",
-        "explain": "Cordon the host and move every job off it: each is torn down and "
-        "requeued, to be placed on another host. Running work not saved is lost.",
+        "title": gettext_lazy("Drain"),
+        "explain": gettext_lazy("Cordon the host and move every job off it: each is torn down and "
+        "requeued, to be placed on another host. Running work not saved is lost."),
     },
     "uncordon": {
         "do": do_uncordon_host,
-        "title": "Uncordon",
-        "explain": "The host takes new work again.",
+        "title": gettext_lazy("Uncordon"),
+        "explain": gettext_lazy("The host takes new work again."),
     },
 }
 
@@ -127,7 +134,7 @@ HOST_ACTIONS = {
 @staff_required
 def host_action(request, name, action):
     if action not in HOST_ACTIONS:
-        raise Http404("No such host action.")
+        raise Http404(_("No such host action."))
     spec = HOST_ACTIONS[action]
     host = get_host(name)
     form = ConfirmForm(request.POST if request.method == "POST" else None)
@@ -139,10 +146,55 @@ def host_action(request, name, action):
         except HostActionError as error:
             messages.error(request, str(error))
         else:
-            messages.success(request, f"{spec['title']}: {host.name} — recorded in the audit log.")
+            messages.success(request, _("%(action)s: %(host)s — recorded in the audit log.")
+                             % {"action": spec["title"], "host": host.name})
         return redirect("host-detail", name=host.name)
     jobs = Job.objects.filter(allocations__host=host, state__in=ACTIVE_JOB_STATES).distinct()
     return render(request, "hosts/action.html", {
         "section": "hosts", "host": host, "action": action, "spec": spec, "form": form,
         "jobs": jobs.select_related("tenant"),
+    })
+
+
+@staff_required
+@require_POST
+def host_bulk_action(request):
+    """Cordon or drain the selected hosts: a confirmation listing, per host, the
+    jobs a drain moves, then one audited action per host."""
+    action = request.POST.get("action", "")
+    if action not in ("cordon", "drain"):
+        raise Http404(_("No such host action."))
+    spec = HOST_ACTIONS[action]
+    names = sorted(set(request.POST.getlist("host")))[:500]
+    hosts = list(Host.objects.filter(name__in=names).order_by("name"))
+    if not hosts:
+        messages.info(request, _("Select at least one host."))
+        return redirect("host-list")
+    form = ConfirmForm(request.POST if request.POST.get("confirm") else None)
+    if request.POST.get("confirm") and form.is_valid():
+        actor = request.user.get_username()
+        reason = form.cleaned_data["reason"] or f"{action} by {actor} (bulk)"
+        done = []
+        for host in hosts:
+            try:
+                spec["do"](host, actor=actor, reason=reason)
+            except HostActionError as error:
+                messages.error(request, f"{host.name}: {error}")
+            else:
+                done.append(host.name)
+        if done:
+            messages.success(request, _("%(action)s: %(hosts)s — recorded in the audit log.")
+                             % {"action": spec["title"], "hosts": ", ".join(done)})
+        return redirect("host-list")
+    jobs = (Job.objects.filter(allocations__host__in=hosts, state__in=ACTIVE_JOB_STATES)
+            .select_related("tenant").distinct())
+    by_host = {h.pk: [] for h in hosts}
+    for job in jobs:
+        for host_id in set(job.allocations.values_list("host_id", flat=True)):
+            if host_id in by_host:
+                by_host[host_id].append(job)
+    rows = [{"host": h, "jobs": by_host[h.pk]} for h in hosts]
+    return render(request, "hosts/bulk_action.html", {
+        "section": "hosts", "action": action, "spec": spec, "rows": rows, "form": form,
+        "job_count": sum(len(r["jobs"]) for r in rows),
     })

@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from console.core.actions.jobs import (
@@ -16,12 +17,14 @@ from console.core.actions.jobs import (
 )
 from console.core.admission import quota_preview
 from console.core.choices import TERMINAL_JOB_STATES, TRANSITIONAL_JOB_STATES, JobState
-from console.core.models import Allocation, Job
+from console.core.models import Job
 from console.core.selectors.jobs import jobs_for_list
 from console.filtersets import JobFilterSet
 from console.ui.access import get_job_for_user
+from console.ui.explain import pending_text, why_not_reclaimed
 from console.ui.forms import ConfirmForm, JobSubmitForm, add_action_errors
 from console.ui.paging import CappedPaginator
+from console.ui.placement import past_placement, placement_hosts
 
 # The workflow of DESIGN.md's lifecycle, as the timeline draws it.
 MAIN_PATH = [JobState.QUEUED, JobState.SCHEDULED, JobState.PROVISIONING, JobState.RUNNING]
@@ -35,6 +38,7 @@ def job_list(request):
     query.pop("page", None)
     return render(request, "jobs/list.html", {
         "section": "jobs", "filter": filterset, "page": page, "query": query.urlencode(),
+        "terminal_states": TERMINAL_JOB_STATES,
     })
 
 
@@ -51,7 +55,8 @@ def job_submit(request):
         except ValidationError as error:
             add_action_errors(form, error)
         else:
-            messages.success(request, f"Job {job.name} (#{job.pk}) queued.")
+            messages.success(request, _("Job %(name)s (#%(n)s) submitted.")
+                             % {"name": job.name, "n": job.pk})
             return redirect("job-detail", pk=job.pk)
     return render(request, "jobs/submit.html", {
         "section": "jobs", "form": form, "preview": _preview(form) if form.is_bound else None,
@@ -115,22 +120,6 @@ def _timeline(job: Job) -> list[dict]:
     return steps
 
 
-def _placement(job: Job) -> list[dict]:
-    hosts: dict[int, dict] = {}
-    for alloc in Allocation.objects.filter(job=job).select_related("host", "gpu"):
-        entry = hosts.setdefault(alloc.host_id, {"host": alloc.host, "gpus": [], "cpus": [],
-                                                 "numa_nodes": [], "memory_gib": 0})
-        if alloc.gpu_id is None:
-            entry["cpus"] = alloc.cpus
-            entry["numa_nodes"] = alloc.numa_nodes
-            entry["memory_gib"] = alloc.memory_gib
-        else:
-            entry["gpus"].append({"gpu": alloc.gpu, "milli": alloc.milli})
-    for entry in hosts.values():
-        entry["cpus_text"] = _ranges(entry["cpus"])
-    return list(hosts.values())
-
-
 def _ranges(cores: list[int]) -> str:
     """[0, 1, 2, 5] → "0-2,5" like cpuset.cpus."""
     out, run = [], []
@@ -157,9 +146,13 @@ def _job_context(request, job: Job) -> dict:
         "live": job.state in TRANSITIONAL_JOB_STATES,
         "can_cancel": job.state not in TERMINAL_JOB_STATES,
         "timeline": _timeline(job),
-        "placement": _placement(job),
+        "placement": placement_hosts(job),
+        "past_placement": past_placement(job) if job.state in TERMINAL_JOB_STATES else [],
+        "incidents": job.incidents.all().order_by("-opened_at")[:5],
         "events": job.events.all().order_by("-created_at", "-id")[:50],
         "pending_rows": pending_rows,
+        "pending_text": pending_text(job),
+        "not_reclaimed": why_not_reclaimed(job, request.user),
         "pending_data": sorted((job.pending_data or {}).items()),
     }
 
@@ -188,9 +181,50 @@ def job_cancel(request, pk):
         except JobActionError as error:
             messages.error(request, str(error))
         else:
-            messages.success(request, f"Cancel requested for {job.name} (#{job.pk}).")
+            messages.success(request, _("Cancel requested for %(name)s (#%(n)s).")
+                             % {"name": job.name, "n": job.pk})
         return redirect("job-detail", pk=job.pk)
     if job.state in TERMINAL_JOB_STATES:
-        messages.info(request, f"Job #{job.pk} has already finished ({job.get_state_display()}).")
+        messages.info(request, _("Job #%(n)s has already finished (%(state)s).")
+                      % {"n": job.pk, "state": job.get_state_display()})
         return redirect("job-detail", pk=job.pk)
     return render(request, "jobs/cancel.html", {"section": "jobs", "job": job, "form": form})
+
+
+def _selected_ids(request) -> list[int]:
+    return sorted({int(v) for v in request.POST.getlist("job") if v.isdigit()})[:500]
+
+
+@login_required
+@require_POST
+def job_bulk_cancel(request):
+    """Cancel the selected jobs: first a confirmation that lists what each
+    cancel does, then one audited cancel per job (only jobs the user may see)."""
+    jobs = list(Job.objects.for_user(request.user).filter(pk__in=_selected_ids(request))
+                .select_related("tenant").order_by("pk"))
+    active = [j for j in jobs if j.state not in TERMINAL_JOB_STATES]
+    if not active:
+        messages.info(request, _("Select at least one job that has not finished."))
+        return redirect("job-list")
+    form = ConfirmForm(request.POST if request.POST.get("confirm") else None)
+    if request.POST.get("confirm") and form.is_valid():
+        actor = request.user.get_username()
+        reason = form.cleaned_data["reason"] or f"cancelled by {actor} (bulk)"
+        done, refused = [], []
+        for job in active:
+            try:
+                do_cancel_job(job, actor=actor, reason=reason)
+            except JobActionError as error:
+                refused.append(f"#{job.pk}: {error}")
+            else:
+                done.append(f"#{job.pk}")
+        if done:
+            messages.success(request, _("Cancel requested for %(n)s job(s): %(ids)s.")
+                             % {"n": len(done), "ids": ", ".join(done)})
+        for line in refused:
+            messages.error(request, line)
+        return redirect("job-list")
+    return render(request, "jobs/bulk_cancel.html", {
+        "section": "jobs", "jobs": active, "finished": len(jobs) - len(active), "form": form,
+        "queued": sum(1 for j in active if j.state in (JobState.QUEUED, JobState.PREEMPTED)),
+    })

@@ -1,4 +1,5 @@
-"""Capture a screenshot of every console page into docs/screenshots/.
+"""Capture a screenshot of every console page into docs/screenshots/ (English)
+and docs/screenshots/zh-Hans/ (简体中文, the browser asking for zh-CN).
 
     .venv/bin/python -m console.ui.screenshots [--out docs/screenshots]
 
@@ -134,7 +135,11 @@ def serve() -> tuple[str, object]:
     return f"http://127.0.0.1:{server.server_port}", server
 
 
-def capture(base: str, credentials: dict, out: Path) -> list[tuple[str, str]]:
+LANGUAGES = {"en": ("en-US", ""), "zh-hans": ("zh-CN", "zh-Hans")}  # locale, sub-folder
+
+
+def capture(base: str, credentials: dict, out: Path, language: str = "en"
+            ) -> list[tuple[str, str]]:
     from playwright.sync_api import sync_playwright
 
     from console.core.models import Host, Incident, Job
@@ -151,13 +156,15 @@ def capture(base: str, credentials: dict, out: Path) -> list[tuple[str, str]]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
 
-        def login(username, password):
-            context = browser.new_context(viewport={"width": 1366, "height": 900})
+        locale = LANGUAGES[language][0]
+
+        def login(username, password, width=1366):
+            context = browser.new_context(viewport={"width": width, "height": 900}, locale=locale)
             page = context.new_page()
             page.goto(f"{base}/login/")
-            page.get_by_label("Username").fill(username)
-            page.get_by_label("Password").fill(password)
-            page.get_by_role("button", name="Log in").click()
+            page.locator("#id_username").fill(username)
+            page.locator("#id_password").fill(password)
+            page.locator("main form button[type=submit]").click()
             page.wait_for_url(f"{base}/")
             return page
 
@@ -172,10 +179,10 @@ def capture(base: str, credentials: dict, out: Path) -> list[tuple[str, str]]:
         shot(page, "01-dashboard-member", "Dashboard (tenant member)")
         shot(page, "02-jobs", "Jobs list with filters", "/jobs/")
         page.goto(f"{base}/jobs/new/")
-        page.get_by_label("Name").fill("bert-large")
-        page.get_by_label("GPUs per host").fill("8")
-        page.get_by_label("Hosts").fill("4")
-        page.get_by_label("GPU model").select_option("A100-SXM4-40GB")
+        page.locator("#id_name").fill("bert-large")
+        page.locator("#id_gpus_per_host").fill("8")
+        page.locator("#id_hosts").fill("4")
+        page.locator("#id_gpu_model").select_option("A100-SXM4-40GB")
         page.wait_for_selector("#quota-preview table")
         shot(page, "03-job-submit-preview", "Submit form with the live quota preview")
         if running:
@@ -183,6 +190,12 @@ def capture(base: str, credentials: dict, out: Path) -> list[tuple[str, str]]:
                  f"/jobs/{running.pk}/")
             shot(page, "05-job-cancel", "Cancel confirmation", f"/jobs/{running.pk}/cancel/")
         page.context.close()
+        if running:
+            phone = login(member["username"], member["password"], width=375)
+            shot(phone, "21-phone-job", "A job's placement at 375 px", f"/jobs/{running.pk}/")
+            phone.locator("label.menu-button").click()
+            shot(phone, "22-phone-menu", "The collapsed menu opened at 375 px")
+            phone.context.close()
 
         page = login(admin["username"], admin["password"])
         shot(page, "06-dashboard-admin", "Dashboard (admin): shares, fragmentation, incidents")
@@ -191,9 +204,9 @@ def capture(base: str, credentials: dict, out: Path) -> list[tuple[str, str]]:
         shot(page, "08-tenants", "Tenants and quotas: usage against guaranteed and limit",
              "/tenants/")
         page.goto(f"{base}/tenants/cirrus/edit/")
-        page.get_by_label("Guaranteed (row 2)").fill("16")  # row 2: whole GPUs
-        page.get_by_label("Limit (row 2)").fill("32")
-        page.get_by_role("button", name="Preview effect (what-if)").click()
+        page.locator("#id_quota-1-guaranteed").fill("16")  # row 2: whole GPUs
+        page.locator("#id_quota-1-limit").fill("32")
+        page.locator("button[name=preview]").click()
         page.wait_for_selector("#whatif-summary")
         shot(page, "09-tenant-whatif", "Quota edit with the what-if preview")
         shot(page, "10-hosts", "Hosts: state, health, GPU use", "/hosts/")
@@ -215,7 +228,7 @@ def capture(base: str, credentials: dict, out: Path) -> list[tuple[str, str]]:
             shot(page, "20-incident-resolve", "Resolve and return to service",
                  f"/faults/{incident.pk}/resolve/")
         page.context.close()
-        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        page = browser.new_page(viewport={"width": 1366, "height": 900}, locale=locale)
         shot(page, "00-login", "Login", "/login/")
         browser.close()
     return shots
@@ -233,7 +246,9 @@ def main(argv=None) -> int:
         credentials = seed()
         base, server = serve()
         try:
-            shots = capture(base, credentials, Path(args.out))
+            shots = []
+            for language, (_locale, folder) in LANGUAGES.items():
+                shots += capture(base, credentials, Path(args.out) / folder, language)
         finally:
             server.shutdown()
     for name, title in sorted(shots):

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from console.core.actions.tenants import do_delete_quota, do_set_quota, do_update_tenant
@@ -112,8 +113,9 @@ def tenant_edit(request, slug):
             except ValidationError as error:
                 add_action_errors(form, error)
             else:
-                messages.success(request, f"{tenant.name}: weight and quotas saved; they apply "
-                                 "from the next scheduling cycle.")
+                messages.success(request, _("%(tenant)s: weight and quotas saved; they apply from "
+                                             "the next scheduling cycle.")
+                                 % {"tenant": tenant.name})
                 return redirect("tenant-detail", slug=tenant.slug)
         else:
             whatif = _what_if(tenant, form, formset)

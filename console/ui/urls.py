@@ -2,15 +2,18 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console.ui import checks, dashboard, faults, hosts, jobs, tenants, topology
+from console.ui import checks, dashboard, faults, hosts, jobs, preferences, tenants, topology
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", dashboard.dashboard, name="dashboard"),
+    path("preferences/", preferences.preferences, name="preferences"),
+    path("language/", preferences.switch_language, name="switch-language"),
     # Jobs
     path("jobs/", jobs.job_list, name="job-list"),
     path("jobs/new/", jobs.job_submit, name="job-submit"),
+    path("jobs/bulk-cancel/", jobs.job_bulk_cancel, name="job-bulk-cancel"),
     path("jobs/new/preview/", jobs.job_submit_preview, name="job-submit-preview"),
     path("jobs/<int:pk>/", jobs.job_detail, name="job-detail"),
     path("jobs/<int:pk>/live/", jobs.job_live, name="job-live"),
@@ -22,6 +25,7 @@ urlpatterns = [
     path("tenants/<slug:slug>/whatif/", tenants.tenant_whatif, name="tenant-whatif"),
     # Hosts, topology, checklists
     path("hosts/", hosts.host_list, name="host-list"),
+    path("hosts/bulk/", hosts.host_bulk_action, name="host-bulk-action"),
     path("hosts/<str:name>/", hosts.host_detail, name="host-detail"),
     path("hosts/<str:name>/topology/", topology.host_topology, name="topology-host"),
     path("hosts/<str:name>/checks/", checks.host_checks, name="checks-host"),

@@ -4,6 +4,7 @@ from console.core.models.faults import Incident
 from console.core.models.images import Image
 from console.core.models.inventory import Cluster, Gpu, GpuLink, Host, Nic, NumaNode
 from console.core.models.jobs import Allocation, CoreClaim, Event, Job
+from console.core.models.preferences import UserPreference
 from console.core.models.tenancy import Membership, Quota, Tenant
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "Quota",
     "StartLatencyBucket",
     "Tenant",
+    "UserPreference",
 ]

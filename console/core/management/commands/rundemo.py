@@ -38,6 +38,15 @@ from console.core.models import Host
 from hostagent import sim
 
 
+def _sim_kernel_log(name: str) -> Path:
+    from console.core.management.commands.inject_fault import sim_kernel_log
+
+    path = sim_kernel_log(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    return path
+
+
 def agent_host_config(host: Host) -> dict | None:
     """One simulated host's entry in the agent configuration, from the same facts
     the console seeded it with (hostagent.sim via inventory_for): its node file,
@@ -54,6 +63,8 @@ def agent_host_config(host: Host) -> dict | None:
         "token": do_issue_agent_token(host, actor="rundemo"),
         "libvirt_uri": f"test://{sim.node_file_for(kind)}",
         "checks_root": checks_root(host),
+        # Where `manage.py inject_fault` writes kernel lines for the agent to scan.
+        "kernel_log": str(_sim_kernel_log(host.name)),
         "inventory": inventory,
     }
 
