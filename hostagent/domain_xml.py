@@ -50,6 +50,40 @@ def _sub(parent: ET.Element, tag: str, text: str | int | None = None, **attrs: s
     return el
 
 
+def _numatune(dom: ET.Element, spec: ProvisionSpec) -> None:
+    """Memory strict on the job's host NUMA nodes; with guest cells, each cell's memory
+    strict on its own host node (``memnode``), so a vCPU's memory sits next to it."""
+    numatune = _sub(dom, "numatune")
+    _sub(numatune, "memory", mode="strict", nodeset=format_cpulist(spec.numa_nodes))
+    for cell_id, cell in enumerate(spec.numa_cells):
+        if cell.memory_mib:
+            _sub(numatune, "memnode", cellid=str(cell_id), mode="strict",
+                 nodeset=str(cell.host_node))
+
+
+def _guest_numa(cpu: ET.Element, spec: ProvisionSpec) -> None:
+    """``<cpu><numa>``: one guest cell per host node the job got, holding the vCPUs pinned
+    there and the memory bound there, so the guest's framework sees the GPUs' locality.
+    Cells take consecutive vCPU ids (the spec lists its cores cell by cell)."""
+    numa = _sub(cpu, "numa")
+    first = 0
+    for cell_id, cell in enumerate(spec.numa_cells):
+        attrs = {"id": str(cell_id), "memory": str(cell.memory_mib), "unit": "MiB"}
+        if cell.cpus:
+            attrs["cpus"] = format_cpulist(range(first, first + len(cell.cpus)))
+            first += len(cell.cpus)
+        _sub(numa, "cell", **attrs)
+
+
+def _nic_vf_hostdevs(devices: ET.Element, spec: ProvisionSpec) -> None:
+    """Each NIC virtual function (SR-IOV) next to the job's GPUs, passed through whole
+    for GPUDirect RDMA."""
+    for vf in spec.nic_vfs:
+        hostdev = _sub(devices, "hostdev", mode="subsystem", type="pci", managed="yes")
+        _sub(hostdev, "driver", name="vfio")
+        _sub(_sub(hostdev, "source"), "address", **pci_address_parts(vf))
+
+
 def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
                      arch: str = "x86_64", machine: str | None = None) -> str:
     """The domain XML for ``spec``; ``domain_type`` is ``kvm`` in production, ``test``
@@ -106,8 +140,7 @@ def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
     _sub(cputune, "vcpusched", vcpus=f"0-{spec.vcpus - 1}" if spec.vcpus > 1 else "0",
          scheduler="batch")
 
-    numatune = _sub(dom, "numatune")
-    _sub(numatune, "memory", mode="strict", nodeset=format_cpulist(spec.numa_nodes))
+    _numatune(dom, spec)
 
     os_el = _sub(dom, "os")
     type_attrs = {"arch": arch}
@@ -119,8 +152,10 @@ def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
     features = _sub(dom, "features")
     _sub(features, "acpi")
     _sub(features, "apic")
-    if domain_type == "kvm":
-        _sub(dom, "cpu", mode="host-passthrough", check="none")
+    cpu = _sub(dom, "cpu", mode="host-passthrough", check="none") if domain_type == "kvm" \
+        else None
+    if spec.numa_cells:
+        _guest_numa(cpu if cpu is not None else _sub(dom, "cpu"), spec)
     _sub(dom, "clock", offset="utc")
     _sub(dom, "on_poweroff", "destroy")
     _sub(dom, "on_reboot", "restart")
@@ -137,6 +172,7 @@ def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
         mdev = _sub(devices, "hostdev", mode="subsystem", type="mdev", model="vfio-pci",
                     display="off")
         _sub(_sub(mdev, "source"), "address", uuid=share.mdev_uuid)
+    _nic_vf_hostdevs(devices, spec)
     _sub(devices, "memballoon", model="none")  # a balloon cannot shrink pinned memory
 
     ET.register_namespace("coupler", METADATA_NS)

@@ -81,8 +81,11 @@ def sysfs_inventory(root: Path | str = "/") -> dict[str, Any]:
                          if "MemTotal:" in ln), None)
         pages = {p.name.removeprefix("hugepages-"): int(_read(p / "nr_hugepages") or 0)
                  for p in sorted((n / "hugepages").glob("hugepages-*"))}
+        cpus = list(parse_cpulist(_read(n / "cpulist") or ""))
+        package = _read(sysd / f"cpu/cpu{cpus[0]}/topology/physical_package_id") if cpus else None
         nodes.append({"node": int(n.name[4:]),
-                      "cpus": list(parse_cpulist(_read(n / "cpulist") or "")),
+                      "cpus": cpus,
+                      "socket": int(package) if package and package.isdigit() else 0,
                       "memory_mib": None if total_kb is None else total_kb // 1024,
                       "hugepages": pages})
     groups: dict[str, list[str]] = {}

@@ -164,7 +164,9 @@ class Host:
         return self._with_cpu(tuple(sorted(cands[:k])), milli, vc, mem)
 
     def _fit_cpu_only(self, vc: int, mem: int) -> Fit | None:
-        # One NUMA node if any can hold it (the fullest that can), else spread.
+        # One NUMA node if any can hold it (the fullest that can); else the fewest nodes,
+        # most free cores first, with memory on those same nodes in proportion to their
+        # cores, so the guest's NUMA cells each hold both (never memory away from its vCPUs).
         best = None
         for p in range(len(self.cores)):
             nc = len(self.cores[p])
@@ -174,29 +176,36 @@ class Host:
             return Fit(
                 (), 0, ((best, vc),) if vc else (), ((best, mem),) if mem else (), True, 10**6, 0
             )
+        if vc <= 0:
+            order = sorted(range(len(self.mem)), key=lambda p: -self.mem[p])
+            mf = _take(order, self.mem, mem)
+            return None if mf is None else Fit((), 0, (), mf, True, 10**6, 0)
         order = sorted(range(len(self.cores)), key=lambda p: -len(self.cores[p]))
         cf = _take(order, [len(c) for c in self.cores], vc)
-        mf = _take(order, self.mem, mem)
-        if cf is None or mf is None:
+        if cf is None:
             return None
-        return Fit((), 0, cf, mf, False, 10**6, 0)
+        weights = {p: n for p, n in cf}
+        mf = split_proportionally(weights, mem, self.mem)
+        if mf is None:
+            return None
+        return Fit((), 0, cf, mf, True, 10**6, 0)
 
     def _with_cpu(self, slots: tuple[int, ...], milli: int, vc: int, mem: int) -> Fit | None:
-        local = sorted({self.gpu_numa(s) for s in slots}, key=lambda p: -len(self.cores[p]))
-        counts = [len(c) for c in self.cores]
-        worst, total, _ = score_set(self.topo, slots)
-        cf = _take(local, counts, vc)
-        mf = _take(local, self.mem, mem)
-        if cf is not None and mf is not None:
-            return Fit(slots, milli, cf, mf, True, worst, total)
-        others = local + sorted(
-            (p for p in range(len(self.cores)) if p not in local), key=lambda p: -counts[p]
-        )
-        cf = _take(others, counts, vc)
-        mf = _take(others, self.mem, mem)
-        if cf is None or mf is None:
+        """Cores and memory on exactly the GPUs' NUMA nodes, in proportion to the GPUs on
+        each (a 4-GPU job with GPUs on two nodes gets half its cores and half its memory on
+        each). None when a node cannot give its part: a NUMA-true placement or none."""
+        per_node: dict[int, int] = {}
+        for s in slots:
+            p = self.gpu_numa(s)
+            per_node[p] = per_node.get(p, 0) + 1
+        cf = split_proportionally(per_node, vc, [len(c) for c in self.cores])
+        if cf is None:
             return None
-        return Fit(slots, milli, cf, mf, False, worst, total)
+        mf = split_proportionally(per_node, mem, self.mem)
+        if mf is None:
+            return None
+        worst, total, _ = score_set(self.topo, slots)
+        return Fit(slots, milli, cf, mf, True, worst, total)
 
     # -- mutation ----------------------------------------------------------------------
     def commit(self, fit: Fit) -> HostPlacement:
@@ -271,6 +280,32 @@ class Host:
         h.cores = [list(c) for c in self.cores]
         h.mem = list(self.mem)
         return h
+
+
+def split_proportionally(
+    weights: dict[int, int], need: int, avail: list[int]
+) -> tuple[tuple[int, int], ...] | None:
+    """Split ``need`` units over the positions in ``weights`` in proportion to the weights
+    (largest remainder; a leftover unit goes to the position with the larger fraction, then
+    the one with more room, then the lower position), or None when a position lacks the
+    room for its part. O(n log n) for n positions."""
+    if need <= 0:
+        return ()
+    total = sum(weights.values())
+    parts = {p: need * w // total for p, w in weights.items()}
+    if any(parts[p] > avail[p] for p in parts):
+        return None
+    left = need - sum(parts.values())
+    order = sorted(weights, key=lambda p: (-(need * weights[p] % total), -avail[p], p))
+    for p in order:
+        if left == 0:
+            break
+        if parts[p] < avail[p]:
+            parts[p] += 1
+            left -= 1
+    if left:
+        return None
+    return tuple((p, n) for p, n in sorted(parts.items()) if n > 0)
 
 
 def _take(order: list[int], avail: list[int], need: int) -> tuple[tuple[int, int], ...] | None:

@@ -53,11 +53,14 @@ class GpuState:
 
 @dataclass(frozen=True, slots=True)
 class NumaState:
-    """Free CPU cores (ids) and free memory of one NUMA node."""
+    """Free CPU cores (ids) and free memory of one NUMA node, and the CPU socket (package)
+    it belongs to: among equally connected GPU sets the planner takes the one on the fewest
+    NUMA nodes, then the fewest sockets."""
 
     node: int
     free_cores: tuple[int, ...] = ()
     free_memory_gib: int = 0
+    socket: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -387,7 +387,8 @@ def explain_no_room(job: JobRequest, models: frozenset[str] | None, placer: Plac
     return PendingReason(
         "no_host_with_free_cpu_memory",
         f"No room: {open_fit} host(s) can give {job.vcpus_per_host} vCPUs and "
-        f"{job.memory_gib_per_host} GiB next to the GPUs{mtext}, {n} needed "
+        f"{job.memory_gib_per_host} GiB on the NUMA nodes of free GPUs{mtext} (split in "
+        f"proportion to the GPUs on each node), {n} needed "
         f"(most free on a host: {best_cpu} vCPUs, {best_mem} GiB).",
         {"vcpus_per_host": job.vcpus_per_host, "memory_gib_per_host": job.memory_gib_per_host,
          "hosts_needed": n, "hosts_that_fit": open_fit, "max_free_vcpus": best_cpu,
@@ -443,8 +444,8 @@ def admissible(
     return PendingReason(
         "larger_than_any_host",
         f"Can never run: {all_fit} host(s) can hold {job.gpus_per_host} GPU(s){_models_text(models)}"
-        f", {job.vcpus_per_host} vCPUs and {job.memory_gib_per_host} GiB, {job.hosts} needed "
-        f"(largest host has {largest} such GPUs).",
+        f" with {job.vcpus_per_host} vCPUs and {job.memory_gib_per_host} GiB on the GPUs' NUMA "
+        f"nodes, {job.hosts} needed (largest host has {largest} such GPUs).",
         {"hosts_that_fit": all_fit, "hosts_needed": job.hosts,
          "largest_host_gpus": largest, "gpus_per_host": job.gpus_per_host},
     )

@@ -29,6 +29,7 @@ from console.core.models import (
     Quota,
     Tenant,
 )
+from console.core.snapshot import memory_by_numa
 from console.core.usage import usage_by_tenant
 
 # A job's name appears in host-side names (cgroups, logs), so it is kept to
@@ -364,6 +365,9 @@ class PlacementSerializer(serializers.Serializer):
     cpus = serializers.ListField(child=serializers.IntegerField(), help_text="Host cores.")
     numa_nodes = serializers.ListField(child=serializers.IntegerField())
     memory_gib = serializers.IntegerField()
+    memory_by_numa = serializers.DictField(
+        child=serializers.IntegerField(), help_text="GiB of memory_gib on each NUMA node."
+    )
 
 
 def placement_of(job: Job) -> list[dict]:
@@ -374,12 +378,17 @@ def placement_of(job: Job) -> list[dict]:
         entry = hosts.setdefault(
             allocation.host.name,
             {"host": allocation.host.name, "gpus": [], "gpu_milli": [], "cpus": [],
-             "numa_nodes": [], "memory_gib": 0},
+             "numa_nodes": [], "memory_gib": 0, "memory_by_numa": {}},
         )
         if allocation.gpu_id is None:
             entry["cpus"] = list(allocation.cpus)
             entry["numa_nodes"] = list(allocation.numa_nodes)
             entry["memory_gib"] = allocation.memory_gib
+            entry["memory_by_numa"] = {
+                str(node): gib for node, gib in sorted(memory_by_numa(
+                    allocation.memory_gib, allocation.numa_nodes, allocation.memory_by_numa
+                ).items())
+            }
         else:
             entry["gpus"].append(allocation.gpu.pci_address)
             entry["gpu_milli"].append(allocation.milli)

@@ -80,6 +80,7 @@ def _allocate_host(job_id: int, host: Host, hp: scheduler.HostPlacement,
         cpus=list(hp.cores),
         numa_nodes=list(hp.numa_nodes),
         memory_gib=hp.memory_gib,
+        memory_by_numa=[[node, gib] for node, gib in hp.memory_by_numa],
     )
     CoreClaim.objects.bulk_create(
         CoreClaim(allocation=base, host=host, core=core) for core in hp.cores

@@ -14,8 +14,8 @@ What a host offers:
   the cores claimed by allocations (``CoreClaim``);
 - free memory of a NUMA node is its 1 GiB hugepages (VM memory is backed by
   them) or, on a node without hugepages, its memory, minus what allocations
-  hold there (an allocation over several nodes is split evenly, as the
-  provisioning spec asks libvirt to do).
+  hold there: ``Allocation.memory_by_numa`` exactly as planned (a row written
+  before that field existed is split evenly over its nodes).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from console.core.choices import (
 )
 from console.core.models import Allocation, CheckResult, CoreClaim, Host, Job, Tenant
 from console.core.usage import usage_by_tenant
+from scheduler import admissible
 from scheduler import model as sm
 
 QuotaOverrides = Mapping[str, Mapping[str, tuple[float, float]]]
@@ -63,6 +64,18 @@ def split_memory(total: int, nodes: list[int]) -> dict[int, int]:
         return {}
     share, rest = divmod(total, len(nodes))
     return {node: share + (1 if i < rest else 0) for i, node in enumerate(sorted(nodes))}
+
+
+def memory_by_numa(memory_gib: int, nodes: list[int] | None,
+                   by_numa: list | None) -> dict[int, int]:
+    """Node → GiB of one allocation row: the split stored at commit, or (rows from
+    before it was stored) an even split over the row's nodes."""
+    if by_numa:
+        out: dict[int, int] = defaultdict(int)
+        for node, gib in by_numa:
+            out[int(node)] += int(gib)
+        return dict(out)
+    return split_memory(memory_gib, list(nodes or [0]))
 
 
 def failing_critical_checks() -> dict[int, list[str]]:
@@ -99,10 +112,10 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
     ):
         claimed[host_id].add(core)
     memory_used: dict[tuple[int, int], int] = defaultdict(int)
-    for host_id, nodes, memory in Allocation.objects.filter(
+    for host_id, nodes, memory, by_numa in Allocation.objects.filter(
         host_id__in=host_ids, gpu__isnull=True
-    ).values_list("host_id", "numa_nodes", "memory_gib"):
-        for node, gib in split_memory(memory, list(nodes or [0])).items():
+    ).values_list("host_id", "numa_nodes", "memory_gib", "memory_by_numa"):
+        for node, gib in memory_by_numa(memory, nodes, by_numa).items():
             memory_used[(host_id, node)] += gib
     failing = failing_critical_checks()
 
@@ -124,6 +137,7 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
                     node=node.node_id,
                     free_cores=free_cores,
                     free_memory_gib=max(0, capacity - memory_used[(host.pk, node.node_id)]),
+                    socket=node.socket,
                 )
             )
         gpus = tuple(
@@ -153,6 +167,53 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
             )
         )
     return states, unschedulable
+
+
+def full_size_hosts() -> list[sm.HostState]:
+    """Every host at its full size (GPUs idle, every unreserved core and all memory free),
+    for the submit-time question whether a job could EVER be placed NUMA-true."""
+    hosts = list(Host.objects.prefetch_related("numa_nodes", "gpus", "links").order_by("name"))
+    states = []
+    for host in hosts:
+        reserved = set(host.reserved_cores or [])
+        numa = tuple(
+            sm.NumaState(node=n.node_id, free_cores=tuple(c for c in n.cpus if c not in reserved),
+                         free_memory_gib=n.hugepages_1g or n.memory_gib, socket=n.socket)
+            for n in host.numa_nodes.all()
+        )
+        gpus = tuple(
+            sm.GpuState(index=g.index, model=g.model,
+                        numa_node=g.numa_node if g.numa_node is not None else 0,
+                        healthy=g.health != GpuHealth.FAILED)
+            for g in host.gpus.all()
+        )
+        links = tuple(
+            (a, b, link.kind) for link in host.links.all()
+            if (a := _gpu_index(link.a)) is not None and (b := _gpu_index(link.b)) is not None
+            and a != b
+        )
+        states.append(sm.HostState(name=host.name, gpus=gpus, numa=numa, links=links,
+                                   group=host.group))
+    return states
+
+
+def numa_errors(job: Job) -> dict[str, list[str]]:
+    """Submit-time: the job can never get its vCPUs and memory on its GPUs' NUMA nodes
+    (in proportion to the GPUs on each) on enough hosts, even with the cluster empty."""
+    if not job.vcpus_per_host and not job.memory_gib_per_host:
+        return {}
+    request = sm.JobRequest(
+        id="submit", tenant="submit", gpus_per_host=job.gpus_per_host, hosts=job.host_count,
+        gpu_models=(job.gpu_model,) if job.gpu_model else (), gpu_milli=job.gpu_milli,
+        vcpus_per_host=job.vcpus_per_host, memory_gib_per_host=job.memory_gib_per_host,
+    )
+    hosts = full_size_hosts()
+    if not hosts:
+        return {}
+    reason = admissible(request, sm.TenantState(name="submit"), hosts)
+    if reason is None or reason.code != "larger_than_any_host":
+        return {}
+    return {"vcpus_per_host": [reason.message]}
 
 
 def _quotas(tenant: Tenant, overrides: Mapping[str, tuple[float, float]]) -> tuple[sm.Quota, ...]:
@@ -198,12 +259,15 @@ def _running_jobs(host_names: dict[int, str], *, leaving: bool = False) -> tuple
         "job_id", "host_id", "gpu__index"
     ):
         slot = per_job[alloc.job_id].setdefault(
-            alloc.host_id, {"gpus": [], "milli": 1000, "cores": (), "nodes": (), "memory": 0}
+            alloc.host_id,
+            {"gpus": [], "milli": 1000, "cores": (), "nodes": (), "memory": 0, "by_numa": {}},
         )
         if alloc.gpu_id is None:
             slot["cores"] = tuple(alloc.cpus or ())
             slot["nodes"] = tuple(alloc.numa_nodes or ())
             slot["memory"] = alloc.memory_gib
+            slot["by_numa"] = memory_by_numa(alloc.memory_gib, alloc.numa_nodes,
+                                             alloc.memory_by_numa)
         else:
             slot["gpus"].append(alloc.gpu.index)
             slot["milli"] = alloc.milli
@@ -218,7 +282,7 @@ def _running_jobs(host_names: dict[int, str], *, leaving: bool = False) -> tuple
                 cores=slot["cores"],
                 numa_nodes=slot["nodes"],
                 memory_gib=slot["memory"],
-                memory_by_numa=tuple(split_memory(slot["memory"], list(slot["nodes"])).items()),
+                memory_by_numa=tuple(sorted(slot["by_numa"].items())),
             )
             for host_id, slot in sorted(hosts.items())
         )
@@ -292,7 +356,10 @@ __all__ = [
     "SnapshotContext",
     "build_snapshot",
     "build_snapshot_context",
+    "full_size_hosts",
     "host_unschedulable_reason",
     "job_request",
+    "memory_by_numa",
+    "numa_errors",
     "split_memory",
 ]

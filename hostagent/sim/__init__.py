@@ -207,7 +207,9 @@ def simulated_host(kind: str, index: int, name: str | None = None) -> dict[str, 
     topo = parse_topo(topo_file_for(kind).read_text())
     name = name or f"sim-{k.short}-{index:02d}"
     numa = [{"node": n, "cpus": _cpus(cl), "memory_mib": k.memory_gib * 1024 // len(k.numa_cpus),
-             "hugepages_1g": k.hugepages_1g_per_node}
+             "hugepages_1g": k.hugepages_1g_per_node,
+             # NUMA nodes are numbered socket by socket (NPS4: 0-3 on the first package)
+             "socket": n * k.sockets // len(k.numa_cpus)}
             for n, cl in enumerate(k.numa_cpus)]
     cpu_to_node = {cpu: node["node"] for node in numa for cpu in node["cpus"]}
     gpus = []

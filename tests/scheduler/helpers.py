@@ -140,3 +140,21 @@ def host_from_topo(path: Path, name: str, model: str, numa_cores: dict[int, tupl
         gpus.append(GpuState(i, model, numa))
     numa_states = tuple(NumaState(n, cores[n], mem_per_numa) for n in sorted(cores))
     return HostState(name, tuple(gpus), numa_states, tuple(links))
+
+
+def host_from_sim(kind: str, name: str, *, mem_per_numa: int = 256) -> HostState:
+    """A HostState of one of the simulated machine kinds (``hostagent.sim.KINDS``): the real
+    capture's GPUs, links and GPU NUMA nodes, the machine's NUMA CPU lists and sockets."""
+    from hostagent.sim import simulated_host
+
+    h = simulated_host(kind, 0, name=name)
+    model = h["gpus"][0]["model"]
+    gpus = tuple(GpuState(g["index"], model, g["numa_node"]) for g in h["gpus"])
+    numa = tuple(NumaState(n["node"], tuple(n["cpus"]), mem_per_numa, n["socket"])
+                 for n in h["numa_nodes"])
+    links = tuple(
+        (int(ln["a"][3:]), int(ln["b"][3:]), ln["kind"])
+        for ln in h["links"]
+        if ln["a"].startswith("GPU") and ln["b"].startswith("GPU") and ln["a"] != ln["b"]
+    )
+    return HostState(name, gpus, numa, links)

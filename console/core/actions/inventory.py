@@ -4,7 +4,8 @@ One document shape, whatever produced it (NVML on a real host, a
 `nvidia-smi topo -m` capture, a simulated host)::
 
     {"cpu_count": 256, "memory_gib": 1024, "facts": {...}, "group": "rack-a",
-     "numa_nodes": [{"node": 3, "cpus": [48, …], "memory_gib": 128, "hugepages_1g": 96}],
+     "numa_nodes": [{"node": 3, "cpus": [48, …], "memory_gib": 128, "hugepages_1g": 96,
+                     "socket": 0}],
      "gpus": [{"index": 0, "uuid": "GPU-…", "pci_address": "0000:07:00.0",
                "model": "A100-SXM4-40GB", "memory_mib": 40960, "numa_node": 3,
                "cpu_affinity": [48, …]}],
@@ -155,6 +156,7 @@ def do_register_host(
                 cpus=list(node.get("cpus") or []),
                 memory_gib=int(node.get("memory_gib") or 0),
                 hugepages_1g=int(node.get("hugepages_1g") or 0),
+                socket=int(node.get("socket") or 0),
             )
             for node in inventory.get("numa_nodes") or []
         )

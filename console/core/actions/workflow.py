@@ -29,8 +29,9 @@ from console.core import enqueue
 from console.core.choices import HostState, JobState, TeardownOutcome
 from console.core.models import Allocation, Event, Host, Job, NumaNode
 from console.core.planning import release_allocations
+from console.core.snapshot import memory_by_numa
 from console.core.transitions import transition_job
-from hostagent.protocol import CgroupSettings, GpuShare, ProvisionSpec
+from hostagent.protocol import CgroupSettings, GpuShare, NumaCell, ProvisionSpec
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +82,23 @@ def provision_spec(job: Job, host: Host) -> ProvisionSpec:
         for r in sorted(rows, key=lambda r: r.gpu.pci_address if r.gpu_id else "")
         if r.gpu_id is not None and r.milli < 1000
     )
+    host_nodes = list(NumaNode.objects.filter(host=host, node_id__in=nodes))
     # 1 GiB hugepages back the VM when every node it uses has them reserved.
-    hugepages = all(
-        n.hugepages_1g > 0 for n in NumaNode.objects.filter(host=host, node_id__in=nodes)
-    )
+    hugepages = all(n.hugepages_1g > 0 for n in host_nodes)
+    cells = numa_cells(base, host_nodes)
     gib = 1024**3
     return ProvisionSpec(
         job_id=str(job.pk),
         name=job.domain_name,
         vcpus=len(base.cpus),
         memory_mib=base.memory_gib * 1024,
-        cpus=tuple(base.cpus),
-        numa_nodes=tuple(sorted(nodes)),
+        # vCPU i is pinned to cpus[i]: cell by cell, so each guest cell's vCPUs are
+        # consecutive and sit on that cell's host node.
+        cpus=tuple(c for cell in cells for c in cell.cpus) or tuple(base.cpus),
+        numa_cells=cells,
+        # A GPU's node that got neither cores nor memory (a job smaller than its GPU
+        # count) binds nothing: the memory is where the cells are.
+        numa_nodes=tuple(sorted(c.host_node for c in cells) or sorted(nodes)),
         gpus=tuple(gpus),
         gpu_shares=shares,
         hugepages=hugepages,
@@ -104,6 +110,24 @@ def provision_spec(job: Job, host: Host) -> ProvisionSpec:
             memory_max=(base.memory_gib + 2) * gib,
         ),
     )
+
+
+def numa_cells(base: Allocation, host_nodes: list[NumaNode]) -> tuple[NumaCell, ...]:
+    """The guest NUMA topology of one allocation: a cell per host node it holds, with the
+    cores pinned there and the memory stored for it at commit (``memory_by_numa``), so
+    the guest sees the locality the planner chose. Empty for an allocation whose cores
+    or memory cannot be told apart by node (rows from before ``memory_by_numa``)."""
+    node_of = {c: n.node_id for n in host_nodes for c in n.cpus}
+    memory = memory_by_numa(base.memory_gib, base.numa_nodes, base.memory_by_numa)
+    if not base.memory_by_numa or any(c not in node_of for c in base.cpus):
+        return ()
+    cells = []
+    for node in sorted(base.numa_nodes):
+        cpus = tuple(c for c in base.cpus if node_of[c] == node)
+        gib = memory.get(node, 0)
+        if cpus or gib:
+            cells.append(NumaCell(host_node=node, cpus=cpus, memory_mib=gib * 1024))
+    return tuple(cells)
 
 
 def _job_hosts(job_id: int) -> list[Host]:

@@ -80,6 +80,9 @@ class NumaNode(models.Model):
     cpus = models.JSONField(default=list, help_text="Host core ids on this node.")
     memory_gib = models.PositiveIntegerField(default=0)
     hugepages_1g = models.PositiveIntegerField(default=0)
+    # CPU package of the node's cores: among equally connected GPU sets the
+    # planner takes the one on the fewest NUMA nodes, then the fewest sockets.
+    socket = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["host", "node_id"]

@@ -148,6 +148,9 @@ class Allocation(models.Model):
     cpus = models.JSONField(default=list)
     numa_nodes = models.JSONField(default=list)
     memory_gib = models.PositiveIntegerField(default=0)
+    # [[node, GiB], …]: how memory_gib is split over NUMA nodes, exactly as planned
+    # (in proportion to the job's GPUs on each node); the snapshot reads it back.
+    memory_by_numa = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = AllocationQuerySet.as_manager()
