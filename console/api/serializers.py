@@ -328,6 +328,13 @@ class JobSubmitSerializer(StrictFieldsMixin, serializers.Serializer):
     memory_gib_per_host = serializers.IntegerField(min_value=1, max_value=16384)
     priority = serializers.IntegerField(min_value=-1000, max_value=1000, default=0)
     preemptible = serializers.BooleanField(default=True)
+    rdma = serializers.BooleanField(
+        default=False, help_text="GPUDirect RDMA: NIC virtual functions next to the GPUs "
+        "(always for a job of several hosts)."
+    )
+    single_leaf = serializers.BooleanField(
+        default=False, help_text="A gang waits rather than span leaf switches (host groups)."
+    )
 
     def validate(self, attrs):
         if attrs.get("gpu_milli") is not None and attrs["gpus_per_host"] != 1:
@@ -368,6 +375,9 @@ class PlacementSerializer(serializers.Serializer):
     memory_by_numa = serializers.DictField(
         child=serializers.IntegerField(), help_text="GiB of memory_gib on each NUMA node."
     )
+    nic_vfs = serializers.ListField(
+        child=serializers.DictField(), help_text="NIC virtual functions: nic, pci_address."
+    )
 
 
 def placement_of(job: Job) -> list[dict]:
@@ -378,7 +388,7 @@ def placement_of(job: Job) -> list[dict]:
         entry = hosts.setdefault(
             allocation.host.name,
             {"host": allocation.host.name, "gpus": [], "gpu_milli": [], "cpus": [],
-             "numa_nodes": [], "memory_gib": 0, "memory_by_numa": {}},
+             "numa_nodes": [], "memory_gib": 0, "memory_by_numa": {}, "nic_vfs": []},
         )
         if allocation.gpu_id is None:
             entry["cpus"] = list(allocation.cpus)
@@ -389,6 +399,11 @@ def placement_of(job: Job) -> list[dict]:
                     allocation.memory_gib, allocation.numa_nodes, allocation.memory_by_numa
                 ).items())
             }
+            entry["nic_vfs"] = [
+                {"nic": nic, "pci_address": pci} for nic, pci in
+                allocation.nic_vf_claims.order_by("vf__pci_address")
+                .values_list("vf__nic__name", "vf__pci_address")
+            ]
         else:
             entry["gpus"].append(allocation.gpu.pci_address)
             entry["gpu_milli"].append(allocation.milli)
@@ -404,7 +419,8 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = ["id", "tenant", "name", "submitter", "state", "gpus_per_host", "hosts",
                   "gpu_model", "gpu_milli", "vcpus_per_host", "memory_gib_per_host",
-                  "priority", "preemptible", "pending_reason", "pending_code", "pending_data",
+                  "priority", "preemptible", "rdma", "single_leaf", "leaves", "pending_reason",
+                  "pending_code", "pending_data",
                   "teardown_outcome", "failure_reason", "attempts", "generation", "submitted_at",
                   "queued_at", "scheduled_at", "provisioning_at", "running_at", "teardown_at",
                   "preempted_at", "finished_at", "updated_at"]

@@ -26,7 +26,7 @@ from django.utils import timezone
 import scheduler
 from console.core import enqueue
 from console.core.choices import GpuHealth, HostState, JobState, TeardownOutcome
-from console.core.models import Allocation, CoreClaim, Gpu, Host, Job
+from console.core.models import Allocation, CoreClaim, Gpu, Host, Job, NicVf, NicVfClaim
 from console.core.snapshot import SnapshotContext, build_snapshot_context
 from console.core.transitions import transition_job
 
@@ -85,6 +85,13 @@ def _allocate_host(job_id: int, host: Host, hp: scheduler.HostPlacement,
     CoreClaim.objects.bulk_create(
         CoreClaim(allocation=base, host=host, core=core) for core in hp.cores
     )
+    for nic, count in hp.nic_vfs:
+        # Free VFs of that NIC; the unique claim per VF refuses a racing cycle's double.
+        vfs = list(NicVf.objects.filter(host=host, nic__name=nic, claim__isnull=True)
+                   .order_by("index")[:count])
+        if len(vfs) < count:
+            raise _PlacementConflict(f"{host.name} {nic} has {len(vfs)} free VFs, {count} needed")
+        NicVfClaim.objects.bulk_create(NicVfClaim(allocation=base, vf=vf) for vf in vfs)
     for index in hp.gpu_indices:
         gpu = gpus.get((host.pk, index))
         if gpu is None:
@@ -134,11 +141,15 @@ def _commit_placement(placement: scheduler.Placement, hosts: dict[str, Host],
                     "gpus": {hp.host: list(hp.gpu_indices) for hp in placement.hosts},
                     "link_kind": placement.link_kind,
                     "numa_local": placement.local,
+                    "leaves": placement.leaves,
+                    "nic_vfs": {hp.host: dict(hp.nic_vfs) for hp in placement.hosts
+                                if hp.nic_vfs},
                     "submit_to_scheduled_s": round(wait, 3),
                 },
             )
             if not moved:
                 raise _PlacementConflict("job no longer queued")
+            Job.objects.filter(pk=job_id).update(leaves=placement.leaves)
             for hp in placement.hosts:
                 host = hosts.get(hp.host)
                 if host is None:

@@ -20,6 +20,7 @@ What a host offers:
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,10 +37,20 @@ from console.core.choices import (
     Risk,
     TeardownOutcome,
 )
-from console.core.models import Allocation, CheckResult, CoreClaim, Host, Job, Tenant
+from console.core.models import (
+    Allocation,
+    CheckResult,
+    CoreClaim,
+    Host,
+    Job,
+    NicVfClaim,
+    Tenant,
+)
 from console.core.usage import usage_by_tenant
-from scheduler import admissible
+from scheduler import admissible, workload_from_jobs
 from scheduler import model as sm
+
+ARRIVALS_FOR_MIX = 2000
 
 QuotaOverrides = Mapping[str, Mapping[str, tuple[float, float]]]
 
@@ -118,6 +129,11 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
         for node, gib in memory_by_numa(memory, nodes, by_numa).items():
             memory_used[(host_id, node)] += gib
     failing = failing_critical_checks()
+    claimed_vfs: dict[int, int] = defaultdict(int)  # nic id -> VFs held
+    for nic_id in NicVfClaim.objects.filter(vf__host_id__in=host_ids).values_list(
+        "vf__nic_id", flat=True
+    ):
+        claimed_vfs[nic_id] += 1
 
     states: list[sm.HostState] = []
     unschedulable: dict[str, str] = {}
@@ -148,14 +164,17 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
                 free_milli=max(0, 1000 - gpu.allocated_milli),
                 shared=gpu.mode == GpuMode.SHARED,
                 healthy=gpu.health != GpuHealth.FAILED and not gpu.cordoned,
+                iommu_group=gpu.iommu_group if gpu.iommu_group is not None else -1,
+                iommu_foreign=bool(gpu.iommu_foreign),
             )
             for gpu in host.gpus.all()
         )
-        links = []
-        for link in host.links.all():
-            a, b = _gpu_index(link.a), _gpu_index(link.b)
-            if a is not None and b is not None and a != b:
-                links.append((a, b, link.kind))
+        nics = tuple(
+            sm.NicState(name=nic.name, numa_node=nic.numa_node or 0,
+                        free_vfs=len(nic.vfs.all()) - claimed_vfs[nic.pk])
+            for nic in host.nics.all()
+        )
+        links, nic_links = _links(host, {n.name for n in nics})
         states.append(
             sm.HostState(
                 name=host.name,
@@ -164,15 +183,32 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
                 links=tuple(links),
                 cordoned=bool(reason),
                 group=host.group,
+                nics=nics,
+                nic_links=tuple(nic_links),
             )
         )
     return states, unschedulable
 
 
+def _links(host: Host, nic_names: set[str]) -> tuple[list, list]:
+    """GPU pairs ``(a, b, kind)`` and GPU-to-NIC cells ``(gpu, nic, kind)`` of the matrix."""
+    links, nic_links = [], []
+    for link in host.links.all():
+        a, b = _gpu_index(link.a), _gpu_index(link.b)
+        if a is not None and b is not None and a != b:
+            links.append((a, b, link.kind))
+        elif a is not None and link.b in nic_names:
+            nic_links.append((a, link.b, link.kind))
+        elif b is not None and link.a in nic_names:
+            nic_links.append((b, link.a, link.kind))
+    return links, nic_links
+
+
 def full_size_hosts() -> list[sm.HostState]:
     """Every host at its full size (GPUs idle, every unreserved core and all memory free),
     for the submit-time question whether a job could EVER be placed NUMA-true."""
-    hosts = list(Host.objects.prefetch_related("numa_nodes", "gpus", "links").order_by("name"))
+    hosts = list(Host.objects.prefetch_related("numa_nodes", "gpus", "links", "nics__vfs")
+                 .order_by("name"))
     states = []
     for host in hosts:
         reserved = set(host.reserved_cores or [])
@@ -184,16 +220,16 @@ def full_size_hosts() -> list[sm.HostState]:
         gpus = tuple(
             sm.GpuState(index=g.index, model=g.model,
                         numa_node=g.numa_node if g.numa_node is not None else 0,
-                        healthy=g.health != GpuHealth.FAILED)
+                        healthy=g.health != GpuHealth.FAILED,
+                        iommu_group=g.iommu_group if g.iommu_group is not None else -1,
+                        iommu_foreign=bool(g.iommu_foreign))
             for g in host.gpus.all()
         )
-        links = tuple(
-            (a, b, link.kind) for link in host.links.all()
-            if (a := _gpu_index(link.a)) is not None and (b := _gpu_index(link.b)) is not None
-            and a != b
-        )
-        states.append(sm.HostState(name=host.name, gpus=gpus, numa=numa, links=links,
-                                   group=host.group))
+        nics = tuple(sm.NicState(name=n.name, numa_node=n.numa_node or 0,
+                                 free_vfs=len(n.vfs.all())) for n in host.nics.all())
+        links, nic_links = _links(host, {n.name for n in nics})
+        states.append(sm.HostState(name=host.name, gpus=gpus, numa=numa, links=tuple(links),
+                                   group=host.group, nics=nics, nic_links=tuple(nic_links)))
     return states
 
 
@@ -206,6 +242,7 @@ def numa_errors(job: Job) -> dict[str, list[str]]:
         id="submit", tenant="submit", gpus_per_host=job.gpus_per_host, hosts=job.host_count,
         gpu_models=(job.gpu_model,) if job.gpu_model else (), gpu_milli=job.gpu_milli,
         vcpus_per_host=job.vcpus_per_host, memory_gib_per_host=job.memory_gib_per_host,
+        rdma=job.rdma, single_leaf=job.single_leaf,
     )
     hosts = full_size_hosts()
     if not hosts:
@@ -213,7 +250,16 @@ def numa_errors(job: Job) -> dict[str, list[str]]:
     reason = admissible(request, sm.TenantState(name="submit"), hosts)
     if reason is None or reason.code != "larger_than_any_host":
         return {}
-    return {"vcpus_per_host": [reason.message]}
+    field = "vcpus_per_host"
+    if request.needs_nic_vfs:
+        plain = admissible(dataclasses.replace(request, rdma=False, hosts=1),
+                           sm.TenantState(name="submit"), hosts)
+        if plain is None:  # the GPUs, cores and memory exist; the close NICs do not
+            field = "rdma" if job.rdma else "hosts"
+            return {field: [f"Can never run: {request.hosts} host(s) needed with a free NIC "
+                            "virtual function at PIX/PXB distance from the job's GPUs "
+                            "(GPUDirect RDMA); no such host is registered."]}
+    return {field: [reason.message]}
 
 
 def _quotas(tenant: Tenant, overrides: Mapping[str, tuple[float, float]]) -> tuple[sm.Quota, ...]:
@@ -238,6 +284,8 @@ def job_request(job: Job) -> sm.JobRequest:
         priority=job.priority,
         preemptible=job.preemptible,
         submit_time=job.submitted_at.timestamp(),
+        rdma=job.rdma,
+        single_leaf=job.single_leaf,
     )
 
 
@@ -309,7 +357,7 @@ def build_snapshot_context(
     now = now or timezone.now()
     overrides = quota_overrides or {}
     hosts = list(
-        Host.objects.prefetch_related("numa_nodes", "gpus", "links").order_by("name")
+        Host.objects.prefetch_related("numa_nodes", "gpus", "links", "nics__vfs").order_by("name")
     )
     host_states, unschedulable = _host_states(hosts)
     usage = usage_by_tenant()
@@ -330,12 +378,16 @@ def build_snapshot_context(
     backoff = {j.pk: j.not_before for j in queued_jobs if j.not_before and j.not_before > now}
     queued = tuple(job_request(j) for j in queued_jobs if j.pk not in backoff)
     host_names = {h.pk: h.name for h in hosts}
+    # FGD measures fragmentation against the workload's distribution, estimated (as the
+    # paper does) from arrivals: the shapes of the last ARRIVALS_FOR_MIX submitted jobs.
+    recent = Job.objects.select_related("tenant").order_by("-submitted_at")[:ARRIVALS_FOR_MIX]
     snapshot = sm.Snapshot(
         hosts=tuple(host_states),
         tenants=tenants,
         queued=queued,
         running=_running_jobs(host_names),
         leaving=_running_jobs(host_names, leaving=True),
+        workload=workload_from_jobs(job_request(j) for j in recent),
         **({"policy": policy} if policy else {}),
     )
     return SnapshotContext(snapshot=snapshot, unschedulable=unschedulable, backoff=backoff)

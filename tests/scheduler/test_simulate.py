@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from scheduler import DEFAULT_POLICY
+from scheduler import DEFAULT_POLICY, POLICIES
 from scheduler.simulate import main, simulate
 from scheduler.trace import read_nodes, read_pods
 from tests.scheduler.helpers import ALIBABA
@@ -21,7 +21,7 @@ def fill_results():
     hosts, pods = read_nodes(NODES), read_pods(PODS)
     return {
         policy: simulate(hosts, pods, "fill", policy, load=1.1)
-        for policy in ("first-fit", "best-fit", "fgd")
+        for policy in POLICIES
     }
 
 

@@ -26,6 +26,8 @@ def build_job(*, tenant: Tenant, submitter=None, **spec) -> Job:
         memory_gib_per_host=spec["memory_gib_per_host"],
         priority=spec.get("priority", 0),
         preemptible=spec.get("preemptible", True),
+        rdma=spec.get("rdma", False),
+        single_leaf=spec.get("single_leaf", False),
     )
     return job
 

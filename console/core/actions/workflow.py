@@ -86,6 +86,7 @@ def provision_spec(job: Job, host: Host) -> ProvisionSpec:
     # 1 GiB hugepages back the VM when every node it uses has them reserved.
     hugepages = all(n.hugepages_1g > 0 for n in host_nodes)
     cells = numa_cells(base, host_nodes)
+    nic_vfs = tuple(sorted(base.nic_vf_claims.values_list("vf__pci_address", flat=True)))
     gib = 1024**3
     return ProvisionSpec(
         job_id=str(job.pk),
@@ -96,6 +97,7 @@ def provision_spec(job: Job, host: Host) -> ProvisionSpec:
         # consecutive and sit on that cell's host node.
         cpus=tuple(c for cell in cells for c in cell.cpus) or tuple(base.cpus),
         numa_cells=cells,
+        nic_vfs=nic_vfs,
         # A GPU's node that got neither cores nor memory (a job smaller than its GPU
         # count) binds nothing: the memory is where the cells are.
         numa_nodes=tuple(sorted(c.host_node for c in cells) or sorted(nodes)),

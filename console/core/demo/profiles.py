@@ -43,7 +43,8 @@ def inventory_for(kind: str, host_name: str, *, group: str = "", index: int = 0)
                        for n in numa],
         "gpus": [{"index": g["index"], "uuid": g["uuid"], "pci_address": g["pci"],
                   "model": g["model"], "memory_mib": g["memory_mib"],
-                  "numa_node": g["numa_node"], "cpu_affinity": g["cpu_affinity"]}
+                  "numa_node": g["numa_node"], "cpu_affinity": g["cpu_affinity"],
+                  "iommu_group": g["iommu_group"], "iommu_foreign": []}
                  for g in host["gpus"]],
         "nics": host["nics"],
         "links": host["links"],

@@ -1,7 +1,7 @@
 from console.core.models.checks import CheckResult, FirmwareBaseline
 from console.core.models.faults import Incident
-from console.core.models.inventory import Cluster, Gpu, GpuLink, Host, Nic, NumaNode
-from console.core.models.jobs import Allocation, CoreClaim, Event, Job
+from console.core.models.inventory import Cluster, Gpu, GpuLink, Host, Nic, NicVf, NumaNode
+from console.core.models.jobs import Allocation, CoreClaim, Event, Job, NicVfClaim
 from console.core.models.tenancy import Membership, Quota, Tenant
 
 __all__ = [
@@ -18,6 +18,8 @@ __all__ = [
     "Job",
     "Membership",
     "Nic",
+    "NicVf",
+    "NicVfClaim",
     "NumaNode",
     "Quota",
     "Tenant",
