@@ -31,6 +31,11 @@ def test_the_default_policy_allocates_at_least_as_much_gpu_as_first_and_best_fit
     assert default >= fill_results["best-fit"]["gpu_alloc_ratio"]
 
 
+def test_the_default_policy_allocates_at_least_as_much_gpu_as_fgd_as_published(fill_results):
+    assert (fill_results[DEFAULT_POLICY]["gpu_alloc_ratio"]
+            >= fill_results["fgd"]["gpu_alloc_ratio"])
+
+
 def test_fill_replays_the_file_until_the_load_is_reached(fill_results):
     r = fill_results["first-fit"]
     assert r["placed"] + r["unplaced"] > 8152  # went round the file more than once
