@@ -88,6 +88,40 @@ def _sub(parent: ET.Element, tag: str, text: str | int | None = None, **attrs: s
     return el
 
 
+def _numatune(dom: ET.Element, spec: ProvisionSpec) -> None:
+    """Memory strict on the job's host NUMA nodes; with guest cells, each cell's memory
+    strict on its own host node (``memnode``), so a vCPU's memory sits next to it."""
+    numatune = _sub(dom, "numatune")
+    _sub(numatune, "memory", mode="strict", nodeset=format_cpulist(spec.numa_nodes))
+    for cell_id, cell in enumerate(spec.numa_cells):
+        if cell.memory_mib:
+            _sub(numatune, "memnode", cellid=str(cell_id), mode="strict",
+                 nodeset=str(cell.host_node))
+
+
+def _guest_numa(cpu: ET.Element, spec: ProvisionSpec) -> None:
+    """``<cpu><numa>``: one guest cell per host node the job got, holding the vCPUs pinned
+    there and the memory bound there, so the guest's framework sees the GPUs' locality.
+    Cells take consecutive vCPU ids (the spec lists its cores cell by cell)."""
+    numa = _sub(cpu, "numa")
+    first = 0
+    for cell_id, cell in enumerate(spec.numa_cells):
+        attrs = {"id": str(cell_id), "memory": str(cell.memory_mib), "unit": "MiB"}
+        if cell.cpus:
+            attrs["cpus"] = format_cpulist(range(first, first + len(cell.cpus)))
+            first += len(cell.cpus)
+        _sub(numa, "cell", **attrs)
+
+
+def _nic_vf_hostdevs(devices: ET.Element, spec: ProvisionSpec) -> None:
+    """Each NIC virtual function (SR-IOV) next to the job's GPUs, passed through whole
+    for GPUDirect RDMA."""
+    for vf in spec.nic_vfs:
+        hostdev = _sub(devices, "hostdev", mode="subsystem", type="pci", managed="yes")
+        _sub(hostdev, "driver", name="vfio")
+        _sub(_sub(hostdev, "source"), "address", **pci_address_parts(vf))
+
+
 def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
                      arch: str = "x86_64", machine: str | None = None,
                      files: BootFiles | None = None, host: HostOptions | None = None) -> str:
@@ -158,8 +192,7 @@ def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
     _sub(cputune, "vcpusched", vcpus=f"0-{spec.vcpus - 1}" if spec.vcpus > 1 else "0",
          scheduler="batch")
 
-    numatune = _sub(dom, "numatune")
-    _sub(numatune, "memory", mode="strict", nodeset=format_cpulist(spec.numa_nodes))
+    _numatune(dom, spec)
 
     os_el = _sub(dom, "os")
     type_attrs = {"arch": arch}
@@ -184,11 +217,14 @@ def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
     cpu_mode = host.cpu_mode or ("host-passthrough" if domain_type == "kvm" else "")
     if cpu_mode not in CPU_MODES:
         raise SpecError(f"cpu_mode: {cpu_mode!r} is not one of {CPU_MODES}")
+    cpu = None
     if host.cpu_model:
         cpu = _sub(dom, "cpu", mode="custom", match="exact", check="none")
         _sub(cpu, "model", host.cpu_model, fallback="forbid")
     elif cpu_mode and domain_type != "test":
-        _sub(dom, "cpu", mode=cpu_mode, check="none")
+        cpu = _sub(dom, "cpu", mode=cpu_mode, check="none")
+    if spec.numa_cells:
+        _guest_numa(cpu if cpu is not None else _sub(dom, "cpu"), spec)
     _sub(dom, "clock", offset="utc")
     _sub(dom, "on_poweroff", "destroy")
     _sub(dom, "on_reboot", "restart")
@@ -206,6 +242,7 @@ def build_domain_xml(spec: ProvisionSpec, *, domain_type: str = "kvm",
                     display="off")
         _sub(_sub(mdev, "source"), "address", uuid=share.mdev_uuid)
     _boot_devices(devices, files, host.network)
+    _nic_vf_hostdevs(devices, spec)
     _sub(devices, "memballoon", model="none")  # a balloon cannot shrink pinned memory
 
     ET.register_namespace("coupler", METADATA_NS)

@@ -25,6 +25,7 @@ __all__ = [
     "Heartbeat",
     "ImageSpec",
     "IoLimit",
+    "NumaCell",
     "ProvisionResult",
     "ProvisionSpec",
     "SpecError",
@@ -157,6 +158,32 @@ class GpuShare:
         if not isinstance(mdev_type, str) or not MDEV_TYPE_RE.match(mdev_type):
             raise SpecError(f"{where}.mdev_type: {mdev_type!r} is not an mdev type name")
         return cls(pci=pci, milli=milli, mdev_uuid=uuid.lower(), mdev_type=mdev_type)
+
+
+@dataclass(frozen=True)
+class NumaCell:
+    """One guest NUMA cell and the host NUMA node behind it: the vCPUs of the cell are
+    pinned, in order, to ``cpus`` (host cores of ``host_node``) and its memory is bound
+    to ``host_node``. A spec's cells, in order, hold its vCPUs 0..n-1 and its memory."""
+
+    host_node: int
+    cpus: tuple[int, ...]
+    memory_mib: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host_node": self.host_node, "cpus": list(self.cpus),
+                "memory_mib": self.memory_mib}
+
+    @classmethod
+    def from_dict(cls, data: object, *, where: str = "numa_cells") -> NumaCell:
+        d = _mapping(data, where)
+        _reject_unknown(d, {"host_node", "cpus", "memory_mib"}, where)
+        node = _int(d, "host_node", minimum=0, where=f"{where}.")
+        cpus = _int_list(d, "cpus", where=f"{where}.")
+        memory = _int(d, "memory_mib", minimum=0, where=f"{where}.")
+        if not cpus and not memory:
+            raise SpecError(f"{where}: a cell needs vCPUs or memory")
+        return cls(host_node=node, cpus=cpus, memory_mib=memory)
 
 
 @dataclass(frozen=True)
@@ -309,10 +336,14 @@ class ProvisionSpec:
     image: ImageSpec | None = None
     # A job that must run under KVM (not QEMU's TCG emulation).
     require_kvm: bool = False
+    # Guest NUMA topology mirroring the host nodes the job got (empty: one cell,
+    # memory strict on ``numa_nodes``); NIC virtual functions passed through.
+    numa_cells: tuple[NumaCell, ...] = ()
+    nic_vfs: tuple[str, ...] = ()
 
     REQUIRED = ("name", "vcpus", "memory_mib", "cpus", "numa_nodes", "gpus", "hugepages")
     OPTIONAL = ("job_id", "cgroup", "io_limits", "io_weight", "gpu_shares", "image",
-                "require_kvm")
+                "require_kvm", "numa_cells", "nic_vfs")
 
     def __post_init__(self) -> None:
         # Validate also when built directly, not only through from_dict.
@@ -337,6 +368,9 @@ class ProvisionSpec:
                            for g in self.gpu_shares],
             "image": self.image.to_dict() if isinstance(self.image, ImageSpec) else self.image,
             "require_kvm": self.require_kvm,
+            "numa_cells": [c.to_dict() if isinstance(c, NumaCell) else c
+                           for c in self.numa_cells],
+            "nic_vfs": list(self.nic_vfs),
         }
 
     @classmethod
@@ -404,12 +438,40 @@ class ProvisionSpec:
         require_kvm = d.get("require_kvm", False)
         if not isinstance(require_kvm, bool):
             raise SpecError(f"require_kvm: expected true or false, got {require_kvm!r}")
+        cells_raw = d.get("numa_cells") or []
+        if not isinstance(cells_raw, list | tuple):
+            raise SpecError(f"numa_cells: expected a list, got {cells_raw!r}")
+        cells = tuple(x if isinstance(x, NumaCell) else
+                      NumaCell.from_dict(x, where=f"numa_cells[{i}]")
+                      for i, x in enumerate(cells_raw))
+        if cells:
+            if tuple(c for cell in cells for c in cell.cpus) != cpus:
+                raise SpecError("numa_cells: the cells' cpus, in order, must be the spec's cpus")
+            if sum(cell.memory_mib for cell in cells) != memory_mib:
+                raise SpecError(f"numa_cells: the cells' memory does not add up to "
+                                f"memory_mib {memory_mib}")
+            nodes = [cell.host_node for cell in cells]
+            if len(set(nodes)) != len(nodes) or set(nodes) != set(numa_nodes):
+                raise SpecError(f"numa_cells: host nodes {nodes} must be numa_nodes "
+                                f"{sorted(numa_nodes)}, each once")
+        vfs_raw = d.get("nic_vfs") or []
+        if not isinstance(vfs_raw, list | tuple):
+            raise SpecError(f"nic_vfs: expected a list of PCI addresses, got {vfs_raw!r}")
+        vfs = []
+        for v in vfs_raw:
+            addr = v.lower() if isinstance(v, str) else v
+            if not isinstance(addr, str) or not PCI_ADDRESS_RE.match(addr):
+                raise SpecError(f"nic_vfs: {v!r} is not a PCI address like 0000:3b:00.2")
+            vfs.append(addr)
+        if len(set(vfs)) != len(vfs) or set(vfs) & set(gpus):
+            raise SpecError(f"nic_vfs: duplicate PCI addresses in {vfs}")
         spec = object.__new__(cls)
         for key, value in {
             "job_id": str(job_id), "name": name, "vcpus": vcpus, "memory_mib": memory_mib,
             "cpus": cpus, "numa_nodes": numa_nodes, "gpus": tuple(gpus),
             "hugepages": hugepages, "cgroup": cg, "io_limits": io, "io_weight": io_weight,
             "gpu_shares": shares, "image": image, "require_kvm": require_kvm,
+            "numa_cells": cells, "nic_vfs": tuple(vfs),
         }.items():
             object.__setattr__(spec, key, value)
         return spec

@@ -33,6 +33,7 @@ from scheduler.model import (
     GpuState,
     HostState,
     JobRequest,
+    NicState,
     NumaState,
     Snapshot,
     TenantState,
@@ -45,13 +46,18 @@ GPU_NUMA = (3, 3, 1, 1, 7, 7, 5, 5)  # as in the DGX A100 capture
 
 
 def dgx_host(name: str, group: str) -> HostState:
-    gpus = tuple(GpuState(i, "A100", GPU_NUMA[i]) for i in range(8))
+    # every GPU in its own IOMMU group; 8 compute NICs, two behind each GPU pair's PCIe
+    # switch (PXB), 8 SR-IOV virtual functions each: the NIC and IOMMU constraints are on
+    gpus = tuple(GpuState(i, "A100", GPU_NUMA[i], iommu_group=16 + i) for i in range(8))
+    nics = tuple(NicState(f"mlx5_{j}", GPU_NUMA[j], free_vfs=8) for j in range(8))
+    nic_links = tuple((i, f"mlx5_{j}", "PXB" if i // 2 == j // 2 else "SYS")
+                      for i in range(8) for j in range(8))
     numa = tuple(
         NumaState(k, tuple(range(16 * k, 16 * k + 16)) + tuple(range(128 + 16 * k, 144 + 16 * k)), 128)
         for k in range(8)
     )
     links = tuple((a, b, "NV12") for a in range(8) for b in range(a + 1, 8))
-    return HostState(name, gpus, numa, links, group=group)
+    return HostState(name, gpus, numa, links, group=group, nics=nics, nic_links=nic_links)
 
 
 def cluster(n_hosts: int = 1000) -> tuple[HostState, ...]:
@@ -89,6 +95,7 @@ def queue(n_jobs: int, n_tenants: int, seed: int = 7) -> tuple[JobRequest, ...]:
                 memory_gib_per_host=k * (16 if milli else 64),
                 priority=rnd.choice((0, 0, 0, 1, 2)),
                 submit_time=float(i),
+                rdma=k >= 2 and milli is None and rnd.random() < 0.1,
             )
         )
     return tuple(jobs)

@@ -15,6 +15,8 @@ from scheduler.model import WHOLE_GPU_MILLI, HostPlacement, HostState, JobReques
 from scheduler.topology import Topology, rank_name, ranked_sets, score_set, topology_of
 
 UNHEALTHY = -1
+# NIC-to-GPU distances close enough for GPUDirect RDMA, best first.
+CLOSE_NIC_KINDS = ("PIX", "PXB")
 
 
 @dataclass(slots=True)
@@ -28,6 +30,7 @@ class Fit:
     local: bool
     worst_rank: int  # worst GPU-pair rank in the set (10**6 for < 2 GPUs)
     total_rank: int
+    vfs_from: tuple[tuple[int, int], ...] = ()  # (NIC position, virtual functions)
 
     @property
     def link_kind(self) -> str:
@@ -38,18 +41,23 @@ class Host:
     """Free capacity of one host, mutable."""
 
     __slots__ = (
+        "close_nics",
         "cordoned",
         "cores",
         "cpu_total",
         "free",
+        "free_vfs",
         "gpu_cap",
         "gpu_index",
         "group",
+        "group_of",
         "idx",
         "mem",
         "mem_total",
         "models",
         "name",
+        "nic_names",
+        "no_passthrough",
         "numa_ids",
         "numa_pos",
         "shared",
@@ -85,6 +93,28 @@ class Host:
             self.cores.append([])
             self.mem.append(0)
         self.gpu_cap = sum(WHOLE_GPU_MILLI for g in state.gpus if g.healthy)
+        # IOMMU groups: a GPU sharing its group with other GPUs goes with all of them;
+        # one whose group holds another kind of device is never passed through.
+        self.no_passthrough = tuple(g.iommu_foreign for g in state.gpus)
+        members: dict[int, list[int]] = {}
+        for i, g in enumerate(state.gpus):
+            if g.iommu_group >= 0:
+                members.setdefault(g.iommu_group, []).append(i)
+        self.group_of = tuple(
+            tuple(members[g.iommu_group]) if g.iommu_group >= 0 else (i,)
+            for i, g in enumerate(state.gpus)
+        )
+        # NICs: free virtual functions, and per GPU slot the NICs at PIX/PXB distance
+        # (PIX first): GPUDirect RDMA needs the NIC behind the same PCIe switch.
+        self.nic_names = tuple(n.name for n in state.nics)
+        self.free_vfs = [n.free_vfs for n in state.nics]
+        nic_pos = {n.name: i for i, n in enumerate(state.nics)}
+        close: list[list[tuple[int, int]]] = [[] for _ in state.gpus]
+        for gi, nic, kind in state.nic_links:
+            s, p = self.slot_of.get(gi), nic_pos.get(nic)
+            if s is not None and p is not None and kind.upper() in CLOSE_NIC_KINDS:
+                close[s].append((CLOSE_NIC_KINDS.index(kind.upper()), p))
+        self.close_nics = tuple(tuple(sorted(c)) for c in close)  # (kind rank, NIC position)
         self.cpu_total = sum(len(c) for c in self.cores)
         self.mem_total = sum(self.mem)
 
@@ -100,6 +130,7 @@ class Host:
             tuple(self.shared),
             tuple(len(c) for c in self.cores),
             tuple(self.mem),
+            tuple(self.free_vfs),
         )
 
     def free_cores(self) -> int:
@@ -138,20 +169,27 @@ class Host:
                 for i, f in enumerate(free)
                 if f == WHOLE_GPU_MILLI
                 and not self.shared[i]
+                and not self.no_passthrough[i]
                 and (models is None or mdl[i] in models)
             )
             if len(eligible) < k:
                 return None
-            first: Fit | None = None
+            groups = self.group_of
+            vfs = job.needs_nic_vfs
             for slots in ranked_sets(self.topo, eligible, k):
+                # VFIO passes whole IOMMU groups: the set holds every GPU of its groups
+                if any(len(groups[s]) > 1 and not set(groups[s]) <= set(slots) for s in slots):
+                    continue
                 fit = self._with_cpu(slots, WHOLE_GPU_MILLI, vc, mem)
                 if fit is None:
                     continue
-                if fit.local:
-                    return fit
-                if first is None:
-                    first = fit
-            return first
+                if vfs:
+                    taken = self._vfs_for(slots)
+                    if taken is None:
+                        continue
+                    fit.vfs_from = taken
+                return fit
+            return None
         # GPU share: best fit among GPUs already in shared mode, then idle GPUs.
         cands = [
             i
@@ -164,7 +202,9 @@ class Host:
         return self._with_cpu(tuple(sorted(cands[:k])), milli, vc, mem)
 
     def _fit_cpu_only(self, vc: int, mem: int) -> Fit | None:
-        # One NUMA node if any can hold it (the fullest that can), else spread.
+        # One NUMA node if any can hold it (the fullest that can); else the fewest nodes,
+        # most free cores first, with memory on those same nodes in proportion to their
+        # cores, so the guest's NUMA cells each hold both (never memory away from its vCPUs).
         best = None
         for p in range(len(self.cores)):
             nc = len(self.cores[p])
@@ -174,29 +214,60 @@ class Host:
             return Fit(
                 (), 0, ((best, vc),) if vc else (), ((best, mem),) if mem else (), True, 10**6, 0
             )
+        if vc <= 0:
+            order = sorted(range(len(self.mem)), key=lambda p: -self.mem[p])
+            mf = _take(order, self.mem, mem)
+            return None if mf is None else Fit((), 0, (), mf, True, 10**6, 0)
         order = sorted(range(len(self.cores)), key=lambda p: -len(self.cores[p]))
         cf = _take(order, [len(c) for c in self.cores], vc)
-        mf = _take(order, self.mem, mem)
-        if cf is None or mf is None:
+        if cf is None:
             return None
-        return Fit((), 0, cf, mf, False, 10**6, 0)
+        weights = {p: n for p, n in cf}
+        mf = split_proportionally(weights, mem, self.mem)
+        if mf is None:
+            return None
+        return Fit((), 0, cf, mf, True, 10**6, 0)
 
     def _with_cpu(self, slots: tuple[int, ...], milli: int, vc: int, mem: int) -> Fit | None:
-        local = sorted({self.gpu_numa(s) for s in slots}, key=lambda p: -len(self.cores[p]))
-        counts = [len(c) for c in self.cores]
-        worst, total, _ = score_set(self.topo, slots)
-        cf = _take(local, counts, vc)
-        mf = _take(local, self.mem, mem)
-        if cf is not None and mf is not None:
-            return Fit(slots, milli, cf, mf, True, worst, total)
-        others = local + sorted(
-            (p for p in range(len(self.cores)) if p not in local), key=lambda p: -counts[p]
-        )
-        cf = _take(others, counts, vc)
-        mf = _take(others, self.mem, mem)
-        if cf is None or mf is None:
+        """Cores and memory on exactly the GPUs' NUMA nodes, in proportion to the GPUs on
+        each (a 4-GPU job with GPUs on two nodes gets half its cores and half its memory on
+        each). None when a node cannot give its part: a NUMA-true placement or none."""
+        per_node: dict[int, int] = {}
+        for s in slots:
+            p = self.gpu_numa(s)
+            per_node[p] = per_node.get(p, 0) + 1
+        cf = split_proportionally(per_node, vc, [len(c) for c in self.cores])
+        if cf is None:
             return None
-        return Fit(slots, milli, cf, mf, False, worst, total)
+        mf = split_proportionally(per_node, mem, self.mem)
+        if mf is None:
+            return None
+        worst, total, _ = score_set(self.topo, slots)
+        return Fit(slots, milli, cf, mf, True, worst, total)
+
+    def _vfs_for(self, slots: tuple[int, ...]) -> tuple[tuple[int, int], ...] | None:
+        """One free NIC virtual function at PIX/PXB distance for each GPU of the set that
+        has such a NIC (the closest kind first, then a NIC this job has not used yet,
+        then the NIC with most free). None when one of those GPUs finds its NICs' VFs all
+        taken, or when no GPU of the set has a close NIC at all (no GPUDirect path)."""
+        left = list(self.free_vfs)
+        used: dict[int, int] = {}
+        for s in slots:
+            if not self.close_nics[s]:
+                continue  # this GPU has no NIC behind its PCIe switch (e.g. HGX GPU1)
+            best = None
+            for kind, p in self.close_nics[s]:
+                if left[p] <= 0:
+                    continue
+                key = (kind, p in used, -left[p], p)
+                if best is None or key < best[0]:
+                    best = (key, p)
+            if best is None:
+                return None
+            p = best[1]
+            left[p] -= 1
+            used[p] = used.get(p, 0) + 1
+        return tuple(sorted(used.items())) if used else None
 
     # -- mutation ----------------------------------------------------------------------
     def commit(self, fit: Fit) -> HostPlacement:
@@ -218,6 +289,8 @@ class Host:
             numa_used.add(p)
         for s in fit.slots:
             numa_used.add(self.gpu_numa(s))
+        for p, n in fit.vfs_from:
+            self.free_vfs[p] -= n
         return HostPlacement(
             host=self.name,
             gpu_indices=tuple(self.gpu_index[s] for s in fit.slots),
@@ -226,6 +299,7 @@ class Host:
             numa_nodes=tuple(sorted(self.numa_ids[p] for p in numa_used)),
             memory_gib=sum(n for _, n in fit.memory_from),
             memory_by_numa=tuple(sorted(mem_by)),
+            nic_vfs=tuple((self.nic_names[p], n) for p, n in fit.vfs_from),
         )
 
     def release(self, hp: HostPlacement) -> None:
@@ -247,6 +321,9 @@ class Host:
                     self.mem[self.numa_pos[n]] += gib
         elif hp.memory_gib and self.mem:
             self.mem[listed[0] if listed else 0] += hp.memory_gib
+        for name, n in hp.nic_vfs:
+            if name in self.nic_names:
+                self.free_vfs[self.nic_names.index(name)] += n
         self.cpu_total = max(self.cpu_total, self.free_cores())
         self.mem_total = max(self.mem_total, self.free_mem())
 
@@ -270,7 +347,34 @@ class Host:
         h.shared = list(self.shared)
         h.cores = [list(c) for c in self.cores]
         h.mem = list(self.mem)
+        h.free_vfs = list(self.free_vfs)
         return h
+
+
+def split_proportionally(
+    weights: dict[int, int], need: int, avail: list[int]
+) -> tuple[tuple[int, int], ...] | None:
+    """Split ``need`` units over the positions in ``weights`` in proportion to the weights
+    (largest remainder; a leftover unit goes to the position with the larger fraction, then
+    the one with more room, then the lower position), or None when a position lacks the
+    room for its part. O(n log n) for n positions."""
+    if need <= 0:
+        return ()
+    total = sum(weights.values())
+    parts = {p: need * w // total for p, w in weights.items()}
+    if any(parts[p] > avail[p] for p in parts):
+        return None
+    left = need - sum(parts.values())
+    order = sorted(weights, key=lambda p: (-(need * weights[p] % total), -avail[p], p))
+    for p in order:
+        if left == 0:
+            break
+        if parts[p] < avail[p]:
+            parts[p] += 1
+            left -= 1
+    if left:
+        return None
+    return tuple((p, n) for p, n in sorted(parts.items()) if n > 0)
 
 
 def _take(order: list[int], avail: list[int], need: int) -> tuple[tuple[int, int], ...] | None:

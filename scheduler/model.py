@@ -45,6 +45,11 @@ class GpuState:
     free_milli: int = WHOLE_GPU_MILLI
     shared: bool = False
     healthy: bool = True
+    # IOMMU group (VFIO passes a whole group): GPUs of one group are passed through
+    # together or not at all; ``iommu_foreign`` marks a group that also holds a device
+    # other than GPUs and bridges, so the GPU cannot be passed through (shares still can).
+    iommu_group: int = -1
+    iommu_foreign: bool = False
 
     @property
     def in_shared_mode(self) -> bool:
@@ -53,11 +58,23 @@ class GpuState:
 
 @dataclass(frozen=True, slots=True)
 class NumaState:
-    """Free CPU cores (ids) and free memory of one NUMA node."""
+    """Free CPU cores (ids) and free memory of one NUMA node, and the CPU socket (package)
+    it belongs to: among equally connected GPU sets the planner takes the one on the fewest
+    NUMA nodes, then the fewest sockets."""
 
     node: int
     free_cores: tuple[int, ...] = ()
     free_memory_gib: int = 0
+    socket: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NicState:
+    """A NIC (physical function) and how many of its SR-IOV virtual functions are free."""
+
+    name: str
+    numa_node: int = 0
+    free_vfs: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +92,9 @@ class HostState:
     links: tuple[tuple[int, int, str], ...] = ()
     cordoned: bool = False
     group: str = ""
+    nics: tuple[NicState, ...] = ()
+    # ``(gpu_index, nic_name, kind)`` with kind from ``nvidia-smi topo -m`` (PIX, PXB, …)
+    nic_links: tuple[tuple[int, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +147,14 @@ class JobRequest:
     priority: int = 0
     preemptible: bool = True
     submit_time: float = 0.0
+    # GPUDirect RDMA: one NIC virtual function at PIX/PXB distance per GPU (always for
+    # a multi-host job); ``single_leaf``: a gang waits rather than span leaf switches.
+    rdma: bool = False
+    single_leaf: bool = False
+
+    @property
+    def needs_nic_vfs(self) -> bool:
+        return (self.rdma or self.hosts > 1) and self.gpus_per_host > 0 and not self.is_share
 
     @property
     def milli_per_gpu(self) -> int:
@@ -151,6 +179,7 @@ class HostPlacement:
     numa_nodes: tuple[int, ...] = ()
     memory_gib: int = 0
     memory_by_numa: tuple[tuple[int, int], ...] = ()
+    nic_vfs: tuple[tuple[str, int], ...] = ()  # (NIC name, virtual functions taken)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,13 +207,14 @@ class WorkloadClass:
     weight: float = 1.0
 
 
-DEFAULT_POLICY = "fgd"
+DEFAULT_POLICY = "fgd-strand"
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything one planning cycle looks at. ``workload`` is the typical job mix for the
-    fragmentation-aware policy; when empty it is taken from ``queued``."""
+    """Everything one planning cycle looks at. ``workload`` is the job mix the
+    fragmentation-aware policies measure against (the console estimates it from recent
+    arrivals); when empty it is taken from ``queued``."""
 
     hosts: tuple[HostState, ...]
     tenants: tuple[TenantState, ...]
@@ -208,6 +238,7 @@ class Placement:
     link_kind: str = ""
     local: bool = True
     score: float = 0.0
+    leaves: int = 1  # leaf switches (distinct ``HostState.group``) the hosts span
 
 
 @dataclass(frozen=True, slots=True)

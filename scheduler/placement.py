@@ -22,13 +22,14 @@ from scheduler.model import (
 from scheduler.policies import Scorer
 from scheduler.topology import link_tier
 
-Shape = tuple[int, int, int, int, frozenset[str] | None]
+Shape = tuple[int, int, int, int, frozenset[str] | None, bool]
 _MISSING = object()
 
 
 def shape_of(job: JobRequest, models: frozenset[str] | None) -> Shape:
     milli = job.milli_per_gpu if job.gpus_per_host else 0
-    return (job.gpus_per_host, milli, job.vcpus_per_host, job.memory_gib_per_host, models)
+    return (job.gpus_per_host, milli, job.vcpus_per_host, job.memory_gib_per_host, models,
+            job.needs_nic_vfs)
 
 
 @dataclass(slots=True)
@@ -66,10 +67,36 @@ class Placer:
         out = None
         if fit is not None:
             tier = link_tier(fit.worst_rank) if len(fit.slots) >= 2 else 0
-            score = (0.0,) if self.policy == "first-fit" else self.scorer.score(rep, fit)
+            if self.policy == "first-fit":
+                score: tuple[float, ...] = (0.0,)
+            elif job.is_share and job.gpus_per_host == 1 and self.scorer.picks_share_gpu:
+                fit, score = self._best_share_gpu(rep, job, shape[4], fit)
+            else:
+                score = self.scorer.score(rep, fit)
             out = (fit, (-tier, not fit.local, score, -fit.total_rank))
         per_shape[cid] = out
         return out
+
+    def _best_share_gpu(
+        self, h: Host, job: JobRequest, models: frozenset[str] | None, fit: Fit
+    ) -> tuple[Fit, tuple[float, ...]]:
+        """The GPU of ``h`` a 1-GPU share goes on: the one whose use raises the node's
+        fragmentation least (FGD's own GPU choice), one try per distinct GPU state."""
+        milli = job.milli_per_gpu
+        best, best_score = fit, self.scorer.score(h, fit)
+        seen = {(h.models[fit.slots[0]], h.shared[fit.slots[0]], h.free[fit.slots[0]])}
+        for i, f in enumerate(h.free):
+            key = (h.models[i], h.shared[i], f)
+            if f < milli or key in seen or (models is not None and h.models[i] not in models):
+                continue
+            seen.add(key)
+            other = h._with_cpu((i,), milli, job.vcpus_per_host, job.memory_gib_per_host)
+            if other is None:
+                continue
+            score = self.scorer.score(h, other)
+            if score < best_score:
+                best, best_score = other, score
+        return best, best_score
 
     def candidates(self, job: JobRequest, models: frozenset[str] | None) -> list[_Cand]:
         """Feasible classes, best first."""
@@ -88,7 +115,7 @@ class Placer:
     ) -> list[tuple[Host, Fit]] | None:
         """Hosts and fits for the whole job (all ``job.hosts`` of them), or None."""
         shape = shape_of(job, models)
-        fkey = (shape, job.hosts, "")
+        fkey = (shape, job.hosts, "one leaf" if job.single_leaf else "")
         if self._failed.get(fkey) == self.cluster.epoch:
             return None
         result: list[tuple[Host, Fit]] | None = None
@@ -111,18 +138,24 @@ class Placer:
             if best_fit is not None:
                 result = [(self.cluster.hosts[best_host], best_fit)]
         else:
-            result = self._gang(job.hosts, self.candidates(job, models))
+            result = self._gang(job.hosts, self.candidates(job, models), job.single_leaf)
         if result is None:
             self._failed[fkey] = self.cluster.epoch
         return result
 
-    def _gang(self, n: int, cands: list[_Cand]) -> list[tuple[Host, Fit]] | None:
+    def _gang(
+        self, n: int, cands: list[_Cand], single_leaf: bool = False
+    ) -> list[tuple[Host, Fit]] | None:
+        """n distinct hosts: all under one leaf switch (``Host.group``) when one leaf has
+        n that fit (the leaf whose n-th best host is best), else the fewest leaves (the
+        leaves with the most fitting hosts first, each host once), unless ``single_leaf``.
+        O(F log F) for F fitting hosts."""
         cands.sort(key=lambda c: c.rank)
         hosts = self.cluster.hosts
         if sum(len(self.cluster.classes[c.cid]) for c in cands) < n:
             return None
         expanded: list[tuple[tuple, Host, Fit]] = []
-        if not self.cluster.has_groups:
+        if not self.cluster.has_groups and not single_leaf:
             for c in cands:
                 for i in self.cluster.classes[c.cid]:
                     expanded.append(((*c.rank[:-1], i), hosts[i], c.fit))
@@ -141,19 +174,34 @@ class Placer:
             # the group whose n-th best host is best, then the group name
             _, chosen = min(whole, key=lambda gm: (gm[1][-1][0], gm[0]))
             return [(h, f) for _, h, f in chosen]
-        return [(h, f) for _, h, f in expanded[:n]]
+        if single_leaf:
+            return None
+        # fewest leaves: largest leaves first (a host without a group is a leaf of its
+        # own), then the leaf with the better best host
+        leaves: list[list[tuple[tuple, Host, Fit]]] = []
+        for g, members in by_group.items():
+            leaves.extend([members] if g else [[e] for e in members])
+        leaves.sort(key=lambda m: (-len(m), m[0][0]))
+        picked: list[tuple[tuple, Host, Fit]] = []
+        for members in leaves:
+            picked.extend(members[: n - len(picked)])
+            if len(picked) == n:
+                break
+        return [(h, f) for _, h, f in picked]
 
     def commit(self, job: JobRequest, chosen: list[tuple[Host, Fit]]) -> Placement:
         hps = tuple(self.cluster.commit(h, f) for h, f in chosen)
         worst = min((f.worst_rank for _, f in chosen), default=10**6)
         multi = any(len(f.slots) >= 2 for _, f in chosen)
         link = next((f.link_kind for _, f in chosen if f.worst_rank == worst), "") if multi else ""
+        groups = [h.group for h, _ in chosen]
         return Placement(
             job_id=job.id,
             hosts=hps,
             link_kind=link,
             local=all(f.local for _, f in chosen),
             score=float(sum(f.total_rank for _, f in chosen)),
+            leaves=len({g for g in groups if g}) + sum(1 for g in groups if not g),
         )
 
     def place(self, job: JobRequest, models: frozenset[str] | None = None) -> Placement | None:

@@ -16,6 +16,7 @@ working cluster.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from scheduler.cluster import Host
 from scheduler.fairshare import FairShare, Vector, demand
@@ -375,6 +376,33 @@ def explain_no_room(job: JobRequest, models: frozenset[str] | None, placer: Plac
              "hosts_needed": n},
         )
     mtext = _models_text(models)
+    if open_fit >= n and job.single_leaf:
+        per_leaf: dict[str, int] = {}
+        for cid, members in cluster.classes.items():
+            if placer.class_candidate(cid, job, shape) is not None:
+                for i in members:
+                    g = cluster.hosts[i].group
+                    per_leaf[g] = per_leaf.get(g, 0) + (1 if g else 0)
+        most = max(per_leaf.values(), default=0)
+        return PendingReason(
+            "no_single_leaf",
+            f"Waiting for one leaf switch: the job asks for all {n} hosts under one leaf, "
+            f"{open_fit} hosts could take a member but at most {most} share a leaf.",
+            {"hosts_needed": n, "hosts_that_fit": open_fit, "max_hosts_on_one_leaf": most},
+        )
+    if k and job.needs_nic_vfs and with_gpus >= n:
+        plain = replace(job, rdma=False, hosts=1)
+        without = sum(len(m) for cid, m in cluster.classes.items()
+                      if cluster.hosts[m[0]].fit(plain, models) is not None)
+        if open_fit < n <= without:
+            return PendingReason(
+                "no_host_with_free_nic_vf",
+                f"No room: {without} host(s) have the GPUs{mtext}, cores and memory, but "
+                f"only {open_fit} also have a free NIC virtual function at PIX/PXB distance "
+                f"from those GPUs (GPUDirect RDMA), {n} needed.",
+                {"hosts_needed": n, "hosts_that_fit_without_nic": without,
+                 "hosts_with_close_free_vf": open_fit},
+            )
     if k and with_gpus < n:
         what = f"{milli} milli-GPU share(s) on {k} GPU(s)" if share else f"{k} connected free GPU(s)"
         return PendingReason(
@@ -387,7 +415,8 @@ def explain_no_room(job: JobRequest, models: frozenset[str] | None, placer: Plac
     return PendingReason(
         "no_host_with_free_cpu_memory",
         f"No room: {open_fit} host(s) can give {job.vcpus_per_host} vCPUs and "
-        f"{job.memory_gib_per_host} GiB next to the GPUs{mtext}, {n} needed "
+        f"{job.memory_gib_per_host} GiB on the NUMA nodes of free GPUs{mtext} (split in "
+        f"proportion to the GPUs on each node), {n} needed "
         f"(most free on a host: {best_cpu} vCPUs, {best_mem} GiB).",
         {"vcpus_per_host": job.vcpus_per_host, "memory_gib_per_host": job.memory_gib_per_host,
          "hosts_needed": n, "hosts_that_fit": open_fit, "max_free_vcpus": best_cpu,
@@ -412,17 +441,8 @@ def admissible(
             dict(d),
         )
     empty = [
-        HostState(
-            name=h.name,
-            gpus=tuple(
-                type(g)(g.index, g.model, g.numa_node, WHOLE_GPU_MILLI, False, g.healthy)
-                for g in h.gpus
-            ),
-            numa=h.numa,
-            links=h.links,
-            cordoned=h.cordoned,
-            group=h.group,
-        )
+        replace(h, gpus=tuple(replace(g, free_milli=WHOLE_GPU_MILLI, shared=False)
+                              for g in h.gpus))
         for h in hosts
     ]
     work = [Host(h, i) for i, h in enumerate(empty)]
@@ -443,8 +463,8 @@ def admissible(
     return PendingReason(
         "larger_than_any_host",
         f"Can never run: {all_fit} host(s) can hold {job.gpus_per_host} GPU(s){_models_text(models)}"
-        f", {job.vcpus_per_host} vCPUs and {job.memory_gib_per_host} GiB, {job.hosts} needed "
-        f"(largest host has {largest} such GPUs).",
+        f" with {job.vcpus_per_host} vCPUs and {job.memory_gib_per_host} GiB on the GPUs' NUMA "
+        f"nodes, {job.hosts} needed (largest host has {largest} such GPUs).",
         {"hosts_that_fit": all_fit, "hosts_needed": job.hosts,
          "largest_host_gpus": largest, "gpus_per_host": job.gpus_per_host},
     )

@@ -30,12 +30,17 @@ from scheduler.model import (
 FIRST_FIT = "first-fit"
 BEST_FIT = "best-fit"
 FGD = "fgd"
-POLICIES = (FIRST_FIT, BEST_FIT, FGD)
+FGD_STRAND = "fgd-strand"
+POLICIES = (FIRST_FIT, BEST_FIT, FGD, FGD_STRAND)
+_FGD_FAMILY = (FGD, FGD_STRAND)
 
 
-def workload_from_jobs(jobs: Iterable[JobRequest], top: int = 32) -> tuple[WorkloadClass, ...]:
-    """The typical mix: the ``top`` most common per-host job shapes, weights summing to 1.
-    O(J + S log S) for J jobs and S distinct shapes."""
+def workload_from_jobs(
+    jobs: Iterable[JobRequest], top: int | None = None
+) -> tuple[WorkloadClass, ...]:
+    """The job mix: every per-host job shape with its share of the jobs as weight (or only
+    the ``top`` most common), weights summing to 1. O(J + S log S) for J jobs and S
+    distinct shapes."""
     counts: Counter[tuple[int, int, int, int, tuple[str, ...]]] = Counter()
     for j in jobs:
         milli = j.milli_per_gpu if j.gpus_per_host else 0
@@ -56,14 +61,27 @@ GpuKey = tuple[tuple[str, bool, int], ...]  # sorted (model, shared mode, free m
 class Fragmentation:
     """F_n(M) for node states, memoised. A node state is reduced to its GPU free vector and
     the *level* of its free vCPUs and memory among the thresholds the mix cares about, so
-    nodes that differ only in unused CPU headroom share one entry. Computing one entry is
-    O(|M| * g); lookups are O(g)."""
+    nodes that differ only in unused CPU headroom share one entry.
+
+    F_n(M) = W * free - sum over tasks m that fit n's vCPUs and memory of
+    p_m * usable_n(m), where usable_n(m) is the free milli m can use on n (0 when n lacks
+    the GPUs m needs). Tasks with equal GPU demand share one usable_n, memoised per GPU
+    vector, so an entry costs O(D * g + |M|) for D distinct GPU demands; lookups O(g)."""
 
     def __init__(self, workload: Sequence[WorkloadClass]) -> None:
         self.workload = tuple(w for w in workload if w.weight > 0)
+        self.weight = sum(w.weight for w in self.workload)
         self.cpu_levels = sorted({w.vcpus for w in self.workload})
         self.mem_levels = sorted({w.memory_gib for w in self.workload})
+        groups: dict[tuple[int, int, tuple[str, ...]], list[tuple[int, int, float]]] = {}
+        for w in self.workload:
+            if w.gpus == 0:
+                continue  # a CPU-only task uses no GPU: all free GPU is a fragment to it
+            key = (w.gpus, min(w.gpu_milli, WHOLE_GPU_MILLI), w.gpu_models)
+            groups.setdefault(key, []).append((w.vcpus, w.memory_gib, w.weight))
+        self.groups = tuple(groups.items())
         self._memo: dict[tuple[GpuKey, int, int], float] = {}
+        self._usable: dict[tuple[GpuKey, int], int] = {}
 
     def of_vector(self, gpus: GpuKey, cpu: int, mem: int) -> float:
         key = (
@@ -77,30 +95,41 @@ class Fragmentation:
             self._memo[key] = v
         return v
 
+    def usable(self, gpus: GpuKey, g: int) -> int:
+        """Free milli of the GPU vector that tasks of demand group ``g`` can use."""
+        key = (gpus, g)
+        u = self._usable.get(key)
+        if u is None:
+            (count, need, models), _ = self.groups[g]
+            whole = need >= WHOLE_GPU_MILLI
+            n = 0
+            usable = 0
+            for model, shared, f in gpus:
+                if f <= 0:
+                    continue
+                if (not models or model in models) and (
+                    f == WHOLE_GPU_MILLI and not shared if whole else f >= need
+                ):
+                    n += 1
+                    usable += f
+            u = usable if n >= count else 0
+            self._usable[key] = u
+        return u
+
     def _compute(self, gpus: GpuKey, cpu: int, mem: int) -> float:
         total = sum(f for _, _, f in gpus if f > 0)
         if total == 0:
             return 0.0
-        frag = 0.0
-        for w in self.workload:
-            if w.gpus == 0 or cpu < w.vcpus or mem < w.memory_gib:
-                frag += w.weight * total
-                continue
-            need = min(w.gpu_milli, WHOLE_GPU_MILLI)
-            whole = need >= WHOLE_GPU_MILLI
-            usable = 0
-            lost = 0
-            for model, shared, f in gpus:
-                if f <= 0:
-                    continue
-                ok = (not w.gpu_models or model in w.gpu_models) and (
-                    f == WHOLE_GPU_MILLI and not shared if whole else f >= need
-                )
-                if ok:
-                    usable += 1
-                else:
-                    lost += f
-            frag += w.weight * (total if usable < w.gpus else lost)
+        frag = self.weight * total
+        for g, (_, members) in enumerate(self.groups):
+            fits = 0.0
+            for vcpus, gib, weight in members:
+                if cpu >= vcpus and mem >= gib:
+                    fits += weight
+            if fits:
+                u = self.usable(gpus, g)
+                if u:
+                    frag -= fits * u
         return frag
 
     def of_host(self, h: Host) -> float:
@@ -130,30 +159,35 @@ class Scorer:
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
         self.policy = policy
-        self.frag = Fragmentation(workload) if policy == FGD else None
+        self.frag = Fragmentation(workload) if policy in _FGD_FAMILY else None
+
+    @property
+    def picks_share_gpu(self) -> bool:
+        """FGD chooses the GPU a share goes on by the same gradient as the node."""
+        return self.frag is not None
 
     def score(self, h: Host, fit: Fit) -> tuple[float, ...]:
         if self.policy == FIRST_FIT:
             return (float(h.idx),)
         if self.policy == BEST_FIT:
-            return (_leftover(h, fit),)
+            # the textbook measure: least GPU left on the node, then least CPU
+            gpu_left = h.free_gpu_milli() - fit.milli * len(fit.slots)
+            cpu_left = h.free_cores() - sum(n for _, n in fit.cores_from)
+            return (float(gpu_left), float(cpu_left))
         assert self.frag is not None
-        # Rounded so that equal gradients tie exactly; ties go to the fuller host (best-fit),
-        # which keeps whole free hosts for the jobs FGD's coarse CPU view does not see.
+        # Rounded so that equal gradients tie exactly.
         delta = round(self.frag.after(h, fit) - self.frag.of_host(h), 6)
-        if fit.slots:
-            return (delta, 0.0, 0.0)
-        # CPU-only work: hosts without free GPU first, then the fullest CPU
-        return (delta, float(h.free_gpu_milli()), float(h.free_cores()))
+        if self.policy == FGD:
+            return (delta,)  # as published: ties go by host order
+        return (delta, *_stranding(h, fit))
 
 
-def _leftover(h: Host, fit: Fit) -> float:
-    """Normalised free GPU + free vCPU left on the host after the fit (best-fit's measure)."""
-    gpu_left = h.free_gpu_milli() - fit.milli * len(fit.slots)
-    cpu_left = h.free_cores() - sum(n for _, n in fit.cores_from)
-    g = gpu_left / h.gpu_cap if h.gpu_cap else 0.0
-    c = cpu_left / h.cpu_total if h.cpu_total else 0.0
-    return g + c
+def _stranding(h: Host, fit: Fit) -> tuple[float, ...]:
+    """Tie-breaks of ``fgd-strand`` among equal gradients."""
+    if fit.slots:
+        return (0.0, 0.0)
+    # CPU-only work: hosts without free GPU first, then the fullest CPU
+    return (float(h.free_gpu_milli()), float(h.free_cores()))
 
 
 def fragmentation_rate(

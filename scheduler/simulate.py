@@ -16,7 +16,10 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from scheduler.fairshare import dominant_share, usage_vector
@@ -31,11 +34,20 @@ from scheduler.model import (
 )
 from scheduler.placement import Placer, models_of
 from scheduler.planner import cluster_capacity, plan
-from scheduler.policies import POLICIES, Fragmentation, fragmentation_of_cluster, workload_from_jobs
+from scheduler.policies import (
+    BEST_FIT,
+    POLICIES,
+    Fragmentation,
+    fragmentation_of_cluster,
+    workload_from_jobs,
+)
 from scheduler.quotas import Usage, add, job_request
 from scheduler.trace import Pod, TraceError, read_nodes, read_pods
 
 MODES = ("batch", "fill", "replay")
+COMPARE_LOADS = (1.0, 1.3, 1.6)
+# The trace copies shipped with the project (source and licence in their README).
+DEFAULT_TRACES = "tests/fixtures/alibaba"
 
 
 def simulate(
@@ -46,7 +58,7 @@ def simulate(
     load: float = 1.3,
 ) -> dict[str, Any]:
     """Run one simulation; returns the figures (and ``placements`` as (pod, Placement))."""
-    workload = workload_from_jobs(p.job for p in pods)
+    workload = workload_from_jobs(p.job for p in pods)  # the arrivals' whole mix
     total_gpu = sum(WHOLE_GPU_MILLI for h in hosts for g in h.gpus if g.healthy)
     start = time.perf_counter()
     placed: list[tuple[str, Placement]] = []
@@ -148,6 +160,72 @@ def simulate(
     return out
 
 
+def compare(
+    traces: str | Path = DEFAULT_TRACES,
+    loads: Sequence[float] = COMPARE_LOADS,
+    policies: Sequence[str] = POLICIES,
+    jobs: int = 1,
+) -> list[dict[str, Any]]:
+    """Every policy on every node list x pod list in ``traces`` at every load, in ``fill``
+    mode on the same arrivals. One row per (nodes, pods, load) with each policy's GPU
+    allocation ratio and unallocated GPU, and the unallocated GPU as a multiple of
+    best-fit's (the issue's yardstick: the default must stay at or below 0.8x)."""
+    d = Path(traces)
+    node_files = sorted(d.glob("*node_list*.csv"))
+    pod_files = sorted(d.glob("*pod_list*.csv"))
+    if not node_files or not pod_files:
+        raise TraceError(f"{d}: no *node_list*.csv and *pod_list*.csv files")
+    runs = [(str(nf), str(pf), load, policy)
+            for nf in node_files for pf in pod_files for load in loads for policy in policies]
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(_fill_run, runs))
+    else:
+        results = [_fill_run(r) for r in runs]
+    by_run = dict(zip(runs, results, strict=True))
+    rows = []
+    for nf in node_files:
+        for pf in pod_files:
+            for load in loads:
+                row: dict[str, Any] = {"nodes": _short(nf), "pods": _short(pf), "load": load}
+                for policy in policies:
+                    row[policy] = by_run[(str(nf), str(pf), load, policy)]
+                base = row.get(BEST_FIT, {}).get("unalloc")
+                for policy in policies:
+                    u = row[policy]["unalloc"]
+                    row[policy]["vs_best_fit"] = round(u / base, 3) if base else None
+                rows.append(row)
+    return rows
+
+
+@lru_cache(maxsize=8)
+def _read_cached(path: str, kind: str) -> Any:
+    return read_nodes(path) if kind == "nodes" else read_pods(path)
+
+
+def _fill_run(run: tuple[str, str, float, str]) -> dict[str, Any]:
+    nodes, pods, load, policy = run
+    r = simulate(_read_cached(nodes, "nodes"), _read_cached(pods, "pods"), "fill", policy, load)
+    return {"alloc": r["gpu_alloc_ratio"], "unalloc": round(1 - r["gpu_alloc_ratio"], 6),
+            "placed": r["placed"], "wall_s": r["wall_s"]}
+
+
+def _short(path: Path) -> str:
+    return path.stem.split("_list_", 1)[-1]
+
+
+def compare_table(rows: Sequence[dict[str, Any]], policies: Sequence[str] = POLICIES) -> str:
+    """Markdown: allocation ratio and unallocated GPU x best-fit's, per policy."""
+    head = "| nodes | pods | load | " + " | ".join(
+        f"{p} alloc (unalloc ×bf)" for p in policies) + " |"
+    lines = [head, "|" + "---|" * (3 + len(policies))]
+    for row in rows:
+        cells = [f"{row[p]['alloc']:.4f} ({row[p]['vs_best_fit']:.2f})" for p in policies]
+        lines.append(f"| {row['nodes']} | {row['pods']} | {row['load']:.0%} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _apply(hosts: Sequence[HostState], placed: Sequence[tuple[str, Placement]]) -> Placer:
     """A working cluster with the placements applied (for measuring the batch outcome)."""
     placer = Placer(hosts, "first-fit", ())
@@ -205,8 +283,12 @@ def write_placements(path: str, placed: Sequence[tuple[str, Placement]]) -> None
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scheduler.simulate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--nodes", required=True, help="node list CSV (sn,cpu_milli,memory_mib,gpu,model)")
-    ap.add_argument("--pods", required=True, help="pod list CSV (openb format, optional tenant)")
+    ap.add_argument("--nodes", help="node list CSV (sn,cpu_milli,memory_mib,gpu,model)")
+    ap.add_argument("--pods", help="pod list CSV (openb format, optional tenant)")
+    ap.add_argument("--compare", nargs="?", const=DEFAULT_TRACES, metavar="DIR",
+                    help="every policy on every node x pod list in DIR (default "
+                    f"{DEFAULT_TRACES}) at loads {', '.join(f'{x:g}' for x in COMPARE_LOADS)}; "
+                    "the default when --nodes and --pods are not given")
     ap.add_argument("--mode", choices=MODES, default="batch")
     ap.add_argument("--policy", choices=POLICIES, default=DEFAULT_POLICY)
     ap.add_argument("--load", type=float, default=1.3,
@@ -215,9 +297,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="without a tenant column, spread pods over N tenants by row")
     ap.add_argument("--placements", metavar="OUT.csv", help="write pod,node,gpus rows")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--jobs", type=int, default=1, help="--compare: simulations run in parallel")
     args = ap.parse_args(argv)
     if args.load <= 0:
         ap.error("--load must be positive")
+    if args.compare is not None or (args.nodes is None and args.pods is None):
+        try:
+            rows = compare(args.compare or DEFAULT_TRACES, jobs=args.jobs)
+        except TraceError as e:
+            print(f"simulate: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps(rows, sort_keys=True) if args.json else compare_table(rows))
+        return 0
+    if args.nodes is None or args.pods is None:
+        ap.error("--nodes and --pods go together")
     try:
         hosts = read_nodes(args.nodes)
         pods = read_pods(args.pods, args.tenants)

@@ -3,7 +3,7 @@
 Link kinds rank NV# > PIX > PXB > PHB > NODE > SYS; among NVLink pairs more links rank
 higher (NV18 > NV12). A GPU set is scored by its worst pair first (a ring all-reduce runs at
 the speed of its slowest hop), then by the sum over its pairs, then by how many NUMA nodes
-it spans.
+it spans, then by how many CPU sockets.
 """
 
 from __future__ import annotations
@@ -48,15 +48,20 @@ def rank_name(rank: int) -> str:
 class Topology:
     """Pairwise link ranks and NUMA placement of a host's GPUs (interned, immutable)."""
 
-    __slots__ = ("id", "numa_of", "ranks", "slots")
+    __slots__ = ("id", "numa_of", "ranks", "slots", "socket_of")
 
     def __init__(
-        self, tid: int, numa_of: tuple[int, ...], ranks: tuple[tuple[int, ...], ...]
+        self,
+        tid: int,
+        numa_of: tuple[int, ...],
+        ranks: tuple[tuple[int, ...], ...],
+        socket_of: tuple[int, ...] = (),
     ) -> None:
         self.id = tid
         self.numa_of = numa_of
         self.ranks = ranks
         self.slots = len(numa_of)
+        self.socket_of = socket_of or tuple(0 for _ in numa_of)
 
 
 _TOPOLOGIES: dict[tuple[object, ...], Topology] = {}
@@ -67,7 +72,9 @@ def topology_of(host: HostState) -> Topology:
     """The interned `Topology` of a host; hosts with equal matrices share one object, so the
     set rankings below are computed once per distinct topology. O(g^2) for g GPUs."""
     numa_of = tuple(g.numa_node for g in host.gpus)
-    raw = (tuple(g.index for g in host.gpus), numa_of, host.links)
+    socket_by_node = {n.node: n.socket for n in host.numa}
+    socket_of = tuple(socket_by_node.get(n, 0) for n in numa_of)
+    raw = (tuple(g.index for g in host.gpus), numa_of, socket_of, host.links)
     hit = _BY_INPUT.get(raw)
     if hit is not None:
         return hit
@@ -86,10 +93,10 @@ def topology_of(host: HostState) -> Topology:
             ranks[pos[a]][pos[b]] = r
             ranks[pos[b]][pos[a]] = r
     frozen = tuple(tuple(row) for row in ranks)
-    key = (numa_of, frozen)
+    key = (numa_of, socket_of, frozen)
     topo = _TOPOLOGIES.get(key)
     if topo is None:
-        topo = Topology(len(_TOPOLOGIES), numa_of, frozen)
+        topo = Topology(len(_TOPOLOGIES), numa_of, frozen, socket_of)
         _TOPOLOGIES[key] = topo
     if len(_BY_INPUT) < 100_000:
         _BY_INPUT[raw] = topo
@@ -118,10 +125,11 @@ def score_set(topo: Topology, slots: tuple[int, ...]) -> SetScore:
 
 def _sort_key(topo: Topology, eligible: tuple[int, ...], slots: tuple[int, ...]) -> tuple:
     worst, total, spans = score_set(topo, slots)
+    sockets = len({topo.socket_of[s] for s in slots})
     # Tie-break: take GPUs from NUMA nodes with fewer free GPUs, keeping well-connected
     # groups whole for later jobs.
     crowd = sum(sum(1 for e in eligible if topo.numa_of[e] == topo.numa_of[s]) for s in slots)
-    return (-worst, -total, spans, crowd, slots)
+    return (-worst, -total, spans, sockets, crowd, slots)
 
 
 def _greedy_sets(topo: Topology, eligible: tuple[int, ...], k: int) -> list[tuple[int, ...]]:

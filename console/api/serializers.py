@@ -30,6 +30,7 @@ from console.core.models import (
     Quota,
     Tenant,
 )
+from console.core.snapshot import memory_by_numa
 from console.core.usage import usage_by_tenant
 
 # A job's name appears in host-side names (cgroups, logs), so it is kept to
@@ -332,6 +333,13 @@ class JobSubmitSerializer(StrictFieldsMixin, serializers.Serializer):
         max_length=100, required=False, allow_blank=True, default="",
         help_text="The boot image's name in the catalogue; blank: the cluster's default.",
     )
+    rdma = serializers.BooleanField(
+        default=False, help_text="GPUDirect RDMA: NIC virtual functions next to the GPUs "
+        "(always for a job of several hosts)."
+    )
+    single_leaf = serializers.BooleanField(
+        default=False, help_text="A gang waits rather than span leaf switches (host groups)."
+    )
 
     def validate(self, attrs):
         if attrs.get("gpu_milli") is not None and attrs["gpus_per_host"] != 1:
@@ -381,6 +389,12 @@ class PlacementSerializer(serializers.Serializer):
     cpus = serializers.ListField(child=serializers.IntegerField(), help_text="Host cores.")
     numa_nodes = serializers.ListField(child=serializers.IntegerField())
     memory_gib = serializers.IntegerField()
+    memory_by_numa = serializers.DictField(
+        child=serializers.IntegerField(), help_text="GiB of memory_gib on each NUMA node."
+    )
+    nic_vfs = serializers.ListField(
+        child=serializers.DictField(), help_text="NIC virtual functions: nic, pci_address."
+    )
 
 
 def placement_of(job: Job) -> list[dict]:
@@ -391,12 +405,22 @@ def placement_of(job: Job) -> list[dict]:
         entry = hosts.setdefault(
             allocation.host.name,
             {"host": allocation.host.name, "gpus": [], "gpu_milli": [], "cpus": [],
-             "numa_nodes": [], "memory_gib": 0},
+             "numa_nodes": [], "memory_gib": 0, "memory_by_numa": {}, "nic_vfs": []},
         )
         if allocation.gpu_id is None:
             entry["cpus"] = list(allocation.cpus)
             entry["numa_nodes"] = list(allocation.numa_nodes)
             entry["memory_gib"] = allocation.memory_gib
+            entry["memory_by_numa"] = {
+                str(node): gib for node, gib in sorted(memory_by_numa(
+                    allocation.memory_gib, allocation.numa_nodes, allocation.memory_by_numa
+                ).items())
+            }
+            entry["nic_vfs"] = [
+                {"nic": nic, "pci_address": pci} for nic, pci in
+                allocation.nic_vf_claims.order_by("vf__pci_address")
+                .values_list("vf__nic__name", "vf__pci_address")
+            ]
         else:
             entry["gpus"].append(allocation.gpu.pci_address)
             entry["gpu_milli"].append(allocation.milli)
@@ -412,7 +436,8 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = ["id", "tenant", "name", "submitter", "state", "gpus_per_host", "hosts",
                   "gpu_model", "gpu_milli", "vcpus_per_host", "memory_gib_per_host",
-                  "priority", "preemptible", "image", "pending_reason", "pending_code", "pending_data",
+                  "priority", "preemptible", "image", "rdma", "single_leaf", "leaves",
+                  "pending_reason", "pending_code", "pending_data",
                   "teardown_outcome", "failure_reason", "attempts", "generation", "submitted_at",
                   "queued_at", "scheduled_at", "provisioning_at", "running_at", "teardown_at",
                   "preempted_at", "finished_at", "updated_at"]

@@ -9,6 +9,7 @@ from django.db.models import Count, Q
 
 from console.core.choices import GpuHealth, QuotaResource
 from console.core.models import Gpu, Host, Job, Quota, Tenant
+from console.core.snapshot import numa_errors
 
 FieldErrors = dict[str, list[str]]
 
@@ -77,6 +78,8 @@ def inventory_errors(job: Job) -> FieldErrors:
         errors["memory_gib_per_host"] = [
             f"No host has {job.memory_gib_per_host} GiB of memory; the largest has {largest_mem}."
         ]
+    if not errors:
+        errors.update(numa_errors(job))  # cores and memory on the GPUs' NUMA nodes
     return errors
 
 

@@ -27,7 +27,7 @@ from django.utils import timezone
 import scheduler
 from console.core import enqueue
 from console.core.choices import GpuHealth, HostState, JobState, TeardownOutcome
-from console.core.models import Allocation, CoreClaim, Gpu, Host, Job
+from console.core.models import Allocation, CoreClaim, Gpu, Host, Job, NicVf, NicVfClaim
 from console.core.snapshot import SnapshotContext, build_snapshot_context
 from console.core.transitions import transition_job, transition_jobs
 
@@ -85,10 +85,18 @@ def _allocate_host(job_id: int, host: Host, hp: scheduler.HostPlacement,
         cpus=list(hp.cores),
         numa_nodes=list(hp.numa_nodes),
         memory_gib=hp.memory_gib,
+        memory_by_numa=[[node, gib] for node, gib in hp.memory_by_numa],
     )
     CoreClaim.objects.bulk_create(
         CoreClaim(allocation=base, host=host, core=core) for core in hp.cores
     )
+    for nic, count in hp.nic_vfs:
+        # Free VFs of that NIC; the unique claim per VF refuses a racing cycle's double.
+        vfs = list(NicVf.objects.filter(host=host, nic__name=nic, claim__isnull=True)
+                   .order_by("index")[:count])
+        if len(vfs) < count:
+            raise _PlacementConflict(f"{host.name} {nic} has {len(vfs)} free VFs, {count} needed")
+        NicVfClaim.objects.bulk_create(NicVfClaim(allocation=base, vf=vf) for vf in vfs)
     for index in hp.gpu_indices:
         gpu = gpus.get((host.pk, index))
         if gpu is None:
@@ -136,6 +144,7 @@ def _commit_placement(placement: scheduler.Placement, hosts: dict[str, Host],
             )
             if not moved:
                 raise _PlacementConflict("job no longer queued")
+            Job.objects.filter(pk=job_id).update(leaves=placement.leaves)
             for hp in placement.hosts:
                 host = hosts.get(hp.host)
                 if host is None:
@@ -154,6 +163,8 @@ def _placement_data(placement: scheduler.Placement, submitted_at, now) -> dict:
         "gpus": {hp.host: list(hp.gpu_indices) for hp in placement.hosts},
         "link_kind": placement.link_kind,
         "numa_local": placement.local,
+        "leaves": placement.leaves,
+        "nic_vfs": {hp.host: dict(hp.nic_vfs) for hp in placement.hosts if hp.nic_vfs},
         "submit_to_scheduled_s": round((now - submitted_at).total_seconds(), 3),
     }
 
@@ -179,8 +190,11 @@ def _commit_placements_bulk(placements: list[scheduler.Placement], hosts: dict[s
                 Host.objects.select_for_update().filter(name__in=names, state=HostState.READY)
                 .order_by("pk").values_list("name", flat=True)
             )
+            # Placements holding NIC virtual functions claim them one by one
+            # (``_allocate_host``): they are left to the caller.
             batch = {job_id: p for job_id, p in by_job.items()
-                     if all(hp.host in ready and hp.host in hosts for hp in p.hosts)}
+                     if all(hp.host in ready and hp.host in hosts and not hp.nic_vfs
+                            for hp in p.hosts)}
             if len(batch) < 2:
                 raise _PlacementConflict("nothing to batch")
             moved = transition_jobs(
@@ -198,7 +212,9 @@ def _commit_placements_bulk(placements: list[scheduler.Placement], hosts: dict[s
                     host = hosts[hp.host]
                     bases.append((Allocation(job_id=job_id, host=host, gpu=None, milli=1000,
                                              cpus=list(hp.cores), numa_nodes=list(hp.numa_nodes),
-                                             memory_gib=hp.memory_gib), hp, host))
+                                             memory_gib=hp.memory_gib,
+                                             memory_by_numa=[[node, gib] for node, gib
+                                                             in hp.memory_by_numa]), hp, host))
                     for index in hp.gpu_indices:
                         gpu = gpus.get((host.pk, index))
                         if gpu is None:
@@ -206,6 +222,11 @@ def _commit_placements_bulk(placements: list[scheduler.Placement], hosts: dict[s
                         milli_by_gpu[gpu.pk] = milli_by_gpu.get(gpu.pk, 0) + hp.gpu_milli
                         gpu_rows.append(Allocation(job_id=job_id, host=host, gpu=gpu,
                                                    milli=hp.gpu_milli))
+            by_leaves: dict[int | None, list[int]] = {}
+            for job_id in moved:
+                by_leaves.setdefault(batch[job_id].leaves, []).append(job_id)
+            for leaves, job_ids in by_leaves.items():
+                Job.objects.filter(pk__in=job_ids).update(leaves=leaves)
             created = Allocation.objects.bulk_create([base for base, _hp, _host in bases])
             CoreClaim.objects.bulk_create(
                 CoreClaim(allocation=base, host=host, core=core)

@@ -14,12 +14,13 @@ What a host offers:
   the cores claimed by allocations (``CoreClaim``);
 - free memory of a NUMA node is its 1 GiB hugepages (VM memory is backed by
   them) or, on a node without hugepages, its memory, minus what allocations
-  hold there (an allocation over several nodes is split evenly, as the
-  provisioning spec asks libvirt to do).
+  hold there: ``Allocation.memory_by_numa`` exactly as planned (a row written
+  before that field existed is split evenly over its nodes).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,9 +38,20 @@ from console.core.choices import (
     Risk,
     TeardownOutcome,
 )
-from console.core.models import Allocation, CheckResult, CoreClaim, Host, Job, Tenant
+from console.core.models import (
+    Allocation,
+    CheckResult,
+    CoreClaim,
+    Host,
+    Job,
+    NicVfClaim,
+    Tenant,
+)
 from console.core.usage import usage_by_tenant
+from scheduler import admissible, workload_from_jobs
 from scheduler import model as sm
+
+ARRIVALS_FOR_MIX = 2000
 
 QuotaOverrides = Mapping[str, Mapping[str, tuple[float, float]]]
 
@@ -67,6 +79,18 @@ def split_memory(total: int, nodes: list[int]) -> dict[int, int]:
         return {}
     share, rest = divmod(total, len(nodes))
     return {node: share + (1 if i < rest else 0) for i, node in enumerate(sorted(nodes))}
+
+
+def memory_by_numa(memory_gib: int, nodes: list[int] | None,
+                   by_numa: list | None) -> dict[int, int]:
+    """Node → GiB of one allocation row: the split stored at commit, or (rows from
+    before it was stored) an even split over the row's nodes."""
+    if by_numa:
+        out: dict[int, int] = defaultdict(int)
+        for node, gib in by_numa:
+            out[int(node)] += int(gib)
+        return dict(out)
+    return split_memory(memory_gib, list(nodes or [0]))
 
 
 def failing_critical_checks() -> dict[int, list[str]]:
@@ -103,12 +127,17 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
     ):
         claimed[host_id].add(core)
     memory_used: dict[tuple[int, int], int] = defaultdict(int)
-    for host_id, nodes, memory in Allocation.objects.filter(
+    for host_id, nodes, memory, by_numa in Allocation.objects.filter(
         host_id__in=host_ids, gpu__isnull=True
-    ).values_list("host_id", "numa_nodes", "memory_gib"):
-        for node, gib in split_memory(memory, list(nodes or [0])).items():
+    ).values_list("host_id", "numa_nodes", "memory_gib", "memory_by_numa"):
+        for node, gib in memory_by_numa(memory, nodes, by_numa).items():
             memory_used[(host_id, node)] += gib
     failing = failing_critical_checks()
+    claimed_vfs: dict[int, int] = defaultdict(int)  # nic id -> VFs held
+    for nic_id in NicVfClaim.objects.filter(vf__host_id__in=host_ids).values_list(
+        "vf__nic_id", flat=True
+    ):
+        claimed_vfs[nic_id] += 1
 
     states: list[sm.HostState] = []
     unschedulable: dict[str, str] = {}
@@ -128,6 +157,7 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
                     node=node.node_id,
                     free_cores=free_cores,
                     free_memory_gib=max(0, capacity - memory_used[(host.pk, node.node_id)]),
+                    socket=node.socket,
                 )
             )
         gpus = tuple(
@@ -138,14 +168,17 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
                 free_milli=max(0, 1000 - gpu.allocated_milli),
                 shared=gpu.mode == GpuMode.SHARED,
                 healthy=gpu.health != GpuHealth.FAILED and not gpu.cordoned,
+                iommu_group=gpu.iommu_group if gpu.iommu_group is not None else -1,
+                iommu_foreign=bool(gpu.iommu_foreign),
             )
             for gpu in host.gpus.all()
         )
-        links = []
-        for link in host.links.all():
-            a, b = _gpu_index(link.a), _gpu_index(link.b)
-            if a is not None and b is not None and a != b:
-                links.append((a, b, link.kind))
+        nics = tuple(
+            sm.NicState(name=nic.name, numa_node=nic.numa_node or 0,
+                        free_vfs=len(nic.vfs.all()) - claimed_vfs[nic.pk])
+            for nic in host.nics.all()
+        )
+        links, nic_links = _links(host, {n.name for n in nics})
         states.append(
             sm.HostState(
                 name=host.name,
@@ -154,9 +187,83 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
                 links=tuple(links),
                 cordoned=bool(reason),
                 group=host.group,
+                nics=nics,
+                nic_links=tuple(nic_links),
             )
         )
     return states, unschedulable
+
+
+def _links(host: Host, nic_names: set[str]) -> tuple[list, list]:
+    """GPU pairs ``(a, b, kind)`` and GPU-to-NIC cells ``(gpu, nic, kind)`` of the matrix."""
+    links, nic_links = [], []
+    for link in host.links.all():
+        a, b = _gpu_index(link.a), _gpu_index(link.b)
+        if a is not None and b is not None and a != b:
+            links.append((a, b, link.kind))
+        elif a is not None and link.b in nic_names:
+            nic_links.append((a, link.b, link.kind))
+        elif b is not None and link.a in nic_names:
+            nic_links.append((b, link.a, link.kind))
+    return links, nic_links
+
+
+def full_size_hosts() -> list[sm.HostState]:
+    """Every host at its full size (GPUs idle, every unreserved core and all memory free),
+    for the submit-time question whether a job could EVER be placed NUMA-true."""
+    hosts = list(Host.objects.prefetch_related("numa_nodes", "gpus", "links", "nics__vfs")
+                 .order_by("name"))
+    states = []
+    for host in hosts:
+        reserved = set(host.reserved_cores or [])
+        numa = tuple(
+            sm.NumaState(node=n.node_id, free_cores=tuple(c for c in n.cpus if c not in reserved),
+                         free_memory_gib=n.hugepages_1g or n.memory_gib, socket=n.socket)
+            for n in host.numa_nodes.all()
+        )
+        gpus = tuple(
+            sm.GpuState(index=g.index, model=g.model,
+                        numa_node=g.numa_node if g.numa_node is not None else 0,
+                        healthy=g.health != GpuHealth.FAILED,
+                        iommu_group=g.iommu_group if g.iommu_group is not None else -1,
+                        iommu_foreign=bool(g.iommu_foreign))
+            for g in host.gpus.all()
+        )
+        nics = tuple(sm.NicState(name=n.name, numa_node=n.numa_node or 0,
+                                 free_vfs=len(n.vfs.all())) for n in host.nics.all())
+        links, nic_links = _links(host, {n.name for n in nics})
+        states.append(sm.HostState(name=host.name, gpus=gpus, numa=numa, links=tuple(links),
+                                   group=host.group, nics=nics, nic_links=tuple(nic_links)))
+    return states
+
+
+def numa_errors(job: Job) -> dict[str, list[str]]:
+    """Submit-time: the job can never get its vCPUs and memory on its GPUs' NUMA nodes
+    (in proportion to the GPUs on each) on enough hosts, even with the cluster empty."""
+    if not job.vcpus_per_host and not job.memory_gib_per_host:
+        return {}
+    request = sm.JobRequest(
+        id="submit", tenant="submit", gpus_per_host=job.gpus_per_host, hosts=job.host_count,
+        gpu_models=(job.gpu_model,) if job.gpu_model else (), gpu_milli=job.gpu_milli,
+        vcpus_per_host=job.vcpus_per_host, memory_gib_per_host=job.memory_gib_per_host,
+        rdma=job.rdma, single_leaf=job.single_leaf,
+    )
+    hosts = full_size_hosts()
+    if not hosts:
+        return {}
+    reason = admissible(request, sm.TenantState(name="submit"), hosts)
+    if reason is None or reason.code != "larger_than_any_host":
+        return {}
+    field = "vcpus_per_host"
+    if request.needs_nic_vfs:
+        plain = admissible(dataclasses.replace(request, rdma=False, hosts=1),
+                           sm.TenantState(name="submit"), hosts)
+        if plain is None:  # the GPUs, cores and memory exist; the close NICs do not
+            field = "rdma" if job.rdma else "hosts"
+            return {field: [f"Can never run: {request.hosts} host(s) needed with a free NIC "
+                            "virtual function at PIX/PXB distance from the job's GPUs "
+                            "(GPUDirect RDMA); no such host is registered."]}
+    return {field: [reason.message]}
 
 
 def _quotas(tenant: Tenant, overrides: Mapping[str, tuple[float, float]]) -> tuple[sm.Quota, ...]:
@@ -181,6 +288,8 @@ def job_request(job: Job) -> sm.JobRequest:
         priority=job.priority,
         preemptible=job.preemptible,
         submit_time=job.submitted_at.timestamp(),
+        rdma=job.rdma,
+        single_leaf=job.single_leaf,
     )
 
 
@@ -215,16 +324,19 @@ def _running_jobs(host_names: dict[int, str], *, leaving: bool = False) -> tuple
     allocations = (
         Allocation.objects.filter(job_id__in=list(jobs)).order_by("job_id", "host_id", "gpu__index")
         .values_list("job_id", "host_id", "gpu_id", "gpu__index", "milli", "cpus", "numa_nodes",
-                     "memory_gib")
+                     "memory_gib", "memory_by_numa")
     ) if jobs else []
-    for job_id, host_id, gpu_id, gpu_index, milli, cpus, numa_nodes, memory_gib in allocations:
+    for (job_id, host_id, gpu_id, gpu_index, milli, cpus, numa_nodes, memory_gib,
+         by_numa) in allocations:
         slot = per_job[job_id].setdefault(
-            host_id, {"gpus": [], "milli": 1000, "cores": (), "nodes": (), "memory": 0}
+            host_id,
+            {"gpus": [], "milli": 1000, "cores": (), "nodes": (), "memory": 0, "by_numa": {}},
         )
         if gpu_id is None:
             slot["cores"] = tuple(cpus or ())
             slot["nodes"] = tuple(numa_nodes or ())
             slot["memory"] = memory_gib
+            slot["by_numa"] = memory_by_numa(memory_gib, numa_nodes, by_numa)
         else:
             slot["gpus"].append(gpu_index)
             slot["milli"] = milli
@@ -239,7 +351,7 @@ def _running_jobs(host_names: dict[int, str], *, leaving: bool = False) -> tuple
                 cores=slot["cores"],
                 numa_nodes=slot["nodes"],
                 memory_gib=slot["memory"],
-                memory_by_numa=tuple(split_memory(slot["memory"], list(slot["nodes"])).items()),
+                memory_by_numa=tuple(sorted(slot["by_numa"].items())),
             )
             for host_id, slot in sorted(hosts.items())
         )
@@ -266,7 +378,7 @@ def build_snapshot_context(
     now = now or timezone.now()
     overrides = quota_overrides or {}
     hosts = list(
-        Host.objects.prefetch_related("numa_nodes", "gpus", "links").order_by("name")
+        Host.objects.prefetch_related("numa_nodes", "gpus", "links", "nics__vfs").order_by("name")
     )
     host_states, unschedulable = _host_states(hosts)
     usage = usage_by_tenant()
@@ -287,12 +399,16 @@ def build_snapshot_context(
     backoff = {j.pk: j.not_before for j in queued_jobs if j.not_before and j.not_before > now}
     queued = tuple(job_request(j) for j in queued_jobs if j.pk not in backoff)
     host_names = {h.pk: h.name for h in hosts}
+    # FGD measures fragmentation against the workload's distribution, estimated (as the
+    # paper does) from arrivals: the shapes of the last ARRIVALS_FOR_MIX submitted jobs.
+    recent = Job.objects.select_related("tenant").order_by("-submitted_at")[:ARRIVALS_FOR_MIX]
     snapshot = sm.Snapshot(
         hosts=tuple(host_states),
         tenants=tenants,
         queued=queued,
         running=_running_jobs(host_names),
         leaving=_running_jobs(host_names, leaving=True),
+        workload=workload_from_jobs(job_request(j) for j in recent),
         **({"policy": policy} if policy else {}),
     )
     pending = {j.pk: (j.pending_code, j.pending_reason, j.pending_data) for j in queued_jobs}
@@ -315,7 +431,10 @@ __all__ = [
     "SnapshotContext",
     "build_snapshot",
     "build_snapshot_context",
+    "full_size_hosts",
     "host_unschedulable_reason",
     "job_request",
+    "memory_by_numa",
+    "numa_errors",
     "split_memory",
 ]

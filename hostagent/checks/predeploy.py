@@ -7,6 +7,7 @@ from typing import Any
 
 from hostagent import hypervisor
 from hostagent.checks.base import Check, CheckContext, check
+from hostagent.inventory import iommu_foreign
 from hostagent.protocol import CheckResult
 
 SMT_OFF = {"off", "forceoff", "notsupported"}
@@ -135,10 +136,6 @@ def iommu_enabled(ctx: CheckContext, c: Check) -> CheckResult:
     return c.result("fail", ev)
 
 
-def _slot(bdf: str) -> str:
-    return bdf.rsplit(".", 1)[0]
-
-
 @check("iommu.gpu_isolated", "high", "GPUs in clean IOMMU groups",
        "each GPU's IOMMU group holds only that GPU's functions (and bridges)",
        "Move the GPU to a slot with its own IOMMU group, enable ACS on the bridges above it")
@@ -163,11 +160,8 @@ def gpu_isolated(ctx: CheckContext, c: Check) -> CheckResult:
             ev[gpu] = {"group": None}
             bad = True
             continue
-        foreign = []
-        for dev in membership[group]:
-            cls = ctx.read(f"sys/bus/pci/devices/{dev}/class") or ""
-            if _slot(dev) != _slot(gpu) and not cls.startswith("0x0604"):
-                foreign.append(dev)
+        foreign = iommu_foreign(gpu, membership[group],
+                                lambda dev: ctx.read(f"sys/bus/pci/devices/{dev}/class"))
         ev[gpu] = {"group": int(group) if group.isdigit() else group,
                    "devices": membership[group], "foreign": foreign}
         bad = bad or bool(foreign)

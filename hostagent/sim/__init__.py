@@ -192,6 +192,19 @@ def _nic_numa_node(nic: str, topo: Any, gpus: list[dict[str, Any]]) -> int | Non
     return best[1]
 
 
+SIM_VFS_PER_NIC = 8
+
+
+def _nic_pci(j: int) -> dict[str, Any]:
+    """PCI address, link type and SR-IOV virtual functions of the host's j-th NIC. The
+    captures name NICs but not their buses: the simulated fleet puts NIC j on bus 0xe0+j
+    (no GPU of a captured board uses those) with 8 VFs after the physical function."""
+    bus = 0xE0 + j
+    vfs = [f"0000:{bus:02x}:{(1 + v) // 8:02x}.{(1 + v) % 8}" for v in range(SIM_VFS_PER_NIC)]
+    return {"pci_address": f"0000:{bus:02x}:00.0", "link_type": "infiniband",
+            "sriov_totalvfs": SIM_VFS_PER_NIC, "sriov_numvfs": SIM_VFS_PER_NIC, "vfs": vfs}
+
+
 def simulated_host(kind: str, index: int, name: str | None = None) -> dict[str, Any]:
     """A host of ``kind``: the real machine of the capture, the one source of its facts.
 
@@ -207,7 +220,9 @@ def simulated_host(kind: str, index: int, name: str | None = None) -> dict[str, 
     topo = parse_topo(topo_file_for(kind).read_text())
     name = name or f"sim-{k.short}-{index:02d}"
     numa = [{"node": n, "cpus": _cpus(cl), "memory_mib": k.memory_gib * 1024 // len(k.numa_cpus),
-             "hugepages_1g": k.hugepages_1g_per_node}
+             "hugepages_1g": k.hugepages_1g_per_node,
+             # NUMA nodes are numbered socket by socket (NPS4: 0-3 on the first package)
+             "socket": n * k.sockets // len(k.numa_cpus)}
             for n, cl in enumerate(k.numa_cpus)]
     cpu_to_node = {cpu: node["node"] for node in numa for cpu in node["cpus"]}
     gpus = []
@@ -244,7 +259,8 @@ def simulated_host(kind: str, index: int, name: str | None = None) -> dict[str, 
         "gpus": gpus,
         "nics": [{"name": n.name, "label": n.label,
                   "numa_node": n.numa_node if n.numa_node is not None
-                  else _nic_numa_node(n.name, topo, gpus)} for n in topo.nics],
+                  else _nic_numa_node(n.name, topo, gpus),
+                  **_nic_pci(j)} for j, n in enumerate(topo.nics)],
         "links": topo.to_json()["links"],
         "topology": topo.to_json(),
         "facts": {"board_name": k.board_name, "bios_version": k.bios_version,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from scheduler import (
@@ -9,6 +10,7 @@ from scheduler import (
     HostPlacement,
     HostState,
     JobRequest,
+    NicState,
     NumaState,
     Placement,
     Quota,
@@ -32,8 +34,10 @@ def host(
     group: str = "",
     cordoned: bool = False,
     free_milli: dict[int, int] | None = None,
+    vfs_per_nic: int = 16,
 ) -> HostState:
-    """A host whose GPUs spread evenly over its NUMA nodes, all pairs joined by ``link``."""
+    """A host whose GPUs spread evenly over its NUMA nodes, all pairs joined by ``link``,
+    with one NIC (``vfs_per_nic`` SR-IOV virtual functions) behind each GPU pair (PXB)."""
     per = max(1, gpus // numa_nodes)
     free_milli = free_milli or {}
     gs = tuple(
@@ -45,7 +49,12 @@ def host(
         for n in range(numa_nodes)
     )
     links = tuple((a, b, link) for a in range(gpus) for b in range(a + 1, gpus))
-    return HostState(name, gs, numa, links, cordoned=cordoned, group=group)
+    nics = tuple(NicState(f"nic{j}", gs[2 * j].numa_node, vfs_per_nic)
+                 for j in range((gpus + 1) // 2))
+    nic_links = tuple((i, f"nic{j}", "PXB" if i // 2 == j else "SYS")
+                      for i in range(gpus) for j in range(len(nics)))
+    return HostState(name, gs, numa, links, cordoned=cordoned, group=group, nics=nics,
+                     nic_links=nic_links)
 
 
 def job(jid: str, tenant: str = "t", gpus: int = 1, **kw: object) -> JobRequest:
@@ -80,7 +89,10 @@ def apply(hosts: tuple[HostState, ...], placements: list[HostPlacement]) -> tupl
         shared: set[int] = set()
         cores: set[int] = set()
         mem: dict[int, int] = {}
+        vfs: dict[str, int] = {}
         for hp in hps:
+            for nic, n in hp.nic_vfs:
+                vfs[nic] = vfs.get(nic, 0) + n
             for gi in hp.gpu_indices:
                 used_milli[gi] = used_milli.get(gi, 0) + hp.gpu_milli
                 if hp.gpu_milli < 1000:
@@ -89,16 +101,17 @@ def apply(hosts: tuple[HostState, ...], placements: list[HostPlacement]) -> tupl
             for n, gib in hp.memory_by_numa:
                 mem[n] = mem.get(n, 0) + gib
         gpus = tuple(
-            GpuState(g.index, g.model, g.numa_node, g.free_milli - used_milli.get(g.index, 0),
-                     g.shared or g.index in shared, g.healthy)
+            replace(g, free_milli=g.free_milli - used_milli.get(g.index, 0),
+                    shared=g.shared or g.index in shared)
             for g in h.gpus
         )
         numa = tuple(
-            NumaState(n.node, tuple(c for c in n.free_cores if c not in cores),
-                      n.free_memory_gib - mem.get(n.node, 0))
+            replace(n, free_cores=tuple(c for c in n.free_cores if c not in cores),
+                    free_memory_gib=n.free_memory_gib - mem.get(n.node, 0))
             for n in h.numa
         )
-        out.append(HostState(h.name, gpus, numa, h.links, h.cordoned, h.group))
+        nics = tuple(replace(n, free_vfs=n.free_vfs - vfs.get(n.name, 0)) for n in h.nics)
+        out.append(replace(h, gpus=gpus, numa=numa, nics=nics))
     return tuple(out)
 
 
@@ -140,3 +153,27 @@ def host_from_topo(path: Path, name: str, model: str, numa_cores: dict[int, tupl
         gpus.append(GpuState(i, model, numa))
     numa_states = tuple(NumaState(n, cores[n], mem_per_numa) for n in sorted(cores))
     return HostState(name, tuple(gpus), numa_states, tuple(links))
+
+
+def host_from_sim(kind: str, name: str, *, mem_per_numa: int = 256,
+                  vfs_per_nic: int = 8) -> HostState:
+    """A HostState of one of the simulated machine kinds (``hostagent.sim.KINDS``): the real
+    capture's GPUs, links, NICs and GPU NUMA nodes, the machine's NUMA CPU lists and
+    sockets; each NIC with ``vfs_per_nic`` free SR-IOV virtual functions."""
+    from hostagent.sim import simulated_host
+
+    h = simulated_host(kind, 0, name=name)
+    model = h["gpus"][0]["model"]
+    gpus = tuple(GpuState(g["index"], model, g["numa_node"]) for g in h["gpus"])
+    numa = tuple(NumaState(n["node"], tuple(n["cpus"]), mem_per_numa, n["socket"])
+                 for n in h["numa_nodes"])
+    links = tuple(
+        (int(ln["a"][3:]), int(ln["b"][3:]), ln["kind"])
+        for ln in h["links"]
+        if ln["a"].startswith("GPU") and ln["b"].startswith("GPU") and ln["a"] != ln["b"]
+    )
+    nics = tuple(NicState(n["name"], n["numa_node"] or 0, vfs_per_nic) for n in h["nics"])
+    names = {n.name for n in nics}
+    nic_links = tuple((int(ln["a"][3:]), ln["b"], ln["kind"]) for ln in h["links"]
+                      if ln["a"].startswith("GPU") and ln["b"] in names)
+    return HostState(name, gpus, numa, links, nics=nics, nic_links=nic_links)

@@ -34,11 +34,20 @@ def test_a_gang_prefers_hosts_of_one_group():
     assert {hp.host for hp in p.placements[0].hosts} == {"b0", "b1", "b2"}
 
 
-def test_gpu_shares_pack_onto_one_shared_gpu():
+def test_gpu_shares_pack_onto_one_shared_gpu_under_best_fit():
     p = _plan([host("h", gpus=2)], [job(f"s{i}", gpus=1, gpu_milli=300, submit_time=i)
-                                     for i in range(3)])
+                                     for i in range(3)], policy="best-fit")
     gpus = {pl.hosts[0].gpu_indices for pl in p.placements}
     assert len(gpus) == 1 and all(pl.hosts[0].gpu_milli == 300 for pl in p.placements)
+
+
+def test_fgd_puts_a_share_on_the_gpu_whose_use_fragments_least():
+    # the mix is 300-milli shares: a third share on GPU0 would leave 100 milli no task of
+    # the mix can use, so FGD (as published: GPU choice by the same gradient) takes GPU1
+    p = _plan([host("h", gpus=2)], [job(f"s{i}", gpus=1, gpu_milli=300, submit_time=i)
+                                     for i in range(3)], policy="fgd")
+    gpus = [pl.hosts[0].gpu_indices for pl in sorted(p.placements, key=lambda x: x.job_id)]
+    assert gpus[0] == gpus[1] and gpus[2] != gpus[0]
 
 
 def test_a_shared_gpu_is_never_passed_through():

@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from scheduler import (
+    POLICIES,
     GpuState,
     HostState,
     JobRequest,
@@ -77,7 +78,7 @@ quotas_st = st.lists(
 @given(hosts=hosts_st(), first=jobs_st("r", 14), queued=jobs_st("q", 8),
        quotas=st.fixed_dictionaries({t: quotas_st for t in TENANTS}),
        weights=st.fixed_dictionaries({t: st.sampled_from([0.5, 1.0, 2.0]) for t in TENANTS}),
-       policy=st.sampled_from(["first-fit", "best-fit", "fgd"]))
+       policy=st.sampled_from(POLICIES))
 def test_no_plan_overcommits_exceeds_limits_splits_gangs_or_preempts_below_guarantee(
     hosts, first, queued, quotas, weights, policy
 ):
@@ -106,7 +107,7 @@ def test_no_plan_overcommits_exceeds_limits_splits_gangs_or_preempts_below_guara
 @given(hosts=hosts_st(), first=jobs_st("r", 16), queued=jobs_st("q", 6),
        guarantee=st.integers(1, 6), b_guarantee=st.integers(0, 4),
        b_memory=st.sampled_from([0, 10**6]),
-       policy=st.sampled_from(["first-fit", "best-fit", "fgd"]))
+       policy=st.sampled_from(POLICIES))
 def test_preemption_plans_keep_every_invariant(hosts, first, queued, guarantee, b_guarantee,
                                                b_memory, policy):
     # b and c fill the cluster; a (guaranteed GPUs) then asks for whole GPUs

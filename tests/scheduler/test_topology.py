@@ -96,7 +96,12 @@ def test_on_the_dgx_a100_cores_come_from_the_gpus_numa_node():
     assert p.local
 
 
-def test_on_the_dgx_a100_a_job_too_big_for_one_numa_node_spills_and_says_so():
+def test_on_the_dgx_a100_a_job_too_big_for_its_gpus_numa_node_waits_instead_of_spilling():
+    # one A100 sits on a node of 32 cores: 40 vCPUs next to it do not exist, and cores
+    # from another node would be a wrong placement, so the job gets a reason instead.
     h = _dgx()
-    p = _plan([h], job("j", gpus=1, vcpus_per_host=40)).placements[0]
-    assert not p.local and len(p.hosts[0].cores) == 40
+    out = _plan([h], job("j", gpus=1, vcpus_per_host=40))
+    assert out.placements == ()
+    reason = out.pending_reason("j")
+    assert reason.code == "no_host_with_free_cpu_memory"
+    assert "NUMA nodes" in reason.message

@@ -12,6 +12,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_two_shares_pack_onto_one_gpu_each_with_its_own_mdev(cluster, submit):
+    # The default policy (FGD) measures fragmentation against the recent arrivals: with
+    # whole-GPU work among them, breaking a second idle GPU costs more than packing.
+    whole = submit(gpus_per_host=1, gpu_model="RTX-6000-Ada")
+    assert Job.objects.get(pk=whole.pk).state == JobState.RUNNING
     first = Job.objects.get(pk=submit(gpus_per_host=1, gpu_milli=400,
                                       gpu_model="RTX-6000-Ada").pk)
     second = Job.objects.get(pk=submit(gpus_per_host=1, gpu_milli=500,

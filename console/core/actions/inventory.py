@@ -4,11 +4,14 @@ One document shape, whatever produced it (NVML on a real host, a
 `nvidia-smi topo -m` capture, a simulated host)::
 
     {"cpu_count": 256, "memory_gib": 1024, "facts": {...}, "group": "rack-a",
-     "numa_nodes": [{"node": 3, "cpus": [48, …], "memory_gib": 128, "hugepages_1g": 96}],
+     "numa_nodes": [{"node": 3, "cpus": [48, …], "memory_gib": 128, "hugepages_1g": 96,
+                     "socket": 0}],
      "gpus": [{"index": 0, "uuid": "GPU-…", "pci_address": "0000:07:00.0",
                "model": "A100-SXM4-40GB", "memory_mib": 40960, "numa_node": 3,
                "cpu_affinity": [48, …]}],
-     "nics": [{"name": "mlx5_0", "label": "NIC0", "numa_node": 3}],
+     "nics": [{"name": "mlx5_0", "label": "NIC0", "numa_node": 3,
+               "pci_address": "0000:0c:00.0", "link_type": "infiniband",
+               "sriov_totalvfs": 8, "sriov_numvfs": 8, "vfs": ["0000:0c:00.1", …]}],
      "links": [{"a": "GPU0", "b": "GPU1", "kind": "NV12", "nvlinks": 12}]}
 """
 
@@ -19,7 +22,17 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from console.core import enqueue
-from console.core.models import Cluster, Event, Gpu, GpuLink, Host, Nic, NumaNode
+from console.core.models import (
+    Cluster,
+    Event,
+    Gpu,
+    GpuLink,
+    Host,
+    Nic,
+    NicVf,
+    NicVfClaim,
+    NumaNode,
+)
 
 # Host.facts keys the agent reports (registration, heartbeats) or the watchdog records
 # (the state an OFFLINE host had, restored on its first heartbeat) rather than the inventory.
@@ -29,6 +42,41 @@ AGENT_FACTS = ("latency_endpoint", "state_before_offline", "state_reason_before_
 def inventory_digest(inventory: dict) -> str:
     canonical = {k: inventory.get(k) for k in ("gpus", "nics", "links", "numa_nodes")}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def _sync_iommu(host: Host, gpus: list[dict]) -> None:
+    """Each reported GPU's IOMMU group and the foreign devices in it (the planner never
+    passes such a GPU through; the ``iommu.gpu_isolated`` check applies the same rule)."""
+    for gpu in gpus:
+        if "iommu_group" in gpu or "iommu_foreign" in gpu:
+            Gpu.objects.filter(host=host, uuid=gpu["uuid"]).update(
+                iommu_group=gpu.get("iommu_group"),
+                iommu_foreign=sorted(gpu.get("iommu_foreign") or []),
+            )
+
+
+def _sync_nics(host: Host, nics: list[dict]) -> None:
+    """NICs and their SR-IOV virtual functions (``vfs``: PCI addresses, virtfn order).
+    Rows are kept and updated, not replaced: a VF a running job holds (``NicVfClaim``)
+    stays until the job lets it go, even when the NIC stops being reported."""
+    reported = {nic["name"] for nic in nics}
+    for row in Nic.objects.filter(host=host).exclude(name__in=reported):
+        if not NicVfClaim.objects.filter(vf__nic=row).exists():
+            row.delete()
+    for nic in nics:
+        vfs = [str(v).lower() for v in nic.get("vfs") or []]
+        row, _ = Nic.objects.update_or_create(
+            host=host, name=nic["name"],
+            defaults={"label": nic.get("label", ""), "numa_node": nic.get("numa_node"),
+                      "pci_address": (nic.get("pci_address") or "").lower(),
+                      "link_type": nic.get("link_type") or "",
+                      "sriov_totalvfs": int(nic.get("sriov_totalvfs") or 0),
+                      "sriov_numvfs": int(nic.get("sriov_numvfs") or len(vfs))},
+        )
+        NicVf.objects.filter(nic=row, claim__isnull=True).exclude(pci_address__in=vfs).delete()
+        for index, address in enumerate(vfs):
+            NicVf.objects.update_or_create(nic=row, index=index,
+                                           defaults={"host": host, "pci_address": address})
 
 
 def _require(gpu: dict, key: str, position: int):
@@ -155,18 +203,15 @@ def do_register_host(
                 cpus=list(node.get("cpus") or []),
                 memory_gib=int(node.get("memory_gib") or 0),
                 hugepages_1g=int(node.get("hugepages_1g") or 0),
+                socket=int(node.get("socket") or 0),
             )
             for node in inventory.get("numa_nodes") or []
         )
 
         _sync_gpus(host, gpus, actor=actor)
 
-        Nic.objects.filter(host=host).delete()
-        Nic.objects.bulk_create(
-            Nic(host=host, name=nic["name"], label=nic.get("label", ""),
-                numa_node=nic.get("numa_node"))
-            for nic in inventory.get("nics") or []
-        )
+        _sync_iommu(host, gpus)
+        _sync_nics(host, inventory.get("nics") or [])
         GpuLink.objects.filter(host=host).delete()
         GpuLink.objects.bulk_create(
             GpuLink(host=host, a=link["a"], b=link["b"], kind=link["kind"],

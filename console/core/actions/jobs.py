@@ -28,6 +28,8 @@ def build_job(*, tenant: Tenant, submitter=None, **spec) -> Job:
         priority=spec.get("priority", 0),
         preemptible=spec.get("preemptible", True),
         image=spec.get("image") or "",
+        rdma=spec.get("rdma", False),
+        single_leaf=spec.get("single_leaf", False),
     )
     return job
 

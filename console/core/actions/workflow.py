@@ -28,10 +28,11 @@ from django.utils import timezone
 
 from console.core import enqueue
 from console.core.choices import HostState, JobState, TeardownOutcome
-from console.core.models import Allocation, Event, Host, Image, Job, NumaNode
+from console.core.models import Allocation, Event, Host, Image, Job, NicVfClaim, NumaNode
 from console.core.planning import release_allocations
+from console.core.snapshot import memory_by_numa
 from console.core.transitions import transition_job, transition_jobs
-from hostagent.protocol import CgroupSettings, GpuShare, ProvisionSpec
+from hostagent.protocol import CgroupSettings, GpuShare, NumaCell, ProvisionSpec
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("coupler.security")
@@ -65,20 +66,16 @@ class MemberCommand:
 def provision_spec(job: Job, host: Host) -> ProvisionSpec:
     """The fully specified VM of ``job`` on ``host``, from its allocation rows."""
     rows = list(Allocation.objects.filter(job=job, host=host).select_related("gpu").order_by())
-    base = next((r for r in rows if r.gpu_id is None), None)
-    nodes = (list(base.numa_nodes) or [0]) if base is not None else []
-    hugepage_nodes = dict(
-        NumaNode.objects.filter(host=host, node_id__in=nodes, hugepages_1g__gt=0)
-        .values_list("node_id", "hugepages_1g")
-    )
-    return spec_from_rows(job, host, rows, hugepage_nodes)
+    return spec_from_rows(job, host, rows, list(NumaNode.objects.filter(host=host)))
 
 
-def spec_from_rows(job: Job, host: Host, rows: list[Allocation],
-                   hugepage_nodes: dict[int, int], images: list | None = None) -> ProvisionSpec:
+def spec_from_rows(job: Job, host: Host, rows: list[Allocation], host_nodes: list[NumaNode],
+                   images: list | None = None,
+                   nic_vfs: tuple[str, ...] | None = None) -> ProvisionSpec:
     """``provision_spec`` from rows already read (``gpu`` selected): the job's
-    allocation rows on ``host`` and, per NUMA node of that host with 1 GiB
-    hugepages reserved, how many."""
+    allocation rows on ``host`` and that host's NUMA nodes; ``images`` and
+    ``nic_vfs`` (the PCI addresses of the VFs the job holds there) when a batch has
+    read them already."""
     base = next((r for r in rows if r.gpu_id is None), None)
     if base is None:
         raise ValueError(f"job {job.pk} holds no cores on {host.name}")
@@ -100,11 +97,15 @@ def spec_from_rows(job: Job, host: Host, rows: list[Allocation],
     # 1 GiB hugepages back the VM only when its nodes hold enough of them for its
     # whole memory (not merely some): the agent's pre-flight refuses a VM it cannot
     # back, and a host whose agent found no 1 GiB hugetlbfs mount backs none.
+    pages = {n.node_id: n.hugepages_1g for n in host_nodes}
     hugepages = (
-        all(hugepage_nodes.get(n, 0) > 0 for n in nodes)
-        and sum(hugepage_nodes.get(n, 0) for n in nodes) >= base.memory_gib
+        all(pages.get(n, 0) > 0 for n in nodes)
+        and sum(pages.get(n, 0) for n in nodes) >= base.memory_gib
         and (host.facts or {}).get("hypervisor", {}).get("hugetlbfs_1g", True) is not False
     )
+    cells = numa_cells(base, host_nodes)
+    if nic_vfs is None:
+        nic_vfs = tuple(sorted(base.nic_vf_claims.values_list("vf__pci_address", flat=True)))
     gib = 1024**3
     return ProvisionSpec(
         image=_boot_image(job, host, images),
@@ -112,8 +113,14 @@ def spec_from_rows(job: Job, host: Host, rows: list[Allocation],
         name=job.domain_name,
         vcpus=len(base.cpus),
         memory_mib=base.memory_gib * 1024,
-        cpus=tuple(base.cpus),
-        numa_nodes=tuple(sorted(nodes)),
+        # vCPU i is pinned to cpus[i]: cell by cell, so each guest cell's vCPUs are
+        # consecutive and sit on that cell's host node.
+        cpus=tuple(c for cell in cells for c in cell.cpus) or tuple(base.cpus),
+        numa_cells=cells,
+        nic_vfs=nic_vfs,
+        # A GPU's node that got neither cores nor memory (a job smaller than its GPU
+        # count) binds nothing: the memory is where the cells are.
+        numa_nodes=tuple(sorted(c.host_node for c in cells) or sorted(nodes)),
         gpus=tuple(gpus),
         gpu_shares=shares,
         hugepages=hugepages,
@@ -139,6 +146,24 @@ def _boot_image(job: Job, host: Host, images: list | None = None):
         if (image.name == job.image) if job.image else image.is_default:
             return image.to_spec()
     return None
+
+
+def numa_cells(base: Allocation, host_nodes: list[NumaNode]) -> tuple[NumaCell, ...]:
+    """The guest NUMA topology of one allocation: a cell per host node it holds, with the
+    cores pinned there and the memory stored for it at commit (``memory_by_numa``), so
+    the guest sees the locality the planner chose. Empty for an allocation whose cores
+    or memory cannot be told apart by node (rows from before ``memory_by_numa``)."""
+    node_of = {c: n.node_id for n in host_nodes for c in n.cpus}
+    memory = memory_by_numa(base.memory_gib, base.numa_nodes, base.memory_by_numa)
+    if not base.memory_by_numa or any(c not in node_of for c in base.cpus):
+        return ()
+    cells = []
+    for node in sorted(base.numa_nodes):
+        cpus = tuple(c for c in base.cpus if node_of[c] == node)
+        gib = memory.get(node, 0)
+        if cpus or gib:
+            cells.append(NumaCell(host_node=node, cpus=cpus, memory_mib=gib * 1024))
+    return tuple(cells)
 
 
 def _job_hosts(job_id: int) -> list[Host]:
@@ -214,20 +239,23 @@ def do_start_provisioning_many(job_ids: list[int]) -> list[MemberCommand]:
         for row in (Allocation.objects.filter(job_id__in=list(jobs))
                     .select_related("gpu", "host").order_by()):
             rows.setdefault((row.job_id, row.host_id), []).append(row)
-        hugepages = list(
-            NumaNode.objects.filter(host_id__in={host_id for _job, host_id in rows},
-                                    hugepages_1g__gt=0)
-            .values_list("host_id", "node_id", "hugepages_1g")
-        )
+        host_nodes: dict[int, list[NumaNode]] = {}
+        for node in NumaNode.objects.filter(host_id__in={h for _job, h in rows}).order_by():
+            host_nodes.setdefault(node.host_id, []).append(node)
+        vfs: dict[int, list[str]] = {}
+        for alloc_id, address in NicVfClaim.objects.filter(
+                allocation__job_id__in=list(jobs)).values_list("allocation_id", "vf__pci_address"):
+            vfs.setdefault(alloc_id, []).append(address)
         images = list(Image.objects.filter(
             cluster_id__in={r[0].host.cluster_id for r in rows.values()}))
         commands = []
         for (job_id, host_id), host_rows in sorted(
                 rows.items(), key=lambda item: (item[0][0], item[1][0].host.name)):
             job, host = jobs[job_id], host_rows[0].host
-            spec = spec_from_rows(job, host, host_rows,
-                                  {node: n for h, node, n in hugepages if h == host_id},
-                                  images)
+            base_ids = [r.pk for r in host_rows if r.gpu_id is None]
+            spec = spec_from_rows(
+                job, host, host_rows, host_nodes.get(host_id, []), images,
+                tuple(sorted(a for b in base_ids for a in vfs.get(b, []))))
             commands.append(MemberCommand(host=host.name, job_id=job_id, attempt=job.generation,
                                           spec=spec.to_dict(), domain=spec.name))
     for job_id in sorted(set(job_ids) - set(moved)):

@@ -39,10 +39,12 @@ def inventory_for(kind: str, host_name: str, *, group: str = "", index: int = 0)
                   "sim_root": host["root_kind"]},
         "numa_nodes": [{"node": n["node"], "cpus": n["cpus"],
                         "memory_gib": n["memory_mib"] // 1024,
-                        "hugepages_1g": n["hugepages_1g"]} for n in numa],
+                        "hugepages_1g": n["hugepages_1g"], "socket": n["socket"]}
+                       for n in numa],
         "gpus": [{"index": g["index"], "uuid": g["uuid"], "pci_address": g["pci"],
                   "model": g["model"], "memory_mib": g["memory_mib"],
-                  "numa_node": g["numa_node"], "cpu_affinity": g["cpu_affinity"]}
+                  "numa_node": g["numa_node"], "cpu_affinity": g["cpu_affinity"],
+                  "iommu_group": g["iommu_group"], "iommu_foreign": []}
                  for g in host["gpus"]],
         "nics": host["nics"],
         "links": host["links"],

@@ -2,8 +2,8 @@ from console.core.models.checks import CheckResult, FirmwareBaseline
 from console.core.models.counters import FinishedJobCount, StartLatencyBucket
 from console.core.models.faults import Incident
 from console.core.models.images import Image
-from console.core.models.inventory import Cluster, Gpu, GpuLink, Host, Nic, NumaNode
-from console.core.models.jobs import Allocation, CoreClaim, Event, Job
+from console.core.models.inventory import Cluster, Gpu, GpuLink, Host, Nic, NicVf, NumaNode
+from console.core.models.jobs import Allocation, CoreClaim, Event, Job, NicVfClaim
 from console.core.models.preferences import UserPreference
 from console.core.models.tenancy import Membership, Quota, Tenant
 
@@ -23,6 +23,8 @@ __all__ = [
     "Job",
     "Membership",
     "Nic",
+    "NicVf",
+    "NicVfClaim",
     "NumaNode",
     "Quota",
     "StartLatencyBucket",

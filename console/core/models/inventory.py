@@ -80,6 +80,9 @@ class NumaNode(models.Model):
     cpus = models.JSONField(default=list, help_text="Host core ids on this node.")
     memory_gib = models.PositiveIntegerField(default=0)
     hugepages_1g = models.PositiveIntegerField(default=0)
+    # CPU package of the node's cores: among equally connected GPU sets the
+    # planner takes the one on the fewest NUMA nodes, then the fewest sockets.
+    socket = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["host", "node_id"]
@@ -104,6 +107,10 @@ class Gpu(models.Model):
     mode = models.CharField(max_length=16, choices=GpuMode.choices, default=GpuMode.EXCLUSIVE)
     cordoned = models.BooleanField(default=False)
     cordon_reason = models.CharField(max_length=500, blank=True)
+    # VFIO passes whole IOMMU groups: the GPU's group, and the devices in it that are
+    # neither this GPU's own functions nor bridges (then it is never passed through).
+    iommu_group = models.IntegerField(null=True, blank=True)
+    iommu_foreign = models.JSONField(default=list, blank=True)
     # Sum of the milli-GPU held by allocations. The check constraint is the
     # database's own guard against over-commit: two racing scheduling cycles
     # that both add to one GPU cannot both commit past 1000.
@@ -156,6 +163,10 @@ class Nic(models.Model):
     name = models.CharField(max_length=32)
     label = models.CharField(max_length=16, blank=True, help_text="NIC<n> in the topo matrix")
     numa_node = models.IntegerField(null=True, blank=True)
+    pci_address = models.CharField(max_length=16, blank=True)
+    link_type = models.CharField(max_length=16, blank=True, help_text="infiniband or ethernet")
+    sriov_totalvfs = models.PositiveIntegerField(default=0)
+    sriov_numvfs = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["host", "name"]
@@ -165,3 +176,23 @@ class Nic(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host}:{self.name}"
+
+
+class NicVf(models.Model):
+    """One SR-IOV virtual function of a NIC (sysfs ``virtfn<index>``), passed into a VM
+    whole for GPUDirect RDMA; held through a ``NicVfClaim``."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="nic_vfs")
+    nic = models.ForeignKey(Nic, on_delete=models.CASCADE, related_name="vfs")
+    index = models.PositiveIntegerField()
+    pci_address = models.CharField(max_length=16)
+
+    class Meta:
+        ordering = ["host", "nic", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["host", "pci_address"], name="nic_vf_pci_unique"),
+            models.UniqueConstraint(fields=["nic", "index"], name="nic_vf_index_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.nic}:vf{self.index}"

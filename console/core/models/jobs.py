@@ -41,6 +41,13 @@ class Job(models.Model):
     preemptible = models.BooleanField(default=True)
     # The boot image (console.core.models.images), by name; blank: the cluster's default.
     image = models.CharField(max_length=100, blank=True, default="")
+    # GPUDirect RDMA: NIC virtual functions next to the GPUs (multi-host jobs always).
+    rdma = models.BooleanField(default=False)
+    # A gang that waits rather than span leaf switches (Host.group).
+    single_leaf = models.BooleanField(default=False)
+    leaves = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Leaf switches the placement spans."
+    )
 
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
     # Where TEARDOWN leads once the hosts are clean.
@@ -110,6 +117,16 @@ class Job(models.Model):
     def state_colour(self) -> str:
         return JOB_STATE_COLOURS.get(self.state, "grey")
 
+    def network_placement(self) -> list[dict]:
+        """Per host, the NIC virtual functions the job holds (for the job page)."""
+        hosts: dict[str, list[dict]] = {}
+        rows = NicVfClaim.objects.filter(allocation__job=self).order_by(
+            "allocation__host__name", "vf__pci_address"
+        ).values_list("allocation__host__name", "vf__nic__name", "vf__pci_address")
+        for host, nic, pci in rows:
+            hosts.setdefault(host, []).append({"nic": nic, "pci_address": pci})
+        return [{"host": h, "vfs": vfs} for h, vfs in hosts.items()]
+
     @property
     def is_gang(self) -> bool:
         return self.host_count > 1
@@ -155,6 +172,9 @@ class Allocation(models.Model):
     cpus = models.JSONField(default=list)
     numa_nodes = models.JSONField(default=list)
     memory_gib = models.PositiveIntegerField(default=0)
+    # [[node, GiB], …]: how memory_gib is split over NUMA nodes, exactly as planned
+    # (in proportion to the job's GPUs on each node); the snapshot reads it back.
+    memory_by_numa = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = AllocationQuerySet.as_manager()
@@ -174,6 +194,18 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} on {self.host} {self.gpu or 'cpu'}"
+
+
+class NicVfClaim(models.Model):
+    """One NIC virtual function held by one job's allocation on its host. The unique
+    ``vf`` is the database's guard against a VF handed out twice."""
+
+    allocation = models.ForeignKey(Allocation, on_delete=models.CASCADE,
+                                   related_name="nic_vf_claims")
+    vf = models.OneToOneField("core.NicVf", on_delete=models.PROTECT, related_name="claim")
+
+    def __str__(self) -> str:
+        return f"{self.vf} for {self.allocation}"
 
 
 class CoreClaim(models.Model):
