@@ -16,18 +16,19 @@ from console.core.models import Job
 
 pytestmark = pytest.mark.django_db
 
-# page → (path, who reads it, most queries allowed)
+# page → (path, who reads it, most queries allowed: PostgreSQL's count, SQLite runs
+# the same or fewer; a session sign-in, the user's preferences and the VM panel included)
 BUDGETS = {
-    "api job list, member": ("/api/v1/jobs/", "member", 4),
-    "api job list, admin": ("/api/v1/jobs/", "admin", 3),
+    "api job list, member": ("/api/v1/jobs/", "member", 5),
+    "api job list, admin": ("/api/v1/jobs/", "admin", 4),
     "api job list, member, filtered": ("/api/v1/jobs/?state=succeeded&state=failed",
-                                       "member", 4),
-    "console job list, member": ("/jobs/", "member", 6),
-    "console job list, admin": ("/jobs/", "admin", 5),
-    "api job detail": ("/api/v1/jobs/{job}/", "member", 6),
-    "console job detail": ("/jobs/{job}/", "member", 7),  # + the VM panel (image, host facts)
-    "dashboard, admin": ("/", "admin", 18),
-    "dashboard, member": ("/", "member", 18),
+                                       "member", 5),
+    "console job list, member": ("/jobs/", "member", 7),
+    "console job list, admin": ("/jobs/", "admin", 6),
+    "api job detail": ("/api/v1/jobs/{job}/", "member", 7),
+    "console job detail": ("/jobs/{job}/", "member", 11),  # + the VM panel (image, host facts)
+    "dashboard, admin": ("/", "admin", 19),
+    "dashboard, member": ("/", "member", 19),
     "/metrics": ("/metrics", None, 12),
 }
 

@@ -25,8 +25,8 @@ from console.core.planning import run_cycle
 pytestmark = pytest.mark.django_db
 
 SUBMIT_BUDGET = 20
-CYCLE_BUDGET = 34          # whatever the number of jobs placed
-PROVISION_BUDGET = 9       # for every job one cycle placed, together (images read once)
+CYCLE_BUDGET = 38          # whatever the number of jobs placed (leaves, recent workload mix)
+PROVISION_BUDGET = 10      # for every job one cycle placed, together (images read once)
 MEMBER_UP_BUDGET = 15  # incl. the check that the answering host holds the job
 CANCEL_BUDGET = 12
 QUIET_HEARTBEAT_BUDGET = 5
