@@ -9,13 +9,18 @@ database with a number the column cannot hold.
 import re
 from decimal import Decimal
 
-from django.core.validators import RegexValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from console.api.flat import FlatListSerializer
 from console.core.actions.tenants import do_create_tenant, do_set_quota, do_update_tenant
+from console.core.admission import (
+    GPU_MODEL_MAX,
+    JOB_NUMBERS,
+    REQUIRED_MESSAGE,
+    validate_job_name,
+)
 from console.core.choices import HostState, IncidentState, QuotaResource
 from console.core.models import (
     Cluster,
@@ -33,12 +38,6 @@ from console.core.models import (
 from console.core.snapshot import memory_by_numa
 from console.core.usage import usage_by_tenant
 
-# A job's name appears in host-side names (cgroups, logs), so it is kept to
-# characters that are safe there.
-JOB_NAME_VALIDATOR = RegexValidator(
-    r"\A[A-Za-z0-9][A-Za-z0-9_.-]*\Z",
-    "Use letters, digits, '_', '.' and '-', starting with a letter or a digit.",
-)
 QUOTA_MAX = 1_000_000_000
 
 
@@ -306,28 +305,32 @@ class TenantSlugField(SlugField):
         return Tenant.objects.for_user(request.user)
 
 
+def _number(field: str) -> serializers.IntegerField:
+    rule = JOB_NUMBERS[field]
+    extra = {} if rule.required else {"required": False, "default": rule.default,
+                                      "allow_null": rule.default is None}
+    return serializers.IntegerField(min_value=rule.low, max_value=rule.high,
+                                    help_text=rule.help or rule.label,
+                                    error_messages=rule.messages(), **extra)
+
+
 class JobSubmitSerializer(StrictFieldsMixin, serializers.Serializer):
     tenant = TenantSlugField(help_text="The tenant's slug.")
+    # Every job field's rule is console.core.admission's (the console form reads the same).
     name = serializers.CharField(
-        min_length=1, max_length=63, trim_whitespace=False, validators=[JOB_NAME_VALIDATOR]
+        trim_whitespace=False, validators=[validate_job_name],
+        error_messages={"blank": REQUIRED_MESSAGE, "required": REQUIRED_MESSAGE},
     )
-    gpus_per_host = serializers.IntegerField(
-        min_value=0, max_value=16, help_text="Whole GPUs per host; 0 for a CPU-only job."
-    )
-    hosts = serializers.IntegerField(
-        min_value=1, max_value=512, default=1, help_text="Hosts of a gang (all or nothing)."
-    )
+    gpus_per_host = _number("gpus_per_host")
+    hosts = _number("hosts")
     gpu_model = serializers.CharField(
-        max_length=100, required=False, allow_blank=True, default="",
+        max_length=GPU_MODEL_MAX, required=False, allow_blank=True, default="",
         help_text="Blank: any model.",
     )
-    gpu_milli = serializers.IntegerField(
-        min_value=1, max_value=999, required=False, allow_null=True, default=None,
-        help_text="A share of one GPU in thousandths (only with gpus_per_host = 1).",
-    )
-    vcpus_per_host = serializers.IntegerField(min_value=1, max_value=1024)
-    memory_gib_per_host = serializers.IntegerField(min_value=1, max_value=16384)
-    priority = serializers.IntegerField(min_value=-1000, max_value=1000, default=0)
+    gpu_milli = _number("gpu_milli")
+    vcpus_per_host = _number("vcpus_per_host")
+    memory_gib_per_host = _number("memory_gib_per_host")
+    priority = _number("priority")
     preemptible = serializers.BooleanField(default=True)
     image = serializers.SlugField(
         max_length=100, required=False, allow_blank=True, default="",
@@ -340,13 +343,6 @@ class JobSubmitSerializer(StrictFieldsMixin, serializers.Serializer):
     single_leaf = serializers.BooleanField(
         default=False, help_text="A gang waits rather than span leaf switches (host groups)."
     )
-
-    def validate(self, attrs):
-        if attrs.get("gpu_milli") is not None and attrs["gpus_per_host"] != 1:
-            raise serializers.ValidationError(
-                {"gpu_milli": ["A GPU share (gpu_milli) is only for jobs of exactly 1 GPU."]}
-            )
-        return attrs
 
     def spec(self) -> dict:
         """The validated fields as do_submit_job's keyword arguments."""

@@ -1,10 +1,27 @@
-"""Submit-time checks that need the inventory and the tenant's quotas.
+"""A job's admission rules, all of them, in one place.
 
-A job that no host could ever hold, or that the tenant's limits can never
-admit, is refused at submit with the reason instead of waiting forever.
-Returns per-field messages so the API and the submit form show them inline.
+1. Field rules (``JOB_NAME``, ``JOB_NUMBERS``): the shape of each submitted
+   field. The API serializer and the console form build their fields from these
+   tables, so the two accept the same input and answer with the same messages.
+2. Rules between fields (``shape_errors``): a GPU share is one GPU on one host;
+   a CPU-only job names no GPU model.
+3. Rules that need the inventory and the tenant's quotas (``inventory_errors``,
+   ``quota_errors``): a job that no host could ever hold, or that the tenant's
+   limits can never admit, is refused at submit with the reason instead of
+   waiting forever.
+
+``console.core.actions.jobs.validate_job`` applies 2 and 3; every message is
+per field so the API and the submit form show them inline.
+
+A job's name is for people: letters of any script, digits, ``_ . -``. It never
+becomes a host-side name: domains, cgroups and queues are named from ids
+(``hostagent.protocol.naming``).
 """
 
+import re
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 
 from console.core.choices import GpuHealth, QuotaResource
@@ -12,6 +29,87 @@ from console.core.models import Gpu, Host, Job, Quota, Tenant
 from console.core.snapshot import numa_errors
 
 FieldErrors = dict[str, list[str]]
+
+
+# --- 1. field rules ---------------------------------------------------------------------
+
+JOB_NAME_MAX = 63
+# \w is Unicode: letters and digits of any script (and "_"); the first character is a
+# letter or a digit. No spaces, no control characters, nothing a shell or a URL quotes.
+_JOB_NAME_RE = re.compile(r"[^\W_][\w.-]*")
+JOB_NAME_MESSAGE = (
+    f"Use letters (any script), digits, '_', '.' and '-', starting with a letter or a "
+    f"digit, at most {JOB_NAME_MAX} characters."
+)
+REQUIRED_MESSAGE = "This field is required."
+WHOLE_NUMBER_MESSAGE = "Enter a whole number."
+
+
+def validate_job_name(value: object) -> None:
+    """The job name rule (a Django validator: the API and the form both run it)."""
+    if (not isinstance(value, str) or len(value) > JOB_NAME_MAX
+            or not _JOB_NAME_RE.fullmatch(value)):
+        raise ValidationError(JOB_NAME_MESSAGE, code="invalid")
+
+
+@dataclass(frozen=True)
+class NumberRule:
+    """An integer field of a job: its bounds, default and help text."""
+
+    low: int
+    high: int
+    label: str
+    help: str = ""
+    default: int | None = None  # None: required (or, for gpu_milli, absent)
+    required: bool = True
+
+    def messages(self) -> dict[str, str]:
+        """The same words from DRF and Django forms (their defaults differ)."""
+        return {
+            "invalid": WHOLE_NUMBER_MESSAGE,
+            "required": REQUIRED_MESSAGE,
+            "null": REQUIRED_MESSAGE,
+            "min_value": f"Ensure this value is greater than or equal to {self.low}.",
+            "max_value": f"Ensure this value is less than or equal to {self.high}.",
+        }
+
+
+JOB_NUMBERS: dict[str, NumberRule] = {
+    "gpus_per_host": NumberRule(0, 16, "GPUs per host", "Whole GPUs per host; 0 for a CPU-only job."),
+    "hosts": NumberRule(1, 512, "Hosts", "More than one makes a gang: all hosts start together "
+                        "or none does.", default=1, required=False),
+    "gpu_milli": NumberRule(1, 999, "GPU share (milli-GPU)", "A share of one GPU in thousandths "
+                            "(1–999, only with 1 GPU per host); empty for whole GPUs.",
+                            required=False),
+    "vcpus_per_host": NumberRule(1, 1024, "vCPUs per host"),
+    "memory_gib_per_host": NumberRule(1, 16384, "Memory per host (GiB)"),
+    "priority": NumberRule(-1000, 1000, "Priority", "Orders jobs within your tenant only.",
+                           default=0, required=False),
+}
+GPU_MODEL_MAX = 100
+
+
+# --- 2. rules between fields --------------------------------------------------------------
+
+
+def shape_errors(*, gpus_per_host: int, host_count: int, gpu_milli: int | None,
+                 gpu_model: str) -> FieldErrors:
+    """Rules that join fields; the bounds of each field are ``JOB_NUMBERS``'."""
+    errors: FieldErrors = {}
+    if gpu_milli is not None:
+        rule = JOB_NUMBERS["gpu_milli"]
+        if not rule.low <= gpu_milli <= rule.high:
+            errors["gpu_milli"] = [f"A GPU share is between {rule.low} and {rule.high} milli-GPU."]
+        elif gpus_per_host != 1:
+            errors["gpu_milli"] = ["A GPU share (gpu_milli) is only for jobs of exactly 1 GPU."]
+        if host_count != 1:
+            errors["hosts"] = ["A GPU-share job runs on one host."]
+    if gpu_model and not gpus_per_host:
+        errors["gpu_model"] = ["A CPU-only job (gpus_per_host 0) names no GPU model."]
+    return errors
+
+
+# --- 3. rules that need the inventory and the quotas ---------------------------------------
 
 
 def known_gpu_models() -> list[str]:

@@ -5,7 +5,14 @@ shapes and show those errors next to their fields."""
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
-from console.core.admission import known_gpu_models
+from console.core.admission import (
+    GPU_MODEL_MAX,
+    JOB_NAME_MAX,
+    JOB_NUMBERS,
+    REQUIRED_MESSAGE,
+    known_gpu_models,
+    validate_job_name,
+)
 from console.core.choices import QuotaResource
 from console.core.models import Image, Tenant
 
@@ -22,28 +29,33 @@ def add_action_errors(form: forms.Form, error: ValidationError) -> None:
         form.add_error(None, error)
 
 
+def _number(field: str, initial: int | None = None) -> forms.IntegerField:
+    rule = JOB_NUMBERS[field]
+    return forms.IntegerField(label=rule.label, min_value=rule.low, max_value=rule.high,
+                              required=rule.required, initial=initial, help_text=rule.help,
+                              error_messages=rule.messages())
+
+
 class JobSubmitForm(forms.Form):
     tenant = forms.ModelChoiceField(
         queryset=Tenant.objects.none(), to_field_name="slug", empty_label=None,
         help_text="The tenant whose quota the job uses.",
     )
-    name = forms.SlugField(max_length=63, help_text="Letters, digits, - and _.")
-    gpus_per_host = forms.IntegerField(label="GPUs per host", min_value=0, max_value=16, initial=1)
-    hosts = forms.IntegerField(
-        label="Hosts", min_value=1, max_value=512, initial=1,
-        help_text="More than one makes a gang: all hosts start together or none does.",
+    # Every job field's rule is console.core.admission's (the API serializer reads the same).
+    name = forms.CharField(
+        strip=False, validators=[validate_job_name], error_messages={"required": REQUIRED_MESSAGE},
+        widget=forms.TextInput(attrs={"maxlength": JOB_NAME_MAX}),
+        help_text="Letters (any script), digits, _ . and -.",
     )
-    gpu_model = forms.ChoiceField(label="GPU model", required=False)
-    gpu_milli = forms.IntegerField(
-        label="GPU share (milli-GPU)", min_value=1, max_value=999, required=False,
-        help_text="Leave empty for whole GPUs; 1–999 for a time-sliced share of 1 GPU.",
-    )
-    vcpus_per_host = forms.IntegerField(label="vCPUs per host", min_value=1, max_value=1024,
-                                        initial=8)
-    memory_gib_per_host = forms.IntegerField(label="Memory per host (GiB)", min_value=1,
-                                             max_value=16384, initial=64)
-    priority = forms.IntegerField(min_value=-1000, max_value=1000, initial=0,
-                                  help_text="Orders jobs within your tenant only.")
+    gpus_per_host = _number("gpus_per_host", initial=1)
+    hosts = _number("hosts", initial=1)
+    # Any text: an unknown model gets the admission rule's message, as from the API.
+    gpu_model = forms.CharField(label="GPU model", required=False, max_length=GPU_MODEL_MAX,
+                                widget=forms.Select())
+    gpu_milli = _number("gpu_milli")
+    vcpus_per_host = _number("vcpus_per_host", initial=8)
+    memory_gib_per_host = _number("memory_gib_per_host", initial=64)
+    priority = _number("priority", initial=0)
     preemptible = forms.BooleanField(
         required=False, initial=True,
         help_text="Borrowed capacity is only lent to preemptible jobs.",
@@ -58,23 +70,16 @@ class JobSubmitForm(forms.Form):
         self.fields["image"].choices = [("", "Default")] + [
             (n, n) for n in Image.objects.order_by("name").values_list("name", flat=True).distinct()
         ]
-        self.fields["gpu_model"].choices = [("", "Any model")] + [
+        self.fields["gpu_model"].widget.choices = [("", "Any model")] + [
             (m, m) for m in known_gpu_models()
         ]
-
-    def clean(self):
-        data = super().clean()
-        milli = data.get("gpu_milli")
-        if milli is not None and data.get("gpus_per_host") not in (None, 1):
-            self.add_error("gpu_milli", "A GPU share is only for jobs of exactly 1 GPU per host.")
-        return data
 
     def spec(self) -> dict:
         data = self.cleaned_data
         return {
             "name": data["name"],
             "gpus_per_host": data["gpus_per_host"],
-            "host_count": data["hosts"],
+            "host_count": data.get("hosts") or JOB_NUMBERS["hosts"].default,
             "gpu_model": data.get("gpu_model") or "",
             "gpu_milli": data.get("gpu_milli"),
             "vcpus_per_host": data["vcpus_per_host"],

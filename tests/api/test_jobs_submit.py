@@ -103,7 +103,7 @@ BAD_INPUT = [
     ("name", {"name": "has space"}),
     ("name", {"name": "semi;colon"}),
     ("name", {"name": "trailing-newline\n"}),
-    ("name", {"name": "ünïcode"}),
+    ("name", {"name": "ünï code"}),  # any script, but no spaces
     ("name", {"name": None}),
     ("name", {"name": ["a"]}),
     ("gpus_per_host", {"gpus_per_host": -1}),

@@ -28,10 +28,10 @@ def test_it_submits_a_job(login, member_a, quotas_a):
 @pytest.mark.parametrize(
     ("overrides", "field", "message"),
     [
-        ({"name": "has spaces!"}, "name", "letters, numbers, underscores or hyphens"),
+        ({"name": "has spaces!"}, "name", "Use letters (any script), digits"),
         ({"gpus_per_host": 17}, "gpus_per_host", "less than or equal to 16"),
         ({"gpus_per_host": 12}, "gpus_per_host", "No host has 12 GPUs; the largest has 8."),
-        ({"gpu_model": "B200"}, "gpu_model", "Select a valid choice"),
+        ({"gpu_model": "B200"}, "gpu_model", "Unknown GPU model 'B200'"),
         ({"gpu_milli": 500}, "gpu_milli", "only for jobs of exactly 1 GPU"),
         ({"gpu_milli": 1500, "gpus_per_host": 1}, "gpu_milli", "less than or equal to 999"),
         ({"vcpus_per_host": 0}, "vcpus_per_host", "greater than or equal to 1"),

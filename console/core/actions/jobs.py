@@ -2,7 +2,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from console.core import enqueue
-from console.core.admission import inventory_errors, quota_errors
+from console.core.admission import inventory_errors, quota_errors, shape_errors
 from console.core.choices import JobState, TeardownOutcome
 from console.core.models import Event, Image, Job, Tenant
 from console.core.submit_limits import check_submit_limits
@@ -36,15 +36,8 @@ def build_job(*, tenant: Tenant, submitter=None, **spec) -> Job:
 
 def validate_job(job: Job) -> None:
     """Raise ValidationError (a dict of field → messages) for a job that can never run."""
-    errors: dict[str, list[str]] = {}
-    if job.gpu_milli is not None and job.gpus_per_host != 1:
-        errors["gpu_milli"] = ["A GPU share (gpu_milli) is only for jobs of exactly 1 GPU."]
-    if job.gpu_milli is not None and not 1 <= job.gpu_milli <= 999:
-        errors["gpu_milli"] = ["A GPU share is between 1 and 999 milli-GPU."]
-    if job.gpu_milli is not None and job.host_count != 1:
-        errors["hosts"] = ["A GPU-share job runs on one host."]
-    if job.gpu_model and not job.gpus_per_host:
-        errors["gpu_model"] = ["A CPU-only job (gpus_per_host 0) names no GPU model."]
+    errors = shape_errors(gpus_per_host=job.gpus_per_host, host_count=job.host_count,
+                          gpu_milli=job.gpu_milli, gpu_model=job.gpu_model)
     if job.image and not Image.objects.filter(name=job.image).exists():
         errors["image"] = [f"No image named {job.image!r} in the catalogue."]
     if errors:
