@@ -120,21 +120,6 @@ def _timeline(job: Job) -> list[dict]:
     return steps
 
 
-def _ranges(cores: list[int]) -> str:
-    """[0, 1, 2, 5] → "0-2,5" like cpuset.cpus."""
-    out, run = [], []
-    for core in sorted(cores):
-        if run and core == run[-1] + 1:
-            run.append(core)
-            continue
-        if run:
-            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-        run = [core]
-    if run:
-        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-    return ",".join(out)
-
-
 def _job_context(request, job: Job) -> dict:
     pending_rows = None
     if job.state in (JobState.QUEUED, JobState.PREEMPTED):

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.django_db
 
 def test_gpu_model_choice_lists_each_model_once(login, member_a, quotas_a):
     response = login(member_a).get("/jobs/new/")
-    options = response.context["form"].fields["gpu_model"].choices
+    options = response.context["form"].fields["gpu_model"].widget.choices
     models = [value for value, _label in options if value]
     assert len(models) == len(set(models))
     assert len(models) == 3  # 24 GPUs in the test cluster, of 3 models

@@ -22,10 +22,8 @@ Ctrl-C or SIGTERM stops every child.
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from django.conf import settings
@@ -34,6 +32,7 @@ from django.core.management.base import BaseCommand
 from console.core.actions.agents import checks_root, do_issue_agent_token
 from console.core.demo.profiles import inventory_for
 from console.core.demo.seed import credentials_path
+from console.core.management.processes import run_processes
 from console.core.models import Host
 from hostagent import sim
 
@@ -132,46 +131,16 @@ class Command(BaseCommand):
             env["COUPLER_AGENT_STATE_DIR"] = str(settings.VAR_DIR / "agent")
             commands["agent"] = [py, "-m", "hostagent", "run"]
 
-        children: dict[str, subprocess.Popen] = {}
-        stopping = False
-
-        def stop(*_args):
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        try:
-            for name, argv in commands.items():
-                log = open(logs / f"{name}.log", "ab")
-                children[name] = subprocess.Popen(
-                    argv, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
-                )
+        def started(children: dict[str, subprocess.Popen]) -> None:
             pids = settings.VAR_DIR / "run" / "pids.json"
             pids.parent.mkdir(parents=True, exist_ok=True)
             pids.write_text(json.dumps({name: child.pid for name, child in children.items()}))
             self._banner(url, children, logs)
-            started = time.monotonic()
-            while not stopping:
-                for name, child in children.items():
-                    if child.poll() is not None:
-                        self.stderr.write(f"{name} exited with {child.returncode}; "
-                                          f"see {logs / (name + '.log')}. Stopping.")
-                        stopping = True
-                if options["duration"] and time.monotonic() - started > options["duration"]:
-                    break
-                time.sleep(0.5)
-        finally:
-            for child in children.values():
-                if child.poll() is None:
-                    child.terminate()
-            deadline = time.monotonic() + 10
-            for child in children.values():
-                try:
-                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    child.kill()
-            self.stdout.write("demo stopped")
+
+        run_processes(commands, cwd=settings.BASE_DIR, env=env, logs=logs,
+                      duration=options["duration"], on_started=started,
+                      warn=self.stderr.write, grace_s=10)
+        self.stdout.write("demo stopped")
 
     def _banner(self, url, children, logs):
         lines = [f"Coupler demo on {url}/  (API {url}/api/v1/, docs {url}/api/docs/)"]

@@ -18,16 +18,15 @@ mode 0600). Ctrl-C or SIGTERM stops every child.
 """
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from console.core.management.commands.rundemo import write_agent_config
+from console.core.management.processes import run_processes
 
 
 class Command(BaseCommand):
@@ -81,42 +80,13 @@ class Command(BaseCommand):
             commands["agent"] = [py, "-m", "hostagent", "run"]
         logs = settings.VAR_DIR / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        children: dict[str, subprocess.Popen] = {}
-        stopping = False
-
-        def stop(*_args):
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        try:
-            for name, argv in commands.items():
-                with open(logs / f"{name}.log", "ab") as log:
-                    children[name] = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env,
-                                                      stdout=log, stderr=subprocess.STDOUT)
+        def started(children: dict[str, subprocess.Popen]) -> None:
             self.stdout.write(f"Coupler (production settings) on {url}/ — processes: "
                               + ", ".join(f"{n} (pid {c.pid})" for n, c in children.items())
                               + f"; logs in {logs}/", ending="\n")
             self.stdout.flush()
-            started = time.monotonic()
-            while not stopping:
-                for name, child in children.items():
-                    if child.poll() is not None:
-                        self.stderr.write(f"{name} exited with {child.returncode}; "
-                                          f"see {logs / (name + '.log')}. Stopping.")
-                        stopping = True
-                if options["duration"] and time.monotonic() - started > options["duration"]:
-                    break
-                time.sleep(0.5)
-        finally:
-            for child in children.values():
-                if child.poll() is None:
-                    child.terminate()
-            deadline = time.monotonic() + 15
-            for child in children.values():
-                try:
-                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    child.kill()
-            self.stdout.write("stopped")
+
+        run_processes(commands, cwd=settings.BASE_DIR, env=env, logs=logs,
+                      duration=options["duration"], on_started=started,
+                      warn=self.stderr.write, grace_s=15)
+        self.stdout.write("stopped")
