@@ -30,6 +30,20 @@ def is_allowed(from_state: str, to_state: str) -> bool:
     return to_state in JOB_TRANSITIONS.get(from_state, frozenset())
 
 
+
+def _state_update(to_state: str, now, fields: dict) -> dict:
+    """The columns a move to ``to_state`` writes: the state, its timestamp, and (out of
+    the queue) a cleared pending reason unless ``fields`` sets one."""
+    update = dict(fields)
+    update["state"] = to_state
+    update["updated_at"] = now
+    update[JOB_STATE_TIMESTAMP[JobState(to_state)]] = now
+    if to_state != JobState.QUEUED:
+        update.setdefault("pending_reason", "")
+        update.setdefault("pending_code", "")
+        update.setdefault("pending_data", {})
+    return update
+
 def transition_job(
     job_id: int,
     to_state: str,
@@ -64,14 +78,7 @@ def transition_job(
         if row is None or row[0] not in sources:
             return False
         current, tenant_id, submitted_at = row
-        update = dict(fields)
-        update["state"] = to_state
-        update["updated_at"] = now
-        update[JOB_STATE_TIMESTAMP[JobState(to_state)]] = now
-        if to_state != JobState.QUEUED:
-            update.setdefault("pending_reason", "")
-            update.setdefault("pending_code", "")
-            update.setdefault("pending_data", {})
+        update = _state_update(to_state, now, fields)
         moved = Job.objects.filter(pk=job_id, state=current).update(**update)
         if moved != 1:
             return False
@@ -119,14 +126,7 @@ def transition_jobs(
     }
     if not locked:
         return {}
-    update = dict(fields)
-    update["state"] = to_state
-    update["updated_at"] = now
-    update[JOB_STATE_TIMESTAMP[JobState(to_state)]] = now
-    if to_state != JobState.QUEUED:
-        update.setdefault("pending_reason", "")
-        update.setdefault("pending_code", "")
-        update.setdefault("pending_data", {})
+    update = _state_update(to_state, now, fields)
     moved = Job.objects.filter(pk__in=list(locked), state=from_state).update(**update)
     if moved != len(locked):  # cannot happen under the row locks; never half-move
         raise RuntimeError(f"bulk transition moved {moved} of {len(locked)} locked jobs")
