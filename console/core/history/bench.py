@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -125,10 +126,18 @@ class Server:
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> Server:
+        # The server runs the production settings, as documented for gunicorn
+        # (docs/deploy.md). They refuse the development key and want a metrics token, so
+        # both get throwaway values, shared with this process: the session cookies and
+        # the scrape's bearer header made here must be the server's.
+        settings.SECRET_KEY = secrets.token_urlsafe(50)
+        settings.COUPLER_METRICS_TOKEN = settings.COUPLER_METRICS_TOKEN or secrets.token_urlsafe(24)
         env = dict(os.environ)
         env.update({
+            "DJANGO_SETTINGS_MODULE": "console.settings",
             "DEBUG": "0",
             "SECRET_KEY": settings.SECRET_KEY,
+            "COUPLER_METRICS_TOKEN": settings.COUPLER_METRICS_TOKEN,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "SECURE_SSL_REDIRECT": "0",
             "LOG_LEVEL": "WARNING",
