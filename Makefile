@@ -47,12 +47,17 @@ hypervisor-deps:
 	fi
 
 # The hypervisor tests boot real VMs (minutes under TCG): they run beside the rest,
-# in their own process and test database, and both must pass.
+# in their own process and test database, and both must pass. The rest run on
+# TEST_WORKERS pytest-xdist workers (each with its own test database, test_<db>_gwN);
+# the tests that start real processes on shared resources (a Redis database, the
+# prod-stack database, Chromium) stay together on one worker each (xdist_group,
+# tests/conftest.py). TEST_WORKERS=0 runs them serially.
+TEST_WORKERS ?= auto
 test: lint hypervisor-deps
 	@mkdir -p var; \
 	( if [ -n "$$DATABASE_URL" ]; then export DATABASE_URL="$${DATABASE_URL}_hv"; fi; \
 	  exec $(VENV)/bin/pytest tests/hypervisor -p no:cacheprovider -rs ) >var/hypervisor-tests.log 2>&1 & hv=$$!; \
-	$(VENV)/bin/pytest --ignore=tests/hypervisor; rest=$$?; \
+	$(VENV)/bin/pytest --ignore=tests/hypervisor -n $(TEST_WORKERS) --dist loadgroup; rest=$$?; \
 	wait $$hv; hvrc=$$?; echo "--- tests/hypervisor (var/hypervisor-tests.log):"; tail -n 15 var/hypervisor-tests.log; \
 	[ $$rest = 0 ] && [ $$hvrc = 0 ]
 

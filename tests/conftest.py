@@ -4,6 +4,37 @@ built from real `nvidia-smi topo -m` captures."""
 
 import pytest
 
+# Tests that start real processes on resources fixed for the whole run run on one
+# pytest-xdist worker per group, one after another (`make test` runs `-n auto --dist
+# loadgroup`); everything else spreads over the workers, each with its own test
+# database (test_<db>_gwN). The groups, by path:
+SERIAL_GROUPS = {
+    "tests/workflow/test_broker.py": "broker",  # one Redis database, one orchestrator + agent
+    "tests/deploy/test_prod_stack.py": "prod-stack",  # <db>_prod_smoke, COUPLER_SMOKE_REDIS_DB
+    "tests/browser/": "browser",  # one Chromium per module, the memory of a worker
+}
+
+
+def serial_group(nodeid: str) -> str | None:
+    return next((group for prefix, group in SERIAL_GROUPS.items() if nodeid.startswith(prefix)),
+                None)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` with the groups above. Decided here, on the controller, by
+    node id: pytest 9.2 ignores the node-id suffix by which xdist 3.8 carries
+    ``xdist_group`` marks from the workers (pytest-xdist issue #1386), so marks alone
+    would spread a group over the workers."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class SerialGroups(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return serial_group(nodeid) or super()._split_scope(nodeid)
+
+    return SerialGroups(config, log)
+
 
 @pytest.fixture(autouse=True)
 def _eager_celery_unless_broker_test(request):
