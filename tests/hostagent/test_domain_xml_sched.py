@@ -4,7 +4,7 @@ libvirt for it declaratively, <cputune><vcpusched vcpus='0-N' scheduler='batch'/
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from dataclasses import replace
+from msgspec.structs import replace
 
 import pytest
 
