@@ -29,7 +29,7 @@ from django.conf import settings
 
 from console.celery import app
 from console.core.signed_messages import NoKey, seal_command
-from hostagent.protocol import COMMANDS, decode, encode
+from hostagent.protocol import COMMANDS, PROTOCOL_VERSION, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def send_host_task(host_name: str, verb: str, kwargs: dict[str, Any],
     and so validated before it leaves; over the broker it is written in the
     protocol version the host's agent speaks (``seal_command``)."""
     task_name = f"hostagent.{verb}"
-    fields: dict[str, Any] = {"host": host_name, **kwargs}
+    fields: dict[str, Any] = {"version": PROTOCOL_VERSION, "host": host_name, **kwargs}
     if context is not None:
         fields["report_to"] = {"task": result_task, "queue": RESULT_QUEUE, "context": context}
     command = decode(COMMANDS[task_name], fields)

@@ -205,6 +205,7 @@ def encode(msg: Part, version: int = PROTOCOL_VERSION) -> dict[str, Any]:
     if isinstance(msg, Message):
         # An optional part left out means "not reported" (every such default is None).
         data = {k: v for k, v in data.items() if v is not None}
+        data["version"] = PROTOCOL_VERSION  # what this side writes, whatever it read
         version = peer_version(version)
         if version < PROTOCOL_VERSION:
             data = type(msg).downgrade(data, version)
