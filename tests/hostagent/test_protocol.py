@@ -341,3 +341,60 @@ def test_reports_validate_enums():
         CheckResult(id="x", status="ok", risk="low")
     with pytest.raises(SpecError, match="fault"):
         XidEvent(kind="xid", line="", fault="cosmic rays")
+
+
+# --- the agent's heartbeat loop against consoles of each version --------------------------
+
+
+@pytest.mark.parametrize("console_version", [None, PROTOCOL_VERSION, PROTOCOL_VERSION + 1])
+def test_the_agent_writes_heartbeats_in_the_version_the_console_answers_in(console_version):
+    """A version 1 console answers without ``version`` and reads Unix times: after its
+    first answer the agent writes that; a console of this version or newer gets this one."""
+    from hostagent import runtime
+
+    runtime.reset()
+    try:
+        config = runtime.AgentConfig(console_url="http://console", hosts=[
+            runtime.HostConfig(name="dgx-a100-01")])
+        runtime.configure(config)
+        posts = []
+
+        def post(url, token, body):
+            posts.append((url.rsplit("/", 2)[-2], json.loads(json.dumps(body))))
+            answer = {"host": "dgx-a100-01", "peers": [], "baseline": None}
+            return answer if console_version is None else {**answer, "version": console_version}
+
+        loop = runtime.HeartbeatLoop(config, post=post, checks_every=1000)
+        loop.beat_once()
+        loop.beat_once()
+        (what, registration), *beats = posts
+        # Before any answer, this side's version (a version 1 console ignores the key).
+        assert what == "register" and registration["version"] == PROTOCOL_VERSION
+        assert decode(Registration, registration).agent_version
+        assert len(beats) == 2
+        for _what, beat in beats:  # after the registration's answer: the console's
+            if console_version is None:
+                assert "version" not in beat and isinstance(beat["sent_at"], float)
+            else:
+                assert beat["version"] == PROTOCOL_VERSION
+                assert datetime.fromisoformat(beat["sent_at"]).tzinfo is not None
+            assert decode(Heartbeat, beat).host == "dgx-a100-01"  # the console reads either
+    finally:
+        runtime.reset()
+
+
+def test_a_console_answer_two_versions_away_is_ignored_and_logged(caplog):
+    from hostagent import runtime
+
+    runtime.reset()
+    try:
+        config = runtime.AgentConfig(console_url="http://console", hosts=[
+            runtime.HostConfig(name="dgx-a100-01")])
+        runtime.configure(config)
+        loop = runtime.HeartbeatLoop(config, post=lambda url, token, body: {
+            "version": PROTOCOL_VERSION + 2, "peers": ["10.0.0.9:7471"]})
+        loop.beat_once()
+        assert loop.peers.get("dgx-a100-01") is None
+        assert "2 versions away" in caplog.text
+    finally:
+        runtime.reset()
