@@ -30,7 +30,7 @@ from hostagent.connections import (
     with_connection,
 )
 from hostagent.domain_xml import BootFiles, HostOptions
-from hostagent.protocol import ProvisionResult, ProvisionSpec, SpecError
+from hostagent.protocol import ProvisionResult, ProvisionSpec, SpecError, TeardownResult
 
 __all__ = ["DOMAIN_PREFIX", "domain_xml", "hypervisor_facts", "list_domains", "provision",
            "run_checks", "scan_kernel_log", "teardown"]
@@ -89,7 +89,7 @@ def _write_hard_limit(name: str, spec: ProvisionSpec) -> None:
     cgroups.write_value(group / target, str(spec.cgroup.memory_max))
 
 
-def provision(host: str, spec: dict[str, Any]) -> dict[str, Any]:
+def provision(host: str, spec: ProvisionSpec | dict[str, Any]) -> dict[str, Any]:
     """Make the job's VM run on this host. Idempotent; a failure leaves nothing
     behind (domain, overlay, cgroup, mediated devices) and is reported."""
     job_id = str(spec.get("job_id", "")) if isinstance(spec, dict) else ""
@@ -225,10 +225,10 @@ def teardown(host: str, name: str, job_id: str = "") -> dict[str, Any]:
             if not cfg.is_test_driver:
                 images.remove_job_files(cfg.state_dir, name)
         except ACTION_ERRORS as exc:
-            return ProvisionResult(job_id=job_id, host=host, ok=False, domain=name,
-                                   error=str(exc)).to_dict()
-    return ProvisionResult(job_id=job_id, host=host, ok=True, domain=name,
-                           state="absent").to_dict()
+            return TeardownResult(job_id=job_id, host=host, ok=False, domain=name,
+                                  error=str(exc)).to_dict()
+    return TeardownResult(job_id=job_id, host=host, ok=True, domain=name,
+                          state="absent").to_dict()
 
 
 def domain_xml(host: str, name: str) -> str:

@@ -1,10 +1,12 @@
 """The host agent's Celery tasks, on the agent's own Celery app.
 
-Each task gets fully specified inputs (the host's name and a ProvisionSpec or a
-domain name), acts through ``hostagent.runtime`` and returns a plain dict.
-When the console passed ``report_to`` (``{"task", "queue", "context"}``) the
-agent also sends the outcome there as ``task(payload, context)``: that is how
-the console learns of results without a worker blocking on a host.
+Each task gets one command of ``hostagent.protocol`` (``COMMANDS``: the host's
+name and a ProvisionSpec or a domain name), decoded and validated before
+anything is done, acts through ``hostagent.runtime`` and returns a plain dict.
+When the console passed ``report_to`` (``ReportTo``) the agent also sends the
+outcome there (``RESULTS``), in the protocol version of the command, as
+``task(payload, context)``: that is how the console learns of results without a
+worker blocking on a host.
 
 Broker: ``COUPLER_BROKER_URL`` (or ``REDIS_URL``); without either, kombu's
 filesystem transport in ``COUPLER_BROKER_DIR`` (``var/broker``), the same
@@ -21,11 +23,30 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
 
 from hostagent import runtime, signing, transport
+from hostagent.protocol import (
+    COMMANDS,
+    PROTOCOL_VERSION,
+    ChecksResult,
+    DomainsResult,
+    ListDomainsCommand,
+    Message,
+    ProvisionCommand,
+    ProvisionResult,
+    ReportTo,
+    RunChecksCommand,
+    SpecError,
+    TeardownCommand,
+    TeardownResult,
+    decode,
+    encode,
+    peer_version,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +83,9 @@ def host_key(name: str) -> bytes | None:
     return signing.key_from_token(token) if token else None
 
 
-def open_command(task: str, signed: object) -> dict[str, Any]:
-    """The verified arguments of a command, or ``signing.Refused``."""
+def open_command(task: str, signed: object) -> Message:
+    """The verified command (``hostagent.protocol.COMMANDS[task]``), or ``signing.Refused``;
+    a verified body that is not a valid command raises ``SpecError``."""
     recipient = signed.get("to") if isinstance(signed, dict) else None
     if not isinstance(recipient, str) or not recipient.startswith("host:"):
         raise signing.Refused(f"addressed to {recipient!r}, not to a host")
@@ -74,69 +96,92 @@ def open_command(task: str, signed: object) -> dict[str, Any]:
     if opened.body.get("host") != host:
         raise signing.Refused(f"command for host {opened.body.get('host')!r} "
                               f"inside an envelope to {recipient!r}")
-    return opened.body
+    try:
+        return decode(COMMANDS[task], opened.body)
+    except SpecError as exc:
+        _answer_malformed(task, opened.body, exc)
+        raise
 
 
-def report(report_to: dict[str, Any] | None, payload: dict[str, Any]) -> None:
-    """Send the outcome to the console, signed as the host that acted."""
-    if not report_to:
+# The answer type of each command.
+RESULTS: dict[str, type[Message]] = {
+    "hostagent.provision": ProvisionResult, "hostagent.teardown": TeardownResult,
+    "hostagent.list_domains": DomainsResult, "hostagent.run_checks": ChecksResult,
+}
+
+
+def report(report_to: ReportTo | None, payload: dict[str, Any], task: str,
+           version: int = PROTOCOL_VERSION) -> None:
+    """Send the outcome (``RESULTS[task]``) to the console, signed as the host that
+    acted, in the protocol version of the console's command."""
+    if report_to is None:
         return
     host = str(payload.get("host") or "")
     key = host_key(host)
     if key is None:
         log.error("no key for %r: answer not sent", host)
         return
-    envelope = signing.seal({"payload": payload, "context": report_to.get("context") or {}},
+    answer = encode(decode(RESULTS[task], payload), version)
+    envelope = signing.seal({"payload": answer, "context": report_to.context},
                             sender=signing.host_principal(host), recipient=signing.CONSOLE,
-                            task=report_to["task"], key=key)
-    app.send_task(report_to["task"], args=[envelope],
-                  queue=report_to.get("queue") or "workflow")
+                            task=report_to.task, key=key)
+    app.send_task(report_to.task, args=[envelope], queue=report_to.queue or "workflow")
 
 
-def _provision(host: str, spec: dict[str, Any], report_to: dict | None = None) -> dict[str, Any]:
-    result = runtime.provision(host, spec)
-    report(report_to, result)
-    return result
+def _answer_malformed(task: str, body: dict[str, Any], exc: SpecError) -> None:
+    """A signed provision or teardown the agent cannot read still gets an answer (a
+    failure, nothing done), so the console fails or retries the job instead of
+    waiting; when even its ``report_to`` is unreadable, the refusal is only logged."""
+    if task not in ("hostagent.provision", "hostagent.teardown"):
+        return
+    try:
+        report_to = decode(ReportTo, body.get("report_to"))
+    except SpecError:
+        return
+    spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+    job_id = str(body.get("job_id") or spec.get("job_id") or "")
+    payload = {"job_id": job_id, "host": str(body["host"]), "ok": False,
+               "error": f"refused: {exc}"}
+    version = body.get("version", 1)
+    report(report_to, payload, task, peer_version(version))
 
 
-def _teardown(host: str, name: str, job_id: str = "",
-              report_to: dict | None = None) -> dict[str, Any]:
-    result = runtime.teardown(host, name, job_id)
-    report(report_to, result)
-    return result
+def _provision(cmd: ProvisionCommand) -> dict[str, Any]:
+    return runtime.provision(cmd.host, cmd.spec)
 
 
-def _list_domains(host: str, report_to: dict | None = None,
-                  with_xml: bool = False) -> dict[str, Any]:
-    domains: list[dict[str, Any]] = list(runtime.list_domains(host))
-    if with_xml:  # what libvirt really holds, e.g. to compare with the plan
+def _teardown(cmd: TeardownCommand) -> dict[str, Any]:
+    return runtime.teardown(cmd.host, cmd.name, cmd.job_id)
+
+
+def _list_domains(cmd: ListDomainsCommand) -> dict[str, Any]:
+    domains: list[dict[str, Any]] = list(runtime.list_domains(cmd.host))
+    if cmd.with_xml:  # what libvirt really holds, e.g. to compare with the plan
         for d in domains:
-            d["xml"] = runtime.domain_xml(host, d["name"])
-    result = {"host": host, "ok": True, "domains": domains}
-    report(report_to, result)
-    return result
+            d["xml"] = runtime.domain_xml(cmd.host, d["name"])
+    return {"host": cmd.host, "ok": True, "domains": domains}
 
 
-def _run_checks(host: str, root: str | None = None, baseline: dict[str, str] | None = None,
-                peers: list[str] | None = None, report_to: dict | None = None) -> dict[str, Any]:
-    result = {"host": host, "ok": True,
-              "checks": runtime.run_checks(host, root=root, baseline=baseline, peers=peers or ())}
-    report(report_to, result)
-    return result
+def _run_checks(cmd: RunChecksCommand) -> dict[str, Any]:
+    return {"host": cmd.host, "ok": True,
+            "checks": runtime.run_checks(cmd.host, root=cmd.root, baseline=cmd.baseline,
+                                         peers=cmd.peers)}
 
 
-HANDLERS = {"hostagent.provision": _provision, "hostagent.teardown": _teardown,
-            "hostagent.list_domains": _list_domains, "hostagent.run_checks": _run_checks}
+HANDLERS: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "hostagent.provision": _provision, "hostagent.teardown": _teardown,
+    "hostagent.list_domains": _list_domains, "hostagent.run_checks": _run_checks}
 
 
 def run_signed(task: str, signed: object) -> dict[str, Any]:
     try:
-        kwargs = open_command(task, signed)
-        return HANDLERS[task](**kwargs)
-    except (signing.Refused, TypeError) as exc:
-        # TypeError: a verified body whose arguments do not fit the task.
+        command = open_command(task, signed)
+    except (signing.Refused, SpecError) as exc:
         log.warning("refused %s: %s", task, exc)
         return {"ok": False, "refused": True, "error": f"refused: {exc}"}
+    result = HANDLERS[task](command)
+    report(command.report_to, result, task, peer_version(command.version))
+    return result
 
 
 @app.task(name="hostagent.provision")
@@ -162,7 +207,8 @@ def run_checks(signed: dict) -> dict[str, Any]:
 TASKS = {t.name: t for t in (provision, teardown, list_domains, run_checks)}
 
 
-def run_inline(task_name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Run a task in this process, without a broker (the console's eager mode):
-    nothing crosses a wire, so there is no envelope to check."""
-    return HANDLERS[task_name](**kwargs)
+def run_inline(task_name: str, command: dict[str, Any]) -> dict[str, Any]:
+    """Run a command in this process, without a broker (the console's eager mode):
+    nothing crosses a wire, so there is no envelope to check; the command is
+    decoded and validated as over the broker (``SpecError`` when malformed)."""
+    return HANDLERS[task_name](decode(COMMANDS[task_name], command))

@@ -15,13 +15,26 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hostagent import actions
 from hostagent.agentconfig import AgentConfig, HostConfig
 from hostagent.connections import host_config
-from hostagent.protocol import Heartbeat
+from hostagent.protocol import (
+    PROTOCOL_VERSION,
+    CheckResult,
+    ConsoleAnswer,
+    DomainEnd,
+    Heartbeat,
+    Registration,
+    SpecError,
+    XidEvent,
+    decode,
+    encode,
+    peer_version,
+)
 
 __all__ = ["AGENT_VERSION", "ConsoleError", "HeartbeatLoop", "heartbeat_body", "post_json"]
 
@@ -50,9 +63,11 @@ def post_json(url: str, token: str, body: dict[str, Any], *, timeout: float = 10
 
 
 def heartbeat_body(host: str, *, checks: list[dict] | None = None,
-                   xid_events: list[dict] | None = None) -> dict[str, Any]:
-    """One heartbeat. A libvirt failure does not stop it: the beat then carries
-    ``libvirt_error`` and no domain report (the console keeps the last one)."""
+                   xid_events: list[dict] | None = None, latency_endpoint: str | None = None,
+                   version: int = PROTOCOL_VERSION) -> dict[str, Any]:
+    """One heartbeat (``Heartbeat``) as a console of ``version`` reads it. A libvirt
+    failure does not stop it: the beat then carries ``libvirt_error`` and no domain
+    report (the console keeps the last one)."""
     cfg = host_config(host)
     try:
         domains = actions.list_domains(host)
@@ -60,28 +75,32 @@ def heartbeat_body(host: str, *, checks: list[dict] | None = None,
     except Exception as exc:  # the heartbeat must outlive any libvirt failure
         domains, error = [], str(exc) or type(exc).__name__
         log.warning("heartbeat of %s: libvirt: %s", host, error)
+    report: dict[str, Any] = {}
+    if not error:
+        report = {
+            "stopped_domains": tuple(d["name"] for d in domains if d["state"] != "running"),
+            # libvirt's own state per domain (running, paused, blocked, shutoff, crashed, ...)
+            "domain_states": {d["name"]: d["state"] for d in domains},
+            # How each ended domain ended, from its state *and reason* and the guest's
+            # reported exit status (hostagent.guest.outcome): the console's verdict.
+            "domain_ends": {d["name"]: decode(DomainEnd, d["end"])
+                            for d in domains if d.get("end")},
+            "console_tail": {d["name"]: tuple(d["console"]) for d in domains
+                             if d.get("console")},
+        }
     beat = Heartbeat(
-        host=host, sent_at=time.time(), agent_version=AGENT_VERSION,
+        host=host, sent_at=datetime.now(UTC), agent_version=AGENT_VERSION,
         domains=tuple(d["name"] for d in domains if d["state"] == "running"),
         gpus=tuple(g.get("pci_address") or g.get("pci", "")
                    for g in cfg.inventory.get("gpus", [])),
-        healthy=not error,
-    ).to_dict()
-    if error:
-        beat["libvirt_error"] = error
-    else:
-        beat["stopped_domains"] = [d["name"] for d in domains if d["state"] != "running"]
-        # libvirt's own state per domain (running, paused, blocked, shutoff, crashed, ...)
-        beat["domain_states"] = {d["name"]: d["state"] for d in domains}
-        # How each ended domain ended, from its state *and reason* and the guest's
-        # reported exit status (hostagent.guest.outcome): the console's verdict.
-        beat["domain_ends"] = {d["name"]: d["end"] for d in domains if d.get("end")}
-        beat["console_tail"] = {d["name"]: d["console"] for d in domains if d.get("console")}
-    beat["hypervisor"] = actions.hypervisor_facts(host)
-    beat["xid_events"] = xid_events or []
-    if checks is not None:
-        beat["checks"] = checks
-    return beat
+        healthy=not error, libvirt_error=error,
+        hypervisor=actions.hypervisor_facts(host),
+        xid_events=tuple(decode(XidEvent, x) for x in xid_events or ()),
+        checks=None if checks is None else tuple(decode(CheckResult, c) for c in checks),
+        latency_endpoint=latency_endpoint,
+        **report,
+    )
+    return encode(beat, version)
 
 
 class HeartbeatLoop:
@@ -100,6 +119,8 @@ class HeartbeatLoop:
         self.peers: dict[str, list[str]] = {}
         self.baselines: dict[str, dict[str, str] | None] = {}
         self.host_beats: dict[str, int] = {}  # heartbeats sent per host since it registered
+        # The protocol version the console answered each host in (until then: ours).
+        self.console_version: dict[str, int] = {}
         self.registered: set[str] = set()
         self.stop = threading.Event()
         self.beats = 0
@@ -108,21 +129,23 @@ class HeartbeatLoop:
         return f"{self.config.console_url}/api/v1/agent/hosts/{host}/{what}/"
 
     def _answer(self, host: str, answer: Any) -> None:
-        if not isinstance(answer, dict):
+        try:
+            parsed = decode(ConsoleAnswer, answer)
+        except SpecError as exc:
+            log.warning("console's answer for %s refused: %s", host, exc)
             return
-        if isinstance(answer.get("peers"), list):
-            self.peers[host] = [str(p) for p in answer["peers"] if p]
-        if "baseline" in answer:
-            baseline = answer["baseline"]
-            self.baselines[host] = ({str(k): str(v) for k, v in baseline.items()}
-                                    if isinstance(baseline, dict) else None)
+        self.console_version[host] = peer_version(parsed.version)
+        self.peers[host] = [p for p in parsed.peers if p]
+        self.baselines[host] = parsed.baseline
 
     def register(self, host: HostConfig) -> None:
-        self._answer(host.name, self.post(self._url(host.name, "register"), host.token, {
+        registration = decode(Registration, {
             "inventory": host.inventory, "libvirt_uri": host.libvirt_uri,
             "agent_version": AGENT_VERSION, "latency_endpoint": self.latency_endpoint,
-            "hypervisor": actions.hypervisor_facts(host.name),
-        }))
+            "hypervisor": actions.hypervisor_facts(host.name), "version": PROTOCOL_VERSION,
+        })
+        self._answer(host.name, self.post(self._url(host.name, "register"), host.token,
+                                          encode(registration)))
         self.registered.add(host.name)
 
     def checks_due(self, host: str) -> bool:
@@ -146,10 +169,11 @@ class HeartbeatLoop:
                 if self.checks_due(host.name):
                     checks = actions.run_checks(host.name, peers=self.peers.get(host.name, ()),
                                         baseline=self.baselines.get(host.name))
-                body = heartbeat_body(host.name, checks=checks,
-                                      xid_events=actions.scan_kernel_log(host.name,
-                                                                         self.state_dir))
-                body["latency_endpoint"] = self.latency_endpoint
+                body = heartbeat_body(
+                    host.name, checks=checks,
+                    xid_events=actions.scan_kernel_log(host.name, self.state_dir),
+                    latency_endpoint=self.latency_endpoint,
+                    version=self.console_version.get(host.name, PROTOCOL_VERSION))
                 self.host_beats[host.name] = self.host_beats.get(host.name, 0) + 1
                 self._answer(host.name, self.post(self._url(host.name, "heartbeat"), host.token,
                                                   body))

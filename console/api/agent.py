@@ -3,7 +3,15 @@
 ``Authorization: Bearer <token>``; the token is checked against the host named
 in the URL, so a token issued to one host is refused for any other (403).
 Agents never reach the database: this is their only way in.
+
+Bodies are ``hostagent.protocol`` messages (``Registration``, ``Heartbeat``),
+decoded and validated from the raw body before anything is applied; a malformed
+one is refused (400, the reason logged) and changes nothing. The answer
+(``ConsoleAnswer``) is written in the agent's protocol version.
 """
+
+import json
+import logging
 
 from django.shortcuts import get_object_or_404
 from rest_framework import status
@@ -16,9 +24,11 @@ from console.core.actions.agents import (
     do_agent_heartbeat,
     do_agent_register,
 )
-from console.core.agent_input import check_heartbeat_body, check_heartbeat_time
+from console.core.agent_input import check_heartbeat_time
 from console.core.models import Host
-from hostagent.protocol import SpecError
+from hostagent.protocol import ConsoleAnswer, Heartbeat, Registration, SpecError, decode, encode
+
+log = logging.getLogger("coupler.security")
 
 
 def _token(request) -> str:
@@ -47,27 +57,36 @@ class AgentView(APIView):
                         status=status.HTTP_403_FORBIDDEN)
 
 
+def _refused(exc: Exception, what: str) -> Response:
+    log.warning("refused an agent's %s: %s", what, exc)
+    return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+
+
 class RegisterView(AgentView):
     def post(self, request, name: str):
         host = self.host_or_403(request, name)
         if host is None:
             return self.forbidden()
-        if not isinstance(request.data, dict):
-            return Response({"detail": "A registration is a JSON object."}, status=400)
-        body = request.data
-        inventory = body.get("inventory") or {}
-        if not isinstance(inventory, dict):
-            return Response({"inventory": ["Expected an object."]}, status=400)
+        try:
+            # Decoded straight from the body (no DRF parsing): one typed, validated read.
+            data = json.loads(request.body)
+            registration = decode(Registration, data)
+        except (ValueError, RecursionError) as exc:  # SpecError is a ValueError
+            return _refused(exc, "registration")
+        # The inventory as sent (validated above): its digest says whether it changed.
+        inventory = data.get("inventory") or {}
         try:
             host = do_agent_register(host, inventory=inventory,
-                                     libvirt_uri=str(body.get("libvirt_uri") or ""),
-                                     agent_version=str(body.get("agent_version") or ""),
-                                     latency_endpoint=str(body.get("latency_endpoint") or ""))
+                                     libvirt_uri=registration.libvirt_uri,
+                                     agent_version=registration.agent_version,
+                                     latency_endpoint=registration.latency_endpoint,
+                                     protocol_version=registration.version)
         except (SpecError, ValueError, TypeError, AttributeError, KeyError) as exc:
             # An inventory of the wrong shape: the registration's transaction rolled back.
             return Response({"inventory": [f"Malformed inventory: {exc}"]}, status=400)
-        return Response({"host": host.name, "state": host.state, "queue": host.queue,
-                         **check_inputs_for_agent(host)})
+        answer = ConsoleAnswer(host=host.name, state=host.state, queue=host.queue,
+                               **check_inputs_for_agent(host))
+        return Response(encode(answer, registration.version))
 
 
 class HeartbeatView(AgentView):
@@ -75,16 +94,15 @@ class HeartbeatView(AgentView):
         host = self.host_or_403(request, name)
         if host is None:
             return self.forbidden()
-        if not isinstance(request.data, dict):
-            return Response({"detail": "A heartbeat is a JSON object."}, status=400)
-        body = dict(request.data)
-        body.setdefault("host", host.name)
-        if body["host"] != host.name:
+        try:
+            beat = decode(Heartbeat, request.body)
+        except (SpecError, RecursionError) as exc:
+            return _refused(exc, "heartbeat")
+        if beat.host not in ("", host.name):
             return self.forbidden()
         try:
-            check_heartbeat_body(body)
-            check_heartbeat_time(host.pk, body.get("sent_at"))
-            summary = do_agent_heartbeat(host, body)
+            check_heartbeat_time(host.pk, beat.sent_at.timestamp())
+            summary = do_agent_heartbeat(host, beat)
         except SpecError as exc:
-            return Response({"detail": str(exc)}, status=400)
-        return Response({"host": host.name, **summary})
+            return _refused(exc, "heartbeat")
+        return Response(encode(ConsoleAnswer(host=host.name, **summary), beat.version))

@@ -4,8 +4,8 @@
   older than ``COUPLER_HEARTBEAT_MAX_AGE_S`` or ahead of the console's clock by
   more than ``COUPLER_CLOCK_SKEW_S``, and when it is not newer than the last
   one accepted from that host (a replay).
-- ``check_heartbeat_body``: the optional parts (domains, states, checks, Xid
-  events, latency endpoint) have the shapes the actions expect.
+- the shape of every part of a heartbeat is its declared type
+  (``hostagent.protocol.Heartbeat``), checked by decoding it.
 - ``latency_endpoint_allowed``: an echo responder's address must be an IP
   literal inside the cluster's declared networks (``COUPLER_AGENT_NETWORKS``):
   every agent dials it, so a host must not point them at a cloud metadata
@@ -17,7 +17,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
-from collections.abc import Mapping
 
 from django.conf import settings
 from django.core.cache import cache
@@ -46,31 +45,6 @@ def check_heartbeat_time(host_id: int, sent_at: object, *, now: float | None = N
         raise SpecError(f"sent_at: not newer than the last heartbeat accepted ({last}): "
                         "a replay")
     cache.set(key, sent_at, timeout=int(max_age + skew) + 60)
-
-
-def _strings(value: object, what: str) -> None:
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise SpecError(f"{what}: expected a list of strings")
-
-
-def check_heartbeat_body(body: Mapping) -> None:
-    if "stopped_domains" in body and body["stopped_domains"] is not None:
-        _strings(body["stopped_domains"], "stopped_domains")
-    states = body.get("domain_states")
-    if states is not None and not (isinstance(states, dict) and all(
-            isinstance(k, str) and isinstance(v, str) for k, v in states.items())):
-        raise SpecError("domain_states: expected an object of domain name to state")
-    for key in ("checks", "xid_events"):
-        value = body.get(key)
-        if value is not None and not (isinstance(value, list)
-                                      and all(isinstance(x, dict) for x in value)):
-            raise SpecError(f"{key}: expected a list of objects")
-    endpoint = body.get("latency_endpoint")
-    if endpoint is not None and not isinstance(endpoint, str):
-        raise SpecError("latency_endpoint: expected a string")
-    load = body.get("load")
-    if load is not None and not isinstance(load, dict):
-        raise SpecError("load: expected an object")
 
 
 def agent_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

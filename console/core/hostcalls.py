@@ -4,7 +4,7 @@ A command goes to the host's own queue ``host.<name>`` as a task named
 ``hostagent.<verb>`` (the agent registers those names on its own Celery app;
 the console never imports the agent's drivers). The agent answers by sending
 ``console.core.tasks.workflow.host_result`` to the ``workflow`` queue with the
-outcome and the ``context`` it was given (job id, attempt, operation), so no
+outcome and the ``context`` it was given (job id, generation, operation), so no
 worker blocks waiting for a host and a lost answer is repaired by the
 reconciler from database state.
 
@@ -29,6 +29,7 @@ from django.conf import settings
 
 from console.celery import app
 from console.core.signed_messages import NoKey, seal_command
+from hostagent.protocol import COMMANDS, PROTOCOL_VERSION, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +56,26 @@ def send_host_task(host_name: str, verb: str, kwargs: dict[str, Any],
                    result_task: str = RESULT_TASK) -> None:
     """Send ``hostagent.<verb>`` to ``host.<host_name>``; its answer comes back as
     ``<result_task>(payload, context)`` (``host_result`` unless told otherwise; at
-    once, in this process, in eager mode)."""
+    once, in this process, in eager mode).
+
+    The command is built as its declared type (``hostagent.protocol.COMMANDS``)
+    and so validated before it leaves; over the broker it is written in the
+    protocol version the host's agent speaks (``seal_command``)."""
     task_name = f"hostagent.{verb}"
-    kwargs = {"host": host_name, **kwargs}
+    fields: dict[str, Any] = {"version": PROTOCOL_VERSION, "host": host_name, **kwargs}
+    if context is not None:
+        fields["report_to"] = {"task": result_task, "queue": RESULT_QUEUE, "context": context}
+    command = decode(COMMANDS[task_name], fields)
     if app.conf.task_always_eager:
         module = inline_agent_module()
-        payload = module.run_inline(task_name, kwargs)
+        payload = module.run_inline(task_name, encode(command))
         if context is not None:
             # The answer's handler itself: the task would want a signed envelope.
             module, _, handler = EAGER_HANDLERS[result_task].partition(":")
             getattr(importlib.import_module(module), handler)(payload, context)
         return
-    if context is not None:
-        kwargs["report_to"] = {"task": result_task, "queue": RESULT_QUEUE, "context": context}
     try:
-        envelope = seal_command(host_name, task_name, kwargs)
+        envelope = seal_command(host_name, task_name, command)
     except NoKey as exc:  # the reconciler re-sends once the host has registered
         log.error("%s not sent: %s", task_name, exc)
         return

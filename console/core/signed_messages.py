@@ -20,6 +20,7 @@ from django.core.cache import cache
 
 from console.core.models import Host
 from hostagent import signing
+from hostagent.protocol import Message, encode, peer_version
 
 log = logging.getLogger("coupler.security")
 
@@ -29,8 +30,16 @@ def ttl_s() -> float:
 
 
 def host_key(host_name: str) -> bytes | None:
-    digest = Host.objects.filter(name=host_name).values_list("agent_token_hash", flat=True).first()
-    return signing.message_key(digest) if digest else None
+    return host_key_and_version(host_name)[0]
+
+
+def host_key_and_version(host_name: str) -> tuple[bytes | None, int]:
+    """The host's message key and the protocol version its agent last spoke
+    (``Host.facts["protocol_version"]``; 1 before any agent told), in one query."""
+    row = (Host.objects.filter(name=host_name)
+           .values_list("agent_token_hash", "facts__protocol_version").first())
+    digest, version = row or ("", None)
+    return (signing.message_key(digest) if digest else None), peer_version(version)
 
 
 def first_time(nonce: str, exp: float, now: float) -> bool:
@@ -42,11 +51,13 @@ class NoKey(Exception):
     """The host has no agent token yet: nothing can be sent to it."""
 
 
-def seal_command(host_name: str, task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    key = host_key(host_name)
+def seal_command(host_name: str, task: str, command: Message | dict[str, Any]) -> dict[str, Any]:
+    """The signed envelope of ``command``, written in the version the host's agent speaks."""
+    key, version = host_key_and_version(host_name)
     if key is None:
         raise NoKey(f"host {host_name!r} has no agent token: issue one before sending commands")
-    return signing.seal(kwargs, sender=signing.CONSOLE,
+    body = encode(command, version) if isinstance(command, Message) else command
+    return signing.seal(body, sender=signing.CONSOLE,
                         recipient=signing.host_principal(host_name), task=task, key=key,
                         ttl_s=ttl_s())
 

@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import threading
-import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -40,16 +40,16 @@ def _heartbeat(host, *, checks=None, xid_events=None) -> None:
     from console.core.actions.agents import do_agent_heartbeat
     from console.core.choices import ACTIVE_JOB_STATES
     from console.core.models import Job
-    from hostagent.protocol import Heartbeat
+    from hostagent.protocol import CheckResult, Heartbeat, XidEvent, decode
 
     running = [j.domain_name for j in Job.objects.filter(
         allocations__host=host, state__in=ACTIVE_JOB_STATES).distinct()]
-    body = Heartbeat(host=host.name, sent_at=time.time(), agent_version="screenshots",
+    beat = Heartbeat(host=host.name, sent_at=datetime.now(UTC), agent_version="screenshots",
                      domains=tuple(running),
-                     gpus=tuple(host.gpus.values_list("pci_address", flat=True))).to_dict()
-    body["checks"] = checks or []
-    body["xid_events"] = xid_events or []
-    do_agent_heartbeat(host, body)
+                     gpus=tuple(host.gpus.values_list("pci_address", flat=True)),
+                     checks=tuple(decode(CheckResult, c) for c in checks or ()),
+                     xid_events=tuple(decode(XidEvent, x) for x in xid_events or ()))
+    do_agent_heartbeat(host, beat)
 
 
 def seed() -> dict:

@@ -4,9 +4,9 @@ libvirt for it declaratively, <cputune><vcpusched vcpus='0-N' scheduler='batch'/
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 
 import pytest
+from msgspec.structs import replace
 
 from hostagent.domain_xml import build_domain_xml
 from hostagent.protocol import ProvisionSpec

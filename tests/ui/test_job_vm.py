@@ -7,7 +7,7 @@ from console.core.models import Event, Host
 def _report(job, host_name, evidence, console):
     host = Host.objects.get(name=host_name)
     Event.objects.create(job=job, host=host, kind="member_up", actor=f"agent:{host_name}",
-                         data={"attempt": job.generation, "evidence": evidence})
+                         data={"generation": job.generation, "evidence": evidence})
     facts = dict(host.facts or {})
     facts["reported_domains"] = {"console": {job.domain_name: console}}
     facts["hypervisor"] = {"hypervisor": "qemu", "hypervisor_warnings": ["KVM not usable"]}

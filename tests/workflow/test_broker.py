@@ -374,7 +374,7 @@ def test_a_task_delivered_twice_has_no_double_effect(stack, cluster, client_for,
     # The agent's answer delivered twice more, and provision_job once more.
     answer = {"job_id": str(job_id), "host": host, "ok": True, "domain": job.domain_name,
               "state": "running", "error": ""}
-    context = {"op": "provision", "job_id": job_id, "attempt": job.generation, "host": host}
+    context = {"op": "provision", "job_id": job_id, "generation": job.generation, "host": host}
     for _ in range(2):  # sealed anew each time, as a redelivering agent would: no replay
         host_result.delay(signing.seal(
             {"payload": answer, "context": context}, sender=signing.host_principal(host),

@@ -102,16 +102,16 @@ def test_teardown_repeated_has_no_second_effect(cluster, submit, domains):
     from console.core.tasks.workflow import host_result, teardown_job
 
     job = _job(submit(gpus_per_host=1))
-    attempt = job.generation
+    generation = job.generation
     do_cancel_job(job, actor="test")
     teardown_job(job.pk)
     host_result({"host": "dgx-1", "ok": True}, {"op": "teardown", "job_id": job.pk,
-                                                 "attempt": attempt})
+                                                 "generation": generation})
     assert _job(job).state == JobState.CANCELLED
     assert not Gpu.objects.exclude(allocated_milli=0).exists()
 
 
-def test_a_late_answer_from_before_a_requeue_is_stale_even_with_the_same_attempt_number(
+def test_a_late_answer_from_before_a_requeue_is_stale_even_with_the_same_attempts_count(
         cluster, submit):
     from console.core.actions.hosts import do_drain_host
     from console.core.actions.workflow import do_record_member_failed
@@ -126,7 +126,7 @@ def test_a_late_answer_from_before_a_requeue_is_stale_even_with_the_same_attempt
     assert job.state == JobState.RUNNING
     assert (job.attempts, job.generation) == (1, 2)
     new_host = Allocation.objects.filter(job=job).first().host.name
-    # While the new attempt provisions, an answer of the first one (attempt 1) arrives.
+    # While generation 2 provisions, an answer of generation 1 arrives.
     Job.objects.filter(pk=job.pk).update(state=JobState.PROVISIONING)
     assert do_record_member_failed(job.pk, new_host, 1, error="late answer") is False
     assert _job(job).state == JobState.PROVISIONING

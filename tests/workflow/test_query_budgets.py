@@ -111,7 +111,7 @@ def test_host_answer_and_cancel_budgets(cluster, tenant_a):
     (job_id,) = _queue(tenant_a, 1)
     run_cycle()
     (command,) = do_start_provisioning_many([job_id])
-    answer, moved = _count(lambda: do_record_member_up(job_id, command.host, command.attempt))
+    answer, moved = _count(lambda: do_record_member_up(job_id, command.host, command.generation))
     assert moved and Job.objects.get(pk=job_id).state == JobState.RUNNING
     assert answer <= MEMBER_UP_BUDGET, answer
     cancel, job = _count(lambda: do_cancel_job(Job.objects.get(pk=job_id), actor="t"))

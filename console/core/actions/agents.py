@@ -31,7 +31,7 @@ from console.core.choices import (
 from console.core.models import CheckResult, Event, FirmwareBaseline, Gpu, Host, Incident, Job
 from hostagent import sim
 from hostagent.protocol import CheckResult as CheckMessage
-from hostagent.protocol import Heartbeat, SpecError, XidEvent
+from hostagent.protocol import ChecksResult, Heartbeat, XidEvent, decode
 from hostagent.sim import roots as sim_roots
 
 log = logging.getLogger(__name__)
@@ -138,9 +138,11 @@ def latency_peers(host: Host, limit: int = LATENCY_PEERS) -> list[str]:
 
 
 def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
-                      agent_version: str = "", latency_endpoint: str = "") -> Host:
+                      agent_version: str = "", latency_endpoint: str = "",
+                      protocol_version: int = 1) -> Host:
     """The agent (re)starts: refresh the inventory if it sent one; the host is online.
-    ``latency_endpoint`` (its echo responder, "" for none) replaces the stored one."""
+    ``latency_endpoint`` (its echo responder, "" for none) replaces the stored one;
+    ``protocol_version`` (the registration's) is the one commands are written in."""
     with transaction.atomic():
         if inventory and inventory.get("gpus") is not None:
             host = do_register_host(cluster=host.cluster, name=host.name, inventory=inventory,
@@ -151,6 +153,7 @@ def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
         host = Host.objects.select_for_update().get(pk=host.pk)
         facts = dict(host.facts or {})
         facts["agent_version"] = agent_version
+        facts["protocol_version"] = protocol_version
         _set_latency_endpoint(facts, clean_latency_endpoint(latency_endpoint))
         Host.objects.filter(pk=host.pk).update(facts=facts)
         host.facts = facts
@@ -161,15 +164,10 @@ def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
     return host
 
 
-def _record_checks(host: Host, checks: list[dict], now: datetime) -> bool:
+def _record_checks(host: Host, checks: tuple[CheckMessage, ...], now: datetime) -> bool:
     """Store the latest result per check; True when a critical check changed status."""
     changed = False
-    for raw in checks:
-        try:
-            msg = CheckMessage.from_dict(raw)
-        except SpecError as exc:
-            log.warning("%s sent a bad check result: %s", host.name, exc)
-            continue
+    for msg in checks:
         previous = CheckResult.objects.filter(host=host, check_id=msg.id).first()
         evidence = dict(msg.evidence)
         if msg.reason:
@@ -232,24 +230,28 @@ def do_request_host_checks(host: Host, *, actor: str) -> Event:
                                 reason=f"checks re-run requested by {actor}")
 
 
-def do_record_host_checks(host_id: int, payload: dict, *, requested_by: str = "") -> bool:
-    """Apply the answer of a re-run: refresh CheckResult rows, record an Event with
-    the outcome, and re-plan when a critical check changed. False if the host is gone."""
+def do_record_host_checks(host_id: int, payload: ChecksResult | dict, *,
+                          requested_by: str = "") -> bool:
+    """Apply the answer of a re-run (``ChecksResult``, decoded first: a malformed one
+    raises SpecError and changes nothing): refresh CheckResult rows, record an Event
+    with the outcome, and re-plan when a critical check changed. False if the host is
+    gone."""
+    result = decode(ChecksResult, payload)
     host = Host.objects.filter(pk=host_id).first()
     if host is None:
         return False
-    checks = list(payload.get("checks") or [])
+    checks = result.checks
     actor = f"agent:{host.name}"
     with transaction.atomic():
-        if not payload.get("ok") or not checks:
+        if not result.ok or not checks:
             Event.objects.create(host=host, kind="checks_result", actor=actor,
-                                 reason=f"checks re-run failed: {payload.get('error') or 'no results'}"
+                                 reason=f"checks re-run failed: {result.error or 'no results'}"
                                  [:1000], data={"requested_by": requested_by})
             return False
         changed = _record_checks(host, checks, timezone.now())
-        counts = {s: sum(1 for c in checks if c.get("status") == s)
+        counts = {s: sum(1 for c in checks if c.status == s)
                   for s in ("pass", "fail", "unknown")}
-        failing = sorted(str(c.get("id")) for c in checks if c.get("status") == "fail")
+        failing = sorted(c.id for c in checks if c.status == "fail")
         reason = (f"checks re-run: {counts['pass']} pass, {counts['fail']} fail, "
                   f"{counts['unknown']} unknown" + (f"; failing: {', '.join(failing)}"
                                                     if failing else ""))
@@ -365,48 +367,51 @@ def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
     return incident
 
 
-def _reported_facts(facts: dict, beat: Heartbeat, body: dict, at: str) -> dict:
-    """``facts`` with what this heartbeat reports (domains, agent version, latency
-    endpoint). ``reported_domains.at`` moves only when the domains changed: the same
-    report is confirmed by every later ``last_heartbeat`` (the reconciler reads the
-    later of the two)."""
+def _reported_facts(facts: dict, beat: Heartbeat, at: str) -> dict:
+    """``facts`` with what this heartbeat reports (domains, agent and protocol version,
+    latency endpoint). ``reported_domains.at`` moves only when the domains changed:
+    the same report is confirmed by every later ``last_heartbeat`` (the reconciler
+    reads the later of the two)."""
     facts = dict(facts or {})
     reported = {
         "running": sorted(beat.domains),
-        "stopped": sorted(str(d) for d in body.get("stopped_domains") or []),
+        "stopped": sorted(beat.stopped_domains or ()),
     }
-    if isinstance(body.get("domain_states"), dict):
-        reported["states"] = {str(n): str(s) for n, s in sorted(body["domain_states"].items())}
-    tails = body.get("console_tail")
-    if isinstance(tails, dict):
+    if beat.domain_states is not None:
+        reported["states"] = dict(sorted(beat.domain_states.items()))
+    if beat.console_tail is not None:
         reported["console"] = {
-            str(n)[:64]: [str(line)[:300] for line in lines[-CONSOLE_LINES:]]
-            for n, lines in tails.items() if isinstance(lines, list)}
+            name[:64]: [line[:300] for line in lines[-CONSOLE_LINES:]]
+            for name, lines in beat.console_tail.items()}
     previous = facts.get("reported_domains") or {}
     if {k: v for k, v in previous.items() if k != "at"} != reported or "at" not in previous:
         facts["reported_domains"] = {"at": at, **reported}
-    _record_vm_report(facts, body)
+    _record_vm_report(facts, beat)
     if beat.agent_version:
         facts["agent_version"] = beat.agent_version
-    if "latency_endpoint" in body:
-        _set_latency_endpoint(facts, clean_latency_endpoint(body["latency_endpoint"]))
+    facts["protocol_version"] = beat.version
+    if beat.latency_endpoint is not None:
+        _set_latency_endpoint(facts, clean_latency_endpoint(beat.latency_endpoint))
     return facts
 
 
-def do_agent_heartbeat(host: Host, body: dict) -> dict:
+def do_agent_heartbeat(host: Host, body: Heartbeat | dict) -> dict:
     """Apply one heartbeat; returns a small summary for the agent, with the ``peers``
     and ``baseline`` of its next check round (``check_inputs_for_agent``) and
     the host's ``state``.
 
-    A heartbeat that changes nothing but the time (the usual one: same domains, no
-    checks, no Xid, no domain stopped, host not offline) is one UPDATE of
-    ``last_heartbeat``; anything else takes the host's lock and writes what changed."""
-    beat = Heartbeat.from_dict(body)
+    The whole heartbeat is decoded first (``Heartbeat``): a malformed one raises
+    SpecError and changes nothing. A heartbeat that changes nothing but the time
+    (the usual one: same domains, no checks, no Xid, no domain stopped, host not
+    offline) is one UPDATE of ``last_heartbeat``; anything else takes the host's
+    lock and writes what changed."""
+    beat = decode(Heartbeat, body)
     now = timezone.now()
     summary = {"incidents": 0, "finished": 0}
-    quiet = (host.state != HostState.OFFLINE and not body.get("checks")
-             and not body.get("xid_events") and not _domain_ends(body)
-             and _reported_facts(host.facts, beat, body, now.isoformat()) == (host.facts or {}))
+    ends = _domain_ends(beat)
+    quiet = (host.state != HostState.OFFLINE and not beat.checks
+             and not beat.xid_events and not ends
+             and _reported_facts(host.facts, beat, now.isoformat()) == (host.facts or {}))
     if quiet:
         Host.objects.filter(pk=host.pk).update(last_heartbeat=now)
         summary.update(check_inputs_for_agent(host))
@@ -415,22 +420,17 @@ def do_agent_heartbeat(host: Host, body: dict) -> dict:
     with transaction.atomic():
         host = Host.objects.select_for_update().get(pk=host.pk)
         _mark_online(host, now)
-        facts = _reported_facts(host.facts, beat, body, now.isoformat())
+        facts = _reported_facts(host.facts, beat, now.isoformat())
         if facts != (host.facts or {}):
             Host.objects.filter(pk=host.pk).update(facts=facts)
             host.facts = facts
-        if body.get("checks") and _record_checks(host, list(body["checks"]), now):
+        if beat.checks and _record_checks(host, beat.checks, now):
             enqueue.request_scheduling_cycle()
-    for raw in body.get("xid_events") or []:
-        try:
-            event = XidEvent.from_dict(raw)
-        except SpecError as exc:
-            log.warning("%s sent a bad Xid event: %s", host.name, exc)
-            continue
+    for event in beat.xid_events:
         if do_handle_xid(host, event) is not None:
             summary["incidents"] += 1
     # A domain that stopped by itself: the job's workload ended.
-    for name, (succeeded, why) in _domain_ends(body).items():
+    for name, (succeeded, why) in ends.items():
         job = Job.objects.filter(
             state=JobState.RUNNING, allocations__host=host,
             pk=_job_id_of(name) or 0,
@@ -453,46 +453,39 @@ def do_agent_heartbeat(host: Host, body: dict) -> dict:
 FINISHED_DOMAIN_STATES = ("shutoff", "crashed")
 
 
-def _stopped_domain_states(body: dict) -> dict[str, str]:
+def _stopped_domain_states(beat: Heartbeat) -> dict[str, str]:
     """Domain name -> ``shutoff`` or ``crashed`` for the heartbeat's domains that ended.
     An agent that sends ``domain_states`` is read from it; an older agent, which only
     lists ``stopped_domains``, is taken to mean shut off (what it always meant)."""
-    states = body.get("domain_states")
-    if isinstance(states, dict):
-        return {str(n): str(s) for n, s in states.items()
-                if str(s) in FINISHED_DOMAIN_STATES}
-    return {str(n): "shutoff" for n in body.get("stopped_domains") or []}
+    if beat.domain_states is not None:
+        return {n: s for n, s in beat.domain_states.items() if s in FINISHED_DOMAIN_STATES}
+    return {n: "shutoff" for n in beat.stopped_domains or ()}
 
 
-def _domain_ends(body: dict) -> dict[str, tuple[bool, str]]:
+def _domain_ends(beat: Heartbeat) -> dict[str, tuple[bool, str]]:
     """Domain name -> (succeeded, why) for the heartbeat's domains that ended. An
     agent that sends ``domain_ends`` judged each from libvirt's state *and reason*
     and the guest's exit status (hostagent.guest.outcome); an older one is read
     from its states: shutoff succeeded, crashed failed."""
-    ends = body.get("domain_ends")
-    if isinstance(ends, dict):
-        out = {}
-        for name, end in ends.items():
-            if isinstance(end, dict) and isinstance(end.get("succeeded"), bool):
-                why = str(end.get("reason") or "ended")[:300]
-                out[str(name)] = (end["succeeded"],
-                                  "ended: " + why if end["succeeded"] else "failed: " + why)
-        return out
+    if beat.domain_ends is not None:
+        return {name: (end.succeeded, ("ended: " if end.succeeded else "failed: ")
+                       + (end.reason or "ended")[:300])
+                for name, end in beat.domain_ends.items()}
     return {name: (state == "shutoff", "shut down" if state == "shutoff" else "crashed")
-            for name, state in _stopped_domain_states(body).items()}
+            for name, state in _stopped_domain_states(beat).items()}
 
 
 CONSOLE_LINES = 20
 
 
-def _record_vm_report(facts: dict, body: dict) -> None:
+def _record_vm_report(facts: dict, beat: Heartbeat) -> None:
     """A real host's report kept in its facts for the host and job pages: the
     hypervisor (kvm/qemu/test, warnings), a libvirt error. (Each domain's last console
     lines are kept with the reported domains.)"""
-    if isinstance(body.get("hypervisor"), dict):
-        facts["hypervisor"] = body["hypervisor"]
-    if body.get("libvirt_error"):
-        facts["libvirt_error"] = str(body["libvirt_error"])[:500]
+    if beat.hypervisor is not None:
+        facts["hypervisor"] = beat.hypervisor
+    if beat.libvirt_error:
+        facts["libvirt_error"] = beat.libvirt_error[:500]
     else:
         facts.pop("libvirt_error", None)
 

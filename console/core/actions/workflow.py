@@ -3,8 +3,8 @@
 The database is the source of truth. A job's members (one per host of its
 allocations) report through ``host_result`` messages; each report is recorded
 as an ``Event`` (``member_up`` / ``member_down``) and the job advances when
-every member has reported for the current attempt (``Job.generation``, which,
-unlike ``Job.attempts``, never restarts). Reports from an earlier attempt, or for a job that has moved on, change nothing, so a
+every member has reported for the current generation (``Job.generation``, which,
+unlike ``Job.attempts``, never restarts). Reports from an earlier generation, or for a job that has moved on, change nothing, so a
 message delivered twice has no second effect.
 
 - PROVISIONING → RUNNING when every member is up (a gang starts all at once);
@@ -55,7 +55,7 @@ class MemberCommand:
 
     host: str
     job_id: int
-    attempt: int
+    generation: int
     spec: dict | None = None  # provision only
     domain: str = ""
 
@@ -178,8 +178,15 @@ def _reported(job: Job, kind: str, since) -> set[int]:
         events = events.filter(created_at__gte=since)
     return {
         host_id for host_id, data in events.values_list("host_id", "data")
-        if int((data or {}).get("attempt", -1)) == job.generation
+        if _generation_of(data) == job.generation
     }
+
+
+def _generation_of(data: dict | None) -> int:
+    """The generation an event was recorded for (``attempt`` in events written
+    before the rename)."""
+    data = data or {}
+    return int(data.get("generation", data.get("attempt", -1)))
 
 
 # --- provisioning ---------------------------------------------------------------------
@@ -216,7 +223,7 @@ def do_start_provisioning(job_id: int) -> list[MemberCommand]:
                 continue
             spec = provision_spec(job, host)
             commands.append(
-                MemberCommand(host=host.name, job_id=job_id, attempt=job.generation,
+                MemberCommand(host=host.name, job_id=job_id, generation=job.generation,
                               spec=spec.to_dict(), domain=spec.name)
             )
         return commands
@@ -256,21 +263,21 @@ def do_start_provisioning_many(job_ids: list[int]) -> list[MemberCommand]:
             spec = spec_from_rows(
                 job, host, host_rows, host_nodes.get(host_id, []), images,
                 tuple(sorted(a for b in base_ids for a in vfs.get(b, []))))
-            commands.append(MemberCommand(host=host.name, job_id=job_id, attempt=job.generation,
+            commands.append(MemberCommand(host=host.name, job_id=job_id, generation=job.generation,
                                           spec=spec.to_dict(), domain=spec.name))
     for job_id in sorted(set(job_ids) - set(moved)):
         commands.extend(do_start_provisioning(job_id))
     return commands
 
 
-def _first_report(job_id: int, host_name: str, attempt: int, *, state: str, kind: str,
+def _first_report(job_id: int, host_name: str, generation: int, *, state: str, kind: str,
                   since_field: str) -> tuple[Job | None, Host | None]:
     """Lock the job and return it with the host when this is the first ``kind``
     report of the current generation from that host, in ``state``; else (None, None)
     (a stale, late or repeated answer changes nothing)."""
     job = Job.objects.select_for_update().filter(pk=job_id).first()
     host = Host.objects.filter(name=host_name).first()
-    if job is None or host is None or job.state != state or attempt != job.generation:
+    if job is None or host is None or job.state != state or generation != job.generation:
         return None, None
     if not _holds(host, job):
         return None, None
@@ -290,11 +297,11 @@ def _holds(host: Host | None, job: Job) -> bool:
     return False
 
 
-def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: str = "",
+def do_record_member_up(job_id: int, host_name: str, generation: int, *, domain: str = "",
                         state: str = "", evidence: dict | None = None) -> bool:
     """One member's VM runs. Returns True when this report made the job RUNNING."""
     with transaction.atomic():
-        job, host = _first_report(job_id, host_name, attempt, state=JobState.PROVISIONING,
+        job, host = _first_report(job_id, host_name, generation, state=JobState.PROVISIONING,
                                   kind="member_up", since_field="provisioning_at")
         if job is None:
             return False
@@ -302,7 +309,7 @@ def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: st
             job=job, host=host, kind="member_up", actor=f"agent:{host_name}",
             reason=f"domain {domain or job.domain_name} {state or 'running'} on {host_name}",
             # evidence: the VM's isolation as the host read it back (hostagent.isolation)
-            data={"attempt": attempt, "domain": domain, "state": state,
+            data={"generation": generation, "domain": domain, "state": state,
                   **({"evidence": evidence} if evidence else {})},
         )
         members = {h.pk for h in _job_hosts(job_id)}
@@ -320,20 +327,22 @@ def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: st
         return moved
 
 
-def do_record_member_failed(job_id: int, host_name: str, attempt: int, *, error: str) -> bool:
+def do_record_member_failed(job_id: int, host_name: str, generation: int, *,
+                            error: str) -> bool:
     """A member could not start: tear every member down, then retry or fail."""
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.state not in (JobState.SCHEDULED, JobState.PROVISIONING):
             return False
-        if attempt != job.generation:
+        if generation != job.generation:
             return False
         host = Host.objects.filter(name=host_name).first()
         if not _holds(host, job):
             return False
         Event.objects.create(
             job=job, host=host, kind="member_failed", actor=f"agent:{host_name}",
-            reason=f"{host_name}: {error}"[:1000], data={"attempt": attempt, "error": error[:2000]},
+            reason=f"{host_name}: {error}"[:1000],
+            data={"generation": generation, "error": error[:2000]},
         )
         spent = job.attempts >= max_attempts()
         outcome = TeardownOutcome.FAILED if spent else TeardownOutcome.RETRY
@@ -404,25 +413,25 @@ def teardown_commands(job_id: int) -> list[MemberCommand]:
                 Event.objects.create(
                     job=job, host=host, kind="member_down", actor=ACTOR,
                     reason=f"{host.name} is offline: its domain is removed when it returns",
-                    data={"attempt": job.generation, "offline": True},
+                    data={"generation": job.generation, "offline": True},
                 )
                 continue
-            commands.append(MemberCommand(host=host.name, job_id=job_id, attempt=job.generation,
+            commands.append(MemberCommand(host=host.name, job_id=job_id, generation=job.generation,
                                           domain=job.domain_name))
         return commands
 
 
-def do_record_member_down(job_id: int, host_name: str, attempt: int) -> bool:
+def do_record_member_down(job_id: int, host_name: str, generation: int) -> bool:
     """One member is clean. Returns True when this report finished the teardown."""
     with transaction.atomic():
-        job, host = _first_report(job_id, host_name, attempt, state=JobState.TEARDOWN,
+        job, host = _first_report(job_id, host_name, generation, state=JobState.TEARDOWN,
                                   kind="member_down", since_field="teardown_at")
         if job is None:
             return False
         Event.objects.create(
             job=job, host=host, kind="member_down", actor=f"agent:{host_name}",
             reason=f"domain {job.domain_name} removed from {host_name}",
-            data={"attempt": attempt},
+            data={"generation": generation},
         )
     return do_finish_teardown_if_clean(job_id)
 

@@ -16,6 +16,7 @@ from console.core.choices import HostState
 from console.core.hostcalls import send_host_task
 from console.core.models import Host
 from console.core.signed_messages import open_answer
+from hostagent.protocol import ChecksContext, ChecksResult, SpecError, decode
 
 CHECKS_RESULT_TASK = "console.core.tasks.hosts.host_checks_result"
 log = logging.getLogger("coupler.security")
@@ -61,8 +62,15 @@ def run_host_checks(host_id: int, actor: str = "system") -> bool:
 
 
 def handle_checks_result(payload: dict, context: dict) -> bool:
-    return do_record_host_checks(int(context["host_id"]), payload,
-                                 requested_by=str(context.get("requested_by") or ""))
+    """Apply a check round's answer (``ChecksResult``) for the host of its context
+    (``ChecksContext``); a malformed one is refused, logged, and changes nothing."""
+    try:
+        ctx = decode(ChecksContext, context)
+        result = decode(ChecksResult, payload)
+    except SpecError as exc:
+        log.warning("refused check results: %s", exc)
+        return False
+    return do_record_host_checks(ctx.host_id, result, requested_by=ctx.requested_by)
 
 
 @shared_task(name=CHECKS_RESULT_TASK)

@@ -13,6 +13,14 @@ from celery import shared_task
 from console.core.actions import workflow as wf
 from console.core.hostcalls import RESULT_TASK, send_host_task
 from console.core.signed_messages import open_answer
+from hostagent.protocol import (
+    JobContext,
+    ProvisionResult,
+    SpecError,
+    TeardownResult,
+    decode,
+    encode,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +32,8 @@ def provision_job(job_id: int) -> int:
     for cmd in commands:
         send_host_task(
             cmd.host, "provision", {"spec": cmd.spec},
-            {"op": "provision", "job_id": job_id, "attempt": cmd.attempt, "host": cmd.host},
+            encode(JobContext(op="provision", job_id=job_id, generation=cmd.generation,
+                              host=cmd.host)),
         )
     return len(commands)
 
@@ -36,7 +45,8 @@ def teardown_job(job_id: int) -> int:
     for cmd in commands:
         send_host_task(
             cmd.host, "teardown", {"name": cmd.domain, "job_id": str(job_id)},
-            {"op": "teardown", "job_id": job_id, "attempt": cmd.attempt, "host": cmd.host},
+            encode(JobContext(op="teardown", job_id=job_id, generation=cmd.generation,
+                              host=cmd.host)),
         )
     if not commands:
         wf.do_finish_teardown_if_clean(job_id)
@@ -44,26 +54,29 @@ def teardown_job(job_id: int) -> int:
 
 
 def handle_host_result(payload: dict, context: dict) -> bool:
-    """Apply one host's answer (see ``console.core.hostcalls``)."""
-    op = context.get("op")
-    job_id = int(context["job_id"])
-    attempt = int(context.get("attempt", 0))
-    host = str(payload.get("host") or context.get("host", ""))
-    ok = bool(payload.get("ok"))
-    if op == "provision":
-        if ok:
-            return wf.do_record_member_up(job_id, host, attempt, domain=payload.get("domain", ""),
-                                          state=payload.get("state", ""),
-                                          evidence=payload.get("evidence") or None)
-        return wf.do_record_member_failed(job_id, host, attempt,
-                                          error=payload.get("error") or "unknown error")
-    if op == "teardown":
-        if ok:
-            return wf.do_record_member_down(job_id, host, attempt)
-        # The host could not clean up: leave the job in TEARDOWN; the reconciler retries.
-        log.warning("teardown of job %s on %s failed: %s", job_id, host, payload.get("error"))
+    """Apply one host's answer (see ``console.core.hostcalls``): the context the
+    console gave (``JobContext``) and the answer (``ProvisionResult`` or
+    ``TeardownResult``), both decoded before anything is applied; a malformed one
+    is refused, logged, and changes nothing."""
+    try:
+        ctx = decode(JobContext, context)
+        result_type = ProvisionResult if ctx.op == "provision" else TeardownResult
+        answer = decode(result_type, payload)
+    except SpecError as exc:
+        log.warning("refused a host answer: %s", exc)
         return False
-    log.warning("host result with unknown op %r ignored", op)
+    host = answer.host or ctx.host
+    if ctx.op == "provision":
+        if answer.ok:
+            return wf.do_record_member_up(ctx.job_id, host, ctx.generation,
+                                          domain=answer.domain, state=answer.state,
+                                          evidence=answer.evidence or None)
+        return wf.do_record_member_failed(ctx.job_id, host, ctx.generation,
+                                          error=answer.error or "unknown error")
+    if answer.ok:
+        return wf.do_record_member_down(ctx.job_id, host, ctx.generation)
+    # The host could not clean up: leave the job in TEARDOWN; the reconciler retries.
+    log.warning("teardown of job %s on %s failed: %s", ctx.job_id, host, answer.error)
     return False
 
 
@@ -85,6 +98,7 @@ def provision_jobs(job_ids: list[int]) -> int:
     for cmd in commands:
         send_host_task(
             cmd.host, "provision", {"spec": cmd.spec},
-            {"op": "provision", "job_id": cmd.job_id, "attempt": cmd.attempt, "host": cmd.host},
+            encode(JobContext(op="provision", job_id=cmd.job_id, generation=cmd.generation,
+                              host=cmd.host)),
         )
     return len(commands)
