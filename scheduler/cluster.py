@@ -52,6 +52,7 @@ class Host:
         "group",
         "group_of",
         "idx",
+        "kvm",
         "mem",
         "mem_total",
         "models",
@@ -71,6 +72,7 @@ class Host:
         self.idx = idx
         self.group = state.group
         self.cordoned = state.cordoned
+        self.kvm = state.kvm
         self.topo: Topology = topology_of(state)
         self.gpu_index = tuple(g.index for g in state.gpus)
         self.slot_of = {g.index: i for i, g in enumerate(state.gpus)}
@@ -131,6 +133,7 @@ class Host:
             tuple(len(c) for c in self.cores),
             tuple(self.mem),
             tuple(self.free_vfs),
+            self.kvm,
         )
 
     def free_cores(self) -> int:
@@ -152,6 +155,8 @@ class Host:
         k = job.gpus_per_host
         vc = job.vcpus_per_host
         mem = job.memory_gib_per_host
+        if job.require_kvm and not self.kvm:
+            return None
         if vc > self.cpu_total or mem > self.mem_total:
             return None
         if vc and self.free_cores() < vc:

@@ -95,6 +95,9 @@ class HostState:
     nics: tuple[NicState, ...] = ()
     # ``(gpu_index, nic_name, kind)`` with kind from ``nvidia-smi topo -m`` (PIX, PXB, …)
     nic_links: tuple[tuple[int, str, str], ...] = ()
+    # The host runs its VMs under KVM (its agent's probe); False: QEMU's TCG emulation
+    # or not known. Only jobs with ``JobRequest.require_kvm`` look at it.
+    kvm: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,8 @@ class JobRequest:
     # a multi-host job); ``single_leaf``: a gang waits rather than span leaf switches.
     rdma: bool = False
     single_leaf: bool = False
+    # Hardware virtualisation: every host of the job (each gang member) runs KVM.
+    require_kvm: bool = False
 
     @property
     def needs_nic_vfs(self) -> bool:

@@ -15,7 +15,7 @@ working cluster.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from scheduler.cluster import Host
@@ -376,6 +376,10 @@ def explain_no_room(job: JobRequest, models: frozenset[str] | None, placer: Plac
              "hosts_needed": n},
         )
     mtext = _models_text(models)
+    if job.require_kvm and open_fit < n:
+        kvm = _kvm_reason(job, models, cluster.hosts, open_fit)
+        if kvm is not None:
+            return kvm
     if open_fit >= n and job.single_leaf:
         per_leaf: dict[str, int] = {}
         for cid, members in cluster.classes.items():
@@ -424,6 +428,26 @@ def explain_no_room(job: JobRequest, models: frozenset[str] | None, placer: Plac
     )
 
 
+def _kvm_reason(
+    job: JobRequest, models: frozenset[str] | None, hosts: Sequence[Host], kvm_fit: int
+) -> PendingReason | None:
+    """A KVM-requiring job short of hosts only because of KVM: enough open hosts could
+    take a member under QEMU's TCG emulation, too few of those that run KVM can. O(H)."""
+    plain = replace(job, require_kvm=False)
+    fit = sum(1 for h in hosts if not h.cordoned and h.fit(plain, models) is not None)
+    if fit < job.hosts:
+        return None
+    kvm_hosts = sum(1 for h in hosts if h.kvm and not h.cordoned)
+    return PendingReason(
+        "no_host_with_kvm",
+        f"Waiting: no host with KVM can take this job: it requires KVM (hardware "
+        f"virtualisation); {kvm_hosts} open host(s) run KVM, {kvm_fit} of them have room, "
+        f"{job.hosts} needed; {fit} host(s) without KVM (QEMU emulation) have room.",
+        {"hosts_needed": job.hosts, "kvm_hosts": kvm_hosts, "kvm_hosts_that_fit": kvm_fit,
+         "hosts_that_fit_without_kvm": fit},
+    )
+
+
 def admissible(
     job: JobRequest, tenant: TenantState, hosts: tuple[HostState, ...] | list[HostState]
 ) -> PendingReason | None:
@@ -449,6 +473,10 @@ def admissible(
     open_fit = sum(1 for h in work if not h.cordoned and h.fit(job, models) is not None)
     if open_fit >= job.hosts:
         return None
+    if job.require_kvm:  # the job waits for a KVM host (none may be registered yet)
+        kvm = _kvm_reason(job, models, work, open_fit)
+        if kvm is not None:
+            return kvm
     all_fit = sum(1 for h in work if h.fit(job, models) is not None)
     if all_fit >= job.hosts:
         return PendingReason(
