@@ -62,7 +62,8 @@ class RegisterView(AgentView):
             host = do_agent_register(host, inventory=inventory,
                                      libvirt_uri=str(body.get("libvirt_uri") or ""),
                                      agent_version=str(body.get("agent_version") or ""),
-                                     latency_endpoint=str(body.get("latency_endpoint") or ""))
+                                     latency_endpoint=str(body.get("latency_endpoint") or ""),
+                                     hypervisor=body.get("hypervisor"))
         except (SpecError, ValueError, TypeError, AttributeError, KeyError) as exc:
             # An inventory of the wrong shape: the registration's transaction rolled back.
             return Response({"inventory": [f"Malformed inventory: {exc}"]}, status=400)

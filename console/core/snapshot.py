@@ -34,6 +34,7 @@ from console.core.choices import (
     GpuHealth,
     GpuMode,
     HostState,
+    Hypervisor,
     JobState,
     Risk,
     TeardownOutcome,
@@ -189,6 +190,7 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
                 group=host.group,
                 nics=nics,
                 nic_links=tuple(nic_links),
+                kvm=host.hypervisor == Hypervisor.KVM,
             )
         )
     return states, unschedulable
@@ -233,7 +235,8 @@ def full_size_hosts() -> list[sm.HostState]:
                                  free_vfs=len(n.vfs.all())) for n in host.nics.all())
         links, nic_links = _links(host, {n.name for n in nics})
         states.append(sm.HostState(name=host.name, gpus=gpus, numa=numa, links=tuple(links),
-                                   group=host.group, nics=nics, nic_links=tuple(nic_links)))
+                                   group=host.group, nics=nics, nic_links=tuple(nic_links),
+                                   kvm=host.hypervisor == Hypervisor.KVM))
     return states
 
 
@@ -246,7 +249,7 @@ def numa_errors(job: Job) -> dict[str, list[str]]:
         id="submit", tenant="submit", gpus_per_host=job.gpus_per_host, hosts=job.host_count,
         gpu_models=(job.gpu_model,) if job.gpu_model else (), gpu_milli=job.gpu_milli,
         vcpus_per_host=job.vcpus_per_host, memory_gib_per_host=job.memory_gib_per_host,
-        rdma=job.rdma, single_leaf=job.single_leaf,
+        rdma=job.rdma, single_leaf=job.single_leaf, require_kvm=job.require_kvm,
     )
     hosts = full_size_hosts()
     if not hosts:
@@ -290,6 +293,7 @@ def job_request(job: Job) -> sm.JobRequest:
         submit_time=job.submitted_at.timestamp(),
         rdma=job.rdma,
         single_leaf=job.single_leaf,
+        require_kvm=job.require_kvm,
     )
 
 
