@@ -57,6 +57,11 @@ def test_a_kvm_job_waits_on_tcg_hosts_with_the_reason_and_runs_on_a_kvm_host(clu
     job.refresh_from_db()
     assert job.state == JobState.RUNNING, job.pending_reason
     assert set(Allocation.objects.filter(job=job).values_list("host__name", flat=True)) == {"ada-1"}
+    # The agent is told too: its pre-flight refuses a host that cannot run KVM.
+    from console.core.actions.workflow import provision_spec
+
+    assert provision_spec(job, ada).require_kvm is True
+    assert provision_spec(plain, plain.allocations.first().host).require_kvm is False
 
 
 def test_a_heartbeat_without_a_hypervisor_keeps_the_column(cluster):
