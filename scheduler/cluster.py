@@ -52,6 +52,7 @@ class Host:
         "group",
         "group_of",
         "idx",
+        "images",
         "kvm",
         "mem",
         "mem_total",
@@ -73,6 +74,7 @@ class Host:
         self.group = state.group
         self.cordoned = state.cordoned
         self.kvm = state.kvm
+        self.images = state.images
         self.topo: Topology = topology_of(state)
         self.gpu_index = tuple(g.index for g in state.gpus)
         self.slot_of = {g.index: i for i, g in enumerate(state.gpus)}
@@ -134,6 +136,7 @@ class Host:
             tuple(self.mem),
             tuple(self.free_vfs),
             self.kvm,
+            self.images,
         )
 
     def free_cores(self) -> int:
@@ -155,7 +158,7 @@ class Host:
         k = job.gpus_per_host
         vc = job.vcpus_per_host
         mem = job.memory_gib_per_host
-        if job.require_kvm and not self.kvm:
+        if (job.require_kvm and not self.kvm) or (job.image and job.image not in self.images):
             return None
         if vc > self.cpu_total or mem > self.mem_total:
             return None

@@ -98,6 +98,9 @@ class HostState:
     # The host runs its VMs under KVM (its agent's probe); False: QEMU's TCG emulation
     # or not known. Only jobs with ``JobRequest.require_kvm`` look at it.
     kvm: bool = False
+    # The boot images its cluster's catalogue holds (by name): a job that names an
+    # image runs only where it is.
+    images: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,8 @@ class JobRequest:
     single_leaf: bool = False
     # Hardware virtualisation: every host of the job (each gang member) runs KVM.
     require_kvm: bool = False
+    # The boot image the job names ("" = each cluster's default): hosts must hold it.
+    image: str = ""
 
     @property
     def needs_nic_vfs(self) -> bool:

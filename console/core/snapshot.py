@@ -44,6 +44,7 @@ from console.core.models import (
     CheckResult,
     CoreClaim,
     Host,
+    Image,
     Job,
     NicVfClaim,
     Tenant,
@@ -120,8 +121,18 @@ def _gpu_index(label: str) -> int | None:
     return None
 
 
+def catalogue_by_cluster() -> dict[int, frozenset[str]]:
+    """Cluster id -> the names of its boot images (one query): a job that names an
+    image runs only on hosts of clusters that hold it."""
+    names: dict[int, set[str]] = defaultdict(set)
+    for cluster_id, name in Image.objects.order_by().values_list("cluster_id", "name"):
+        names[cluster_id].add(name)
+    return {cid: frozenset(n) for cid, n in names.items()}
+
+
 def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]:
     host_ids = [h.pk for h in hosts]
+    catalogue = catalogue_by_cluster()
     claimed: dict[int, set[int]] = defaultdict(set)
     for host_id, core in CoreClaim.objects.filter(host_id__in=host_ids).values_list(
         "host_id", "core"
@@ -191,6 +202,7 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
                 nics=nics,
                 nic_links=tuple(nic_links),
                 kvm=host.hypervisor == Hypervisor.KVM,
+                images=catalogue.get(host.cluster_id, frozenset()),
             )
         )
     return states, unschedulable
@@ -216,6 +228,7 @@ def full_size_hosts() -> list[sm.HostState]:
     hosts = list(Host.objects.prefetch_related("numa_nodes", "gpus", "links", "nics__vfs")
                  .order_by("name"))
     states = []
+    catalogue = catalogue_by_cluster()
     for host in hosts:
         reserved = set(host.reserved_cores or [])
         numa = tuple(
@@ -236,7 +249,8 @@ def full_size_hosts() -> list[sm.HostState]:
         links, nic_links = _links(host, {n.name for n in nics})
         states.append(sm.HostState(name=host.name, gpus=gpus, numa=numa, links=tuple(links),
                                    group=host.group, nics=nics, nic_links=tuple(nic_links),
-                                   kvm=host.hypervisor == Hypervisor.KVM))
+                                   kvm=host.hypervisor == Hypervisor.KVM,
+                                   images=catalogue.get(host.cluster_id, frozenset())))
     return states
 
 
@@ -250,6 +264,7 @@ def numa_errors(job: Job) -> dict[str, list[str]]:
         gpu_models=(job.gpu_model,) if job.gpu_model else (), gpu_milli=job.gpu_milli,
         vcpus_per_host=job.vcpus_per_host, memory_gib_per_host=job.memory_gib_per_host,
         rdma=job.rdma, single_leaf=job.single_leaf, require_kvm=job.require_kvm,
+        image=job.image,
     )
     hosts = full_size_hosts()
     if not hosts:
@@ -294,6 +309,7 @@ def job_request(job: Job) -> sm.JobRequest:
         rdma=job.rdma,
         single_leaf=job.single_leaf,
         require_kvm=job.require_kvm,
+        image=job.image,
     )
 
 

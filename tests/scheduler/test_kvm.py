@@ -79,3 +79,22 @@ def test_hosts_that_differ_only_in_kvm_are_not_one_class():
     hosts = [_kvm(host("tcg-0", gpus=1), kvm=False), _kvm(host("kvm-1", gpus=1))]
     (p,) = _plan(hosts, job("k", gpus=1, require_kvm=True)).placements
     assert p.hosts[0].host == "kvm-1"
+
+
+def test_a_job_naming_an_image_runs_only_where_the_catalogue_holds_it():
+    # The image is only in the catalogue of kvm-1's cluster; tcg-0 would score better.
+    a = replace(host("a-0", gpus=2, free_milli={0: 0}), images=frozenset({"ubuntu"}))
+    b = replace(host("b-1", gpus=2), images=frozenset({"busybox"}))
+    (p,) = _plan([a, b], job("i", gpus=1, image="busybox"), policy="best-fit").placements
+    assert p.hosts[0].host == "b-1"
+    (p,) = _plan([a, b], job("d", gpus=1), policy="best-fit").placements
+    assert p.hosts[0].host == "a-0"  # the default image: any host
+    full = replace(b, gpus=tuple(replace(g, free_milli=0) for g in b.gpus))
+    out = _plan([a, full], job("i", gpus=1, image="busybox"))
+    reason = out.pending_reason("i")
+    assert reason.code == "no_host_with_image"
+    assert reason.data == {"image": "busybox", "hosts_needed": 1, "hosts_with_image": 1,
+                           "hosts_with_image_that_fit": 0, "hosts_that_fit_without_image": 1}
+    # Submit time: it waits (the image's hosts may free up), it is not "never".
+    assert admissible(job("i", gpus=1, image="busybox"), tenant("t"), [a]).code == \
+        "no_host_with_image"

@@ -73,3 +73,25 @@ def test_a_heartbeat_without_a_hypervisor_keeps_the_column(cluster):
     _beat(host, {"hypervisor": "qemu"})
     host.refresh_from_db()
     assert host.hypervisor == Hypervisor.QEMU
+
+
+def test_a_job_naming_an_image_runs_in_the_cluster_whose_catalogue_holds_it(cluster, submit):
+    from console.core.actions.images import do_create_image
+    from console.core.actions.inventory import do_register_host
+    from console.core.demo.profiles import inventory_for
+    from console.core.models import Cluster
+
+    other = Cluster.objects.create(name="Other", slug="other")
+    do_create_image(cluster=other, actor="test", name="busybox", format="raw",
+                    disk="busybox.img", sha256="ab" * 32)
+    # Every host of the test cluster is free, but the image is only in "other".
+    job = Job.objects.get(pk=submit(gpus_per_host=0, vcpus_per_host=4, memory_gib_per_host=8,
+                                    image="busybox").pk)
+    assert job.state == JobState.QUEUED and job.pending_code == "no_host_with_image"
+    assert job.pending_data["hosts_with_image"] == 0
+    do_register_host(cluster=other, name="ada-9", inventory=inventory_for(
+        "pcie_rtx6000ada", "ada-9", group="rack-z"), simulated=True)
+    run_cycle()
+    job.refresh_from_db()
+    assert job.state == JobState.RUNNING, job.pending_reason
+    assert set(Allocation.objects.filter(job=job).values_list("host__name", flat=True)) == {"ada-9"}
