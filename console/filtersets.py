@@ -13,6 +13,7 @@ from django.db.models import Q
 from console.core.choices import (
     FaultKind,
     HostState,
+    Hypervisor,
     IncidentState,
     JobState,
     QuotaResource,
@@ -60,6 +61,8 @@ class HostFilterSet(django_filters.FilterSet):
     )
     name = django_filters.CharFilter(lookup_expr="icontains", help_text="Name contains.")
     state = django_filters.MultipleChoiceFilter(choices=HostState.choices)
+    hypervisor = django_filters.ChoiceFilter(
+        choices=Hypervisor.choices, help_text="kvm, or qemu (TCG emulation).")
     group = django_filters.CharFilter(help_text="Rack or leaf switch.")
     gpu_model = django_filters.CharFilter(
         method="filter_gpu_model", help_text="Hosts with at least one GPU of this model."
@@ -67,7 +70,7 @@ class HostFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Host
-        fields = ["cluster", "name", "state", "group", "gpu_model", "simulated"]
+        fields = ["cluster", "name", "state", "hypervisor", "group", "gpu_model", "simulated"]
 
     def filter_gpu_model(self, queryset, name, value):
         # Contains, any case: "a100" finds A100-SXM4-40GB.

@@ -57,7 +57,9 @@ def hypervisor_facts(host: str) -> dict[str, Any]:
     cgroup layout: for the console's host facts and scheduling."""
     cfg = host_config(host)
     if cfg.is_test_driver:
-        return {"hypervisor": "test"}
+        # A simulated host stands for a KVM host (the GPU servers it simulates); its
+        # config's ``hypervisor: qemu`` simulates a host without KVM.
+        return {"hypervisor": cfg.hypervisor or "kvm", "simulated": True}
     facts = _choice(cfg.libvirt_uri, cfg.hypervisor).facts()
     facts["cgroup_layout"] = cgroups.layout()["mode"]
     facts["hugetlbfs_1g"] = "1G" in preflight.hugetlbfs_mounts().values()

@@ -52,6 +52,8 @@ class Host:
         "group",
         "group_of",
         "idx",
+        "images",
+        "kvm",
         "mem",
         "mem_total",
         "models",
@@ -71,6 +73,8 @@ class Host:
         self.idx = idx
         self.group = state.group
         self.cordoned = state.cordoned
+        self.kvm = state.kvm
+        self.images = state.images
         self.topo: Topology = topology_of(state)
         self.gpu_index = tuple(g.index for g in state.gpus)
         self.slot_of = {g.index: i for i, g in enumerate(state.gpus)}
@@ -131,6 +135,8 @@ class Host:
             tuple(len(c) for c in self.cores),
             tuple(self.mem),
             tuple(self.free_vfs),
+            self.kvm,
+            self.images,
         )
 
     def free_cores(self) -> int:
@@ -152,6 +158,8 @@ class Host:
         k = job.gpus_per_host
         vc = job.vcpus_per_host
         mem = job.memory_gib_per_host
+        if (job.require_kvm and not self.kvm) or (job.image and job.image not in self.images):
+            return None
         if vc > self.cpu_total or mem > self.mem_total:
             return None
         if vc and self.free_cores() < vc:

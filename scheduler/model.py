@@ -95,6 +95,12 @@ class HostState:
     nics: tuple[NicState, ...] = ()
     # ``(gpu_index, nic_name, kind)`` with kind from ``nvidia-smi topo -m`` (PIX, PXB, …)
     nic_links: tuple[tuple[int, str, str], ...] = ()
+    # The host runs its VMs under KVM (its agent's probe); False: QEMU's TCG emulation
+    # or not known. Only jobs with ``JobRequest.require_kvm`` look at it.
+    kvm: bool = False
+    # The boot images its cluster's catalogue holds (by name): a job that names an
+    # image runs only where it is.
+    images: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +157,10 @@ class JobRequest:
     # a multi-host job); ``single_leaf``: a gang waits rather than span leaf switches.
     rdma: bool = False
     single_leaf: bool = False
+    # Hardware virtualisation: every host of the job (each gang member) runs KVM.
+    require_kvm: bool = False
+    # The boot image the job names ("" = each cluster's default): hosts must hold it.
+    image: str = ""
 
     @property
     def needs_nic_vfs(self) -> bool:

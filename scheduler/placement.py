@@ -22,14 +22,14 @@ from scheduler.model import (
 from scheduler.policies import Scorer
 from scheduler.topology import link_tier
 
-Shape = tuple[int, int, int, int, frozenset[str] | None, bool]
+Shape = tuple[int, int, int, int, frozenset[str] | None, bool, bool, str]
 _MISSING = object()
 
 
 def shape_of(job: JobRequest, models: frozenset[str] | None) -> Shape:
     milli = job.milli_per_gpu if job.gpus_per_host else 0
     return (job.gpus_per_host, milli, job.vcpus_per_host, job.memory_gib_per_host, models,
-            job.needs_nic_vfs)
+            job.needs_nic_vfs, job.require_kvm, job.image)
 
 
 @dataclass(slots=True)

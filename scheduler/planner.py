@@ -15,7 +15,7 @@ working cluster.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from scheduler.cluster import Host
@@ -376,6 +376,10 @@ def explain_no_room(job: JobRequest, models: frozenset[str] | None, placer: Plac
              "hosts_needed": n},
         )
     mtext = _models_text(models)
+    if (job.require_kvm or job.image) and open_fit < n:
+        why = _requirement_reason(job, models, cluster.hosts, open_fit)
+        if why is not None:
+            return why
     if open_fit >= n and job.single_leaf:
         per_leaf: dict[str, int] = {}
         for cid, members in cluster.classes.items():
@@ -424,6 +428,43 @@ def explain_no_room(job: JobRequest, models: frozenset[str] | None, placer: Plac
     )
 
 
+def _requirement_reason(
+    job: JobRequest, models: frozenset[str] | None, hosts: Sequence[Host], req_fit: int
+) -> PendingReason | None:
+    """A job short of hosts only because of what it requires of them: its boot image
+    (in their cluster's catalogue) or KVM. None when room is short anyway. O(H)."""
+
+    def fitting(j: JobRequest) -> int:
+        return sum(1 for h in hosts if not h.cordoned and h.fit(j, models) is not None)
+
+    if job.image:
+        fit = fitting(replace(job, image=""))
+        if fit >= job.hosts:
+            holding = sum(1 for h in hosts if job.image in h.images and not h.cordoned)
+            return PendingReason(
+                "no_host_with_image",
+                f"Waiting for a host with the image {job.image}: {holding} open host(s) are "
+                f"in clusters whose catalogue holds it, {req_fit} of them have room, "
+                f"{job.hosts} needed; {fit} host(s) elsewhere have room.",
+                {"image": job.image, "hosts_needed": job.hosts, "hosts_with_image": holding,
+                 "hosts_with_image_that_fit": req_fit, "hosts_that_fit_without_image": fit},
+            )
+    if not job.require_kvm:
+        return None
+    fit = fitting(replace(job, require_kvm=False))
+    if fit < job.hosts:
+        return None
+    kvm_hosts = sum(1 for h in hosts if h.kvm and not h.cordoned)
+    return PendingReason(
+        "no_host_with_kvm",
+        f"Waiting: no host with KVM can take this job: it requires KVM (hardware "
+        f"virtualisation); {kvm_hosts} open host(s) run KVM, {req_fit} of them have room, "
+        f"{job.hosts} needed; {fit} host(s) without KVM (QEMU emulation) have room.",
+        {"hosts_needed": job.hosts, "kvm_hosts": kvm_hosts, "kvm_hosts_that_fit": req_fit,
+         "hosts_that_fit_without_kvm": fit},
+    )
+
+
 def admissible(
     job: JobRequest, tenant: TenantState, hosts: tuple[HostState, ...] | list[HostState]
 ) -> PendingReason | None:
@@ -449,6 +490,10 @@ def admissible(
     open_fit = sum(1 for h in work if not h.cordoned and h.fit(job, models) is not None)
     if open_fit >= job.hosts:
         return None
+    if job.require_kvm or job.image:  # it waits for such hosts (they may come)
+        why = _requirement_reason(job, models, work, open_fit)
+        if why is not None:
+            return why
     all_fit = sum(1 for h in work if h.fit(job, models) is not None)
     if all_fit >= job.hosts:
         return PendingReason(

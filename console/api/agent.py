@@ -80,7 +80,8 @@ class RegisterView(AgentView):
                                      libvirt_uri=registration.libvirt_uri,
                                      agent_version=registration.agent_version,
                                      latency_endpoint=registration.latency_endpoint,
-                                     protocol_version=registration.version)
+                                     protocol_version=registration.version,
+                                     hypervisor=registration.hypervisor)
         except (SpecError, ValueError, TypeError, AttributeError, KeyError) as exc:
             # An inventory of the wrong shape: the registration's transaction rolled back.
             return Response({"inventory": [f"Malformed inventory: {exc}"]}, status=400)

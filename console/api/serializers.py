@@ -17,6 +17,8 @@ from console.api.flat import FlatListSerializer
 from console.core.actions.tenants import do_create_tenant, do_set_quota, do_update_tenant
 from console.core.admission import (
     GPU_MODEL_MAX,
+    IMAGE_NAME_MAX,
+    JOB_FLAGS,
     JOB_NUMBERS,
     REQUIRED_MESSAGE,
     validate_job_name,
@@ -261,7 +263,7 @@ class HostSerializer(serializers.ModelSerializer):
     class Meta:
         model = Host
         fields = ["id", "name", "cluster", "state", "state_reason", "group", "cpu_count",
-                  "memory_gib", "reserved_cores", "last_heartbeat", "simulated",
+                  "memory_gib", "reserved_cores", "last_heartbeat", "simulated", "hypervisor",
                   "checks_override_reason", "facts", "gpus", "numa_nodes", "links", "nics",
                   "created_at"]
 
@@ -314,6 +316,11 @@ def _number(field: str) -> serializers.IntegerField:
                                     error_messages=rule.messages(), **extra)
 
 
+def _flag(field: str) -> serializers.BooleanField:
+    rule = JOB_FLAGS[field]
+    return serializers.BooleanField(default=rule.default, help_text=rule.help)
+
+
 class JobSubmitSerializer(StrictFieldsMixin, serializers.Serializer):
     tenant = TenantSlugField(help_text="The tenant's slug.")
     # Every job field's rule is console.core.admission's (the console form reads the same).
@@ -332,8 +339,8 @@ class JobSubmitSerializer(StrictFieldsMixin, serializers.Serializer):
     memory_gib_per_host = _number("memory_gib_per_host")
     priority = _number("priority")
     preemptible = serializers.BooleanField(default=True)
-    image = serializers.SlugField(
-        max_length=100, required=False, allow_blank=True, default="",
+    image = serializers.CharField(
+        max_length=IMAGE_NAME_MAX, required=False, allow_blank=True, default="",
         help_text="The boot image's name in the catalogue; blank: the cluster's default.",
     )
     rdma = serializers.BooleanField(
@@ -343,6 +350,7 @@ class JobSubmitSerializer(StrictFieldsMixin, serializers.Serializer):
     single_leaf = serializers.BooleanField(
         default=False, help_text="A gang waits rather than span leaf switches (host groups)."
     )
+    require_kvm = _flag("require_kvm")
 
     def spec(self) -> dict:
         """The validated fields as do_submit_job's keyword arguments."""
@@ -432,7 +440,7 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = ["id", "tenant", "name", "submitter", "state", "gpus_per_host", "hosts",
                   "gpu_model", "gpu_milli", "vcpus_per_host", "memory_gib_per_host",
-                  "priority", "preemptible", "image", "rdma", "single_leaf", "leaves",
+                  "priority", "preemptible", "image", "rdma", "single_leaf", "require_kvm", "leaves",
                   "pending_reason", "pending_code", "pending_data",
                   "teardown_outcome", "failure_reason", "attempts", "generation", "submitted_at",
                   "queued_at", "scheduled_at", "provisioning_at", "running_at", "teardown_at",

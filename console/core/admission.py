@@ -1,6 +1,6 @@
 """A job's admission rules, all of them, in one place.
 
-1. Field rules (``JOB_NAME``, ``JOB_NUMBERS``): the shape of each submitted
+1. Field rules (``JOB_NAME``, ``JOB_NUMBERS``, ``JOB_FLAGS``): the shape of each submitted
    field. The API serializer and the console form build their fields from these
    tables, so the two accept the same input and answer with the same messages.
 2. Rules between fields (``shape_errors``): a GPU share is one GPU on one host;
@@ -87,6 +87,25 @@ JOB_NUMBERS: dict[str, NumberRule] = {
                            default=0, required=False),
 }
 GPU_MODEL_MAX = 100
+# A job names its boot image (console.core.models.images.Image.name) or leaves it blank
+# for the cluster's default; an unknown name gets validate_job's message on both sides.
+IMAGE_NAME_MAX = 100
+
+
+@dataclass(frozen=True)
+class FlagRule:
+    """A yes/no field of a job: its label, help text and default."""
+
+    label: str
+    help: str
+    default: bool = False
+
+
+JOB_FLAGS: dict[str, FlagRule] = {
+    "require_kvm": FlagRule(
+        "Requires KVM", "Every host of the job runs its VMs under KVM (hardware "
+        "virtualisation), not QEMU's emulation; the job waits for such hosts."),
+}
 
 
 # --- 2. rules between fields --------------------------------------------------------------

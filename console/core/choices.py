@@ -156,3 +156,19 @@ class FaultKind(models.TextChoices):
 class IncidentState(models.TextChoices):
     OPEN = "open", _("Open")
     RESOLVED = "resolved", _("Resolved")
+
+
+class Hypervisor(models.TextChoices):
+    """What a host runs its VMs under, as its agent reports it (hostagent.hypervisor):
+    KVM, or QEMU's TCG emulation (no hardware virtualisation). Blank: not reported yet.
+    A job may require KVM (``Job.require_kvm``)."""
+
+    KVM = "kvm", _("KVM")
+    QEMU = "qemu", _("QEMU (TCG emulation)")
+
+    @classmethod
+    def of_report(cls, report: object) -> str:
+        """The column's value for the agent's hypervisor report (``facts["hypervisor"]``):
+        ``kvm`` or ``qemu``; anything else (no report, an unknown word) is blank."""
+        value = report.get("hypervisor") if isinstance(report, dict) else None
+        return value if value in cls.values else ""

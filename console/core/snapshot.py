@@ -34,6 +34,7 @@ from console.core.choices import (
     GpuHealth,
     GpuMode,
     HostState,
+    Hypervisor,
     JobState,
     Risk,
     TeardownOutcome,
@@ -43,6 +44,7 @@ from console.core.models import (
     CheckResult,
     CoreClaim,
     Host,
+    Image,
     Job,
     NicVfClaim,
     Tenant,
@@ -119,8 +121,18 @@ def _gpu_index(label: str) -> int | None:
     return None
 
 
+def catalogue_by_cluster() -> dict[int, frozenset[str]]:
+    """Cluster id -> the names of its boot images (one query): a job that names an
+    image runs only on hosts of clusters that hold it."""
+    names: dict[int, set[str]] = defaultdict(set)
+    for cluster_id, name in Image.objects.order_by().values_list("cluster_id", "name"):
+        names[cluster_id].add(name)
+    return {cid: frozenset(n) for cid, n in names.items()}
+
+
 def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]:
     host_ids = [h.pk for h in hosts]
+    catalogue = catalogue_by_cluster()
     claimed: dict[int, set[int]] = defaultdict(set)
     for host_id, core in CoreClaim.objects.filter(host_id__in=host_ids).values_list(
         "host_id", "core"
@@ -189,6 +201,8 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
                 group=host.group,
                 nics=nics,
                 nic_links=tuple(nic_links),
+                kvm=host.hypervisor == Hypervisor.KVM,
+                images=catalogue.get(host.cluster_id, frozenset()),
             )
         )
     return states, unschedulable
@@ -214,6 +228,7 @@ def full_size_hosts() -> list[sm.HostState]:
     hosts = list(Host.objects.prefetch_related("numa_nodes", "gpus", "links", "nics__vfs")
                  .order_by("name"))
     states = []
+    catalogue = catalogue_by_cluster()
     for host in hosts:
         reserved = set(host.reserved_cores or [])
         numa = tuple(
@@ -233,7 +248,9 @@ def full_size_hosts() -> list[sm.HostState]:
                                  free_vfs=len(n.vfs.all())) for n in host.nics.all())
         links, nic_links = _links(host, {n.name for n in nics})
         states.append(sm.HostState(name=host.name, gpus=gpus, numa=numa, links=tuple(links),
-                                   group=host.group, nics=nics, nic_links=tuple(nic_links)))
+                                   group=host.group, nics=nics, nic_links=tuple(nic_links),
+                                   kvm=host.hypervisor == Hypervisor.KVM,
+                                   images=catalogue.get(host.cluster_id, frozenset())))
     return states
 
 
@@ -246,7 +263,8 @@ def numa_errors(job: Job) -> dict[str, list[str]]:
         id="submit", tenant="submit", gpus_per_host=job.gpus_per_host, hosts=job.host_count,
         gpu_models=(job.gpu_model,) if job.gpu_model else (), gpu_milli=job.gpu_milli,
         vcpus_per_host=job.vcpus_per_host, memory_gib_per_host=job.memory_gib_per_host,
-        rdma=job.rdma, single_leaf=job.single_leaf,
+        rdma=job.rdma, single_leaf=job.single_leaf, require_kvm=job.require_kvm,
+        image=job.image,
     )
     hosts = full_size_hosts()
     if not hosts:
@@ -290,6 +308,8 @@ def job_request(job: Job) -> sm.JobRequest:
         submit_time=job.submitted_at.timestamp(),
         rdma=job.rdma,
         single_leaf=job.single_leaf,
+        require_kvm=job.require_kvm,
+        image=job.image,
     )
 
 

@@ -31,6 +31,16 @@ PENDING_TEMPLATES = {
     "hosts_cordoned": gettext_noop(
         "%(cordoned_hosts_that_fit)s host(s) that could take this job are cordoned; "
         "%(open_hosts_that_fit)s open."),
+    "no_host_with_kvm": gettext_noop(
+        "Waiting: no host with KVM can take this job: it requires KVM (hardware "
+        "virtualisation); %(kvm_hosts)s open host(s) run KVM, %(kvm_hosts_that_fit)s of them "
+        "have room, %(hosts_needed)s needed; %(hosts_that_fit_without_kvm)s host(s) without "
+        "KVM (QEMU emulation) have room."),
+    "no_host_with_image": gettext_noop(
+        "Waiting for a host with the image %(image)s: %(hosts_with_image)s open host(s) are in "
+        "clusters whose catalogue holds it, %(hosts_with_image_that_fit)s of them have room, "
+        "%(hosts_needed)s needed; %(hosts_that_fit_without_image)s host(s) elsewhere have "
+        "room."),
     "waiting_for_fair_share": gettext_noop(
         "Waiting for fair share: the capacity this job needs went to %(placed_for_others)s "
         "job(s) of tenants with a lower weighted dominant share this cycle (yours is "

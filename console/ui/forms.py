@@ -7,6 +7,8 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from console.core.admission import (
     GPU_MODEL_MAX,
+    IMAGE_NAME_MAX,
+    JOB_FLAGS,
     JOB_NAME_MAX,
     JOB_NUMBERS,
     REQUIRED_MESSAGE,
@@ -27,6 +29,12 @@ def add_action_errors(form: forms.Form, error: ValidationError) -> None:
                 form.add_error(None if target == NON_FIELD_ERRORS else target, e)
     else:
         form.add_error(None, error)
+
+
+def _flag(field: str) -> forms.BooleanField:
+    rule = JOB_FLAGS[field]
+    return forms.BooleanField(label=rule.label, required=False, initial=rule.default,
+                              help_text=rule.help)
 
 
 def _number(field: str, initial: int | None = None) -> forms.IntegerField:
@@ -61,13 +69,16 @@ class JobSubmitForm(forms.Form):
         help_text="Borrowed capacity is only lent to preemptible jobs.",
     )
 
-    image = forms.ChoiceField(label="Boot image", required=False,
-                              help_text="Empty: the cluster's default image.")
+    # Any text: an unknown image gets the catalogue rule's message, as from the API.
+    image = forms.CharField(label="Boot image", required=False, max_length=IMAGE_NAME_MAX,
+                            widget=forms.Select(),
+                            help_text="Empty: the cluster's default image.")
+    require_kvm = _flag("require_kvm")
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["tenant"].queryset = Tenant.objects.for_user(user)
-        self.fields["image"].choices = [("", "Default")] + [
+        self.fields["image"].widget.choices = [("", "Default")] + [
             (n, n) for n in Image.objects.order_by("name").values_list("name", flat=True).distinct()
         ]
         self.fields["gpu_model"].widget.choices = [("", "Any model")] + [
@@ -87,6 +98,7 @@ class JobSubmitForm(forms.Form):
             "priority": data.get("priority") or 0,
             "preemptible": data.get("preemptible", False),
             "image": data.get("image") or "",
+            "require_kvm": data.get("require_kvm", False),
         }
 
 

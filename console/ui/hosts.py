@@ -100,6 +100,9 @@ def host_detail(request, name):
         "section": "hosts",
         "host": host,
         "facts": host_facts_for(host, request.user),
+        # Why a host runs QEMU/TCG (hardware facts: members see them too).
+        "hypervisor_warnings": ((host.facts or {}).get("hypervisor") or {}).get(
+            "hypervisor_warnings") or [],
         "colour": HOST_STATE_COLOURS.get(host.state, "grey"),
         "gpus": gpus,
         "visible_ids": visible_ids,

@@ -16,6 +16,9 @@ FORM_TEXTS = (
     gettext_noop("vCPUs per host"), gettext_noop("Memory per host (GiB)"),
     gettext_noop("Priority"), gettext_noop("Orders jobs within your tenant only."),
     gettext_noop("Preemptible"), gettext_noop("Borrowed capacity is only lent to preemptible jobs."),
+    gettext_noop("Requires KVM"),
+    gettext_noop("Every host of the job runs its VMs under KVM (hardware virtualisation), not "
+                 "QEMU's emulation; the job waits for such hosts."),
     gettext_noop("Any model"), gettext_noop("Recorded in the audit log."),
     gettext_noop("Weight"),
     gettext_noop("Fair-share weight: weight 2 is entitled to twice the dominant share of weight 1."),

@@ -103,3 +103,15 @@ def test_hosts_cannot_be_written_directly(dgx1, admin_user, client_for):
     assert client.patch(f"{URL}{dgx1.pk}/", {"state": "ready"}).status_code == 405
     assert client.delete(f"{URL}{dgx1.pk}/").status_code == 405
     assert client.post(f"{URL}999999/cordon/").status_code == 404
+
+
+def test_the_hosts_hypervisor_is_a_field_and_a_filter(cluster, member_a, client_for):
+    Host.objects.filter(name="dgx-1").update(hypervisor="kvm")
+    Host.objects.filter(name="dgx-2").update(hypervisor="qemu")
+    client = client_for(member_a)
+    rows = {h["name"]: h["hypervisor"] for h in client.get(URL).json()["results"]}
+    assert rows == {"dgx-1": "kvm", "dgx-2": "qemu", "hgx-1": "", "ada-1": ""}
+    kvm = client.get(URL, {"hypervisor": "kvm"}).json()["results"]
+    assert [h["name"] for h in kvm] == ["dgx-1"]
+    bad = client.get(URL, {"hypervisor": "xen"})
+    assert bad.status_code == 400 and "hypervisor" in bad.json()

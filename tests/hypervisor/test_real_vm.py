@@ -153,52 +153,56 @@ def test_a_job_boots_a_real_vm_isolated_as_planned_survives_libvirtd_and_cancels
     assert _cgroup_dirs(name) == []
 
 
-def test_how_a_workload_ends_is_how_the_job_ends(local_host, real_host):
-    """Three VMs, one after the other (overlapping TCG boots on 2 loaded cores timed
-    out): exit 0, exit 3, and QEMU SIGKILLed once the guest is up. The agent's verdict
-    (libvirt state + reason + the guest's exit status) is what the console applies
-    (tests/workflow: test_the_agents_domain_end_decides_the_outcome)."""
+def _until_ended(name, timeout_s=90):
+    """The agent's heartbeat once it reports how the domain ended."""
     from hostagent import runtime
-    from hostagent.agentconfig import HostConfig
 
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body = runtime.heartbeat_body(HOST)
+        if (body.get("domain_ends") or {}).get(name) or time.monotonic() > deadline:
+            return body
+        time.sleep(0.5)
+
+
+def test_how_a_workload_ends_is_how_the_job_ends(local_host, tenant_a, real_host):
+    """Three jobs through the console, one VM at a time (the host keeps core 0, a job
+    takes core 1): the guest powers off with exit status 0, with exit status 3, and
+    QEMU is SIGKILLed once the guest is up. The agent's verdict (libvirt state +
+    reason + the guest's exit status) reaches the console in a heartbeat, which ends
+    the job accordingly and tears its VM down."""
     image = real_host["image"]
-    cases = {"exit0": ("coupler.sleep=1", 0), "exit3": ("coupler.sleep=1 coupler.exit=3", 1),
-             "killed": ("coupler.sleep=600", 1)}
-    results = {}
-
-    def boot(case, cmdline, cpu):
-        host = f"{HOST}-{case}"
-        runtime.configure_host(HostConfig(
-            name=host, libvirt_uri="qemu:///system", images_dir=real_host["images_dir"],
-            state_dir=real_host["state_dir"], boot_timeout_s=240, network="",
-            kernel_loader=local_host_loader()))
-        spec = {"job_id": case, "name": f"coupler-job-t{case}", "vcpus": 1, "memory_mib": 256,
-                "cpus": [cpu], "numa_nodes": [0], "gpus": [], "hugepages": False,
-                "image": {"name": "busybox", "disk": image.disk, "format": "raw",
-                          "kernel": image.kernel, "initrd": image.initrd,
-                          "cmdline": f"quiet no_timer_check {cmdline}"}}
-        results[case] = runtime.provision(host, spec)
-
+    for name, cmdline in [("exit0", "coupler.sleep=1"), ("exit3", "coupler.sleep=1 coupler.exit=3")]:
+        Image.objects.create(cluster=local_host.cluster, name=name, format="raw", disk=image.disk,
+                             sha256=image.sha256(), kernel=image.kernel, initrd=image.initrd,
+                             cmdline=f"quiet no_timer_check {cmdline}", os="busybox")
+    outcomes = {}
     started = time.monotonic()
-    for case, (cmd, cpu) in cases.items():
-        boot(case, cmd, cpu)
-    print(f"\nthree VMs booted one after the other in {time.monotonic() - started:.1f} s")
-    for case, result in results.items():
-        assert result["ok"], (case, result["error"])
-    os.kill(_qemu_pid("coupler-job-tkilled"), signal.SIGKILL)
-    ends = {}
-    deadline = time.monotonic() + 90
-    while len(ends) < 3 and time.monotonic() < deadline:
-        for case in cases:
-            for d in runtime.list_domains(f"{HOST}-{case}"):
-                if d["name"] == f"coupler-job-t{case}" and d.get("end"):
-                    ends[case] = d["end"]
-        time.sleep(1)
-    for case in cases:
-        runtime.teardown(f"{HOST}-{case}", f"coupler-job-t{case}")
-    assert ends["exit0"] == {"succeeded": True, "reason": "exit status 0", "exit_status": 0}
-    assert ends["exit3"] == {"succeeded": False, "reason": "exit status 3", "exit_status": 3}
-    assert ends["killed"]["succeeded"] is False and ends["killed"]["reason"] == "crashed"
+    for case, kill in [("exit0", False), ("exit3", False), ("sleep", True)]:
+        job = _submit(tenant_a, case)
+        assert job.state == JobState.RUNNING, (case, job.failure_reason or job.pending_reason)
+        name = job.domain_name
+        if kill:
+            os.kill(_qemu_pid(name), signal.SIGKILL)
+        body = _until_ended(name)
+        do_agent_heartbeat(local_host, body)
+        job.refresh_from_db()
+        outcomes[case] = (job.state, job.failure_reason,
+                          (body.get("domain_ends") or {}).get(name))
+        listed = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
+                                capture_output=True, text=True, check=True).stdout.split()
+        assert name not in listed, case  # torn down before the next job takes the core
+    print(f"\nthree jobs booted and ended one after the other in "
+          f"{time.monotonic() - started:.1f} s")
+    assert outcomes["exit0"][2] == {"succeeded": True, "reason": "exit status 0",
+                                    "exit_status": 0}
+    assert outcomes["exit0"][0] == JobState.SUCCEEDED
+    assert outcomes["exit3"][2] == {"succeeded": False, "reason": "exit status 3",
+                                    "exit_status": 3}
+    assert outcomes["exit3"][0] == JobState.FAILED and "exit status 3" in outcomes["exit3"][1]
+    assert outcomes["sleep"][2]["succeeded"] is False
+    assert outcomes["sleep"][2]["reason"] == "crashed"
+    assert outcomes["sleep"][0] == JobState.FAILED and "crashed" in outcomes["sleep"][1]
 
 
 def local_host_loader():

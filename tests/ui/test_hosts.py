@@ -74,3 +74,16 @@ def test_uncordon_of_an_offline_host_is_refused_with_a_message(login, admin_user
 
 def test_an_unknown_action_is_404(login, admin_user, cluster):
     assert login(admin_user).get("/hosts/dgx-1/reboot/").status_code == 404
+
+
+def test_the_list_and_the_page_show_the_hypervisor_and_why_not_kvm(login, member_a, cluster):
+    Host.objects.filter(name="dgx-1").update(
+        hypervisor="qemu", facts={"hypervisor": {"hypervisor": "qemu", "hypervisor_warnings": [
+            "KVM not usable (no vmx/svm): VMs run under QEMU's TCG emulation"]}})
+    Host.objects.filter(name="dgx-2").update(hypervisor="kvm")
+    client = login(member_a)
+    html = client.get("/hosts/").content.decode()
+    assert "QEMU (TCG emulation)" in html and "KVM" in html
+    page = client.get("/hosts/dgx-1/").content.decode()
+    assert "QEMU (TCG emulation)" in page and "KVM not usable (no vmx/svm)" in page
+    assert "not reported yet" in client.get("/hosts/hgx-1/").content.decode()

@@ -144,3 +144,14 @@ def test_the_list_filters_by_state(login, member_a, quotas_a, submit):
     login(member_a).post(f"/jobs/{gone.pk}/cancel/")
     html = login(member_a).get("/jobs/?state=queued").content.decode()
     assert "keep" in html and ">gone<" not in html
+
+
+def test_the_job_page_says_whether_the_job_requires_kvm(login, member_a, quotas_a, submit):
+    kvm = submit(quotas_a, member_a, name="needs-kvm", require_kvm=True)
+    plain = submit(quotas_a, member_a, name="any-hypervisor")
+    client = login(member_a)
+    assert "requires KVM on every host" in client.get(f"/jobs/{kvm.pk}/").content.decode()
+    page = client.get(f"/jobs/{plain.pk}/").content.decode()
+    assert "requires KVM on every host" not in page and "KVM or QEMU emulation" in page
+    # The submit form offers the box, with the rule's label.
+    assert 'name="require_kvm"' in client.get("/jobs/new/").content.decode()

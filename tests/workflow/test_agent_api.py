@@ -85,3 +85,34 @@ def test_rerun_checks_gate_the_host_until_they_pass(cluster, tmp_path):
     assert "ada-1" not in build_snapshot_context().unschedulable
     assert not Host.objects.get(name="ada-1").checks_override_reason
     assert run_host_checks.delay(10**9).get() is False  # a vanished host: nothing to do
+
+
+@pytest.mark.parametrize(("config", "reported", "column"), [
+    ({}, "kvm", "kvm"),  # a simulated host stands for a KVM host
+    ({"hypervisor": "qemu"}, "qemu", "qemu"),  # ... or, configured so, a TCG-only one
+])
+def test_the_agents_registration_sets_the_hosts_hypervisor(api_client, tokens, config,
+                                                           reported, column):
+    from hostagent import actions, runtime
+    from hostagent.agentconfig import HostConfig
+
+    runtime.configure_host(HostConfig(name="dgx-1", **config))
+    facts = actions.hypervisor_facts("dgx-1")
+    assert facts["hypervisor"] == reported and facts["simulated"] is True
+    response = _post(api_client, "dgx-1", "register", tokens["dgx-1"],
+                     {"inventory": {}, "agent_version": "t", "hypervisor": facts})
+    assert response.status_code == 200, response.content
+    host = Host.objects.get(name="dgx-1")
+    assert host.hypervisor == column and host.facts["hypervisor"] == facts
+
+
+@pytest.mark.parametrize("bad", ["kvm", {"hypervisor": "xen"}, {"hypervisor": ["kvm"]}, 7])
+def test_a_malformed_hypervisor_report_is_ignored_not_a_500(api_client, tokens, bad):
+    response = _post(api_client, "dgx-1", "register", tokens["dgx-1"],
+                     {"inventory": {}, "agent_version": "t", "hypervisor": bad})
+    assert response.status_code == 200, response.content
+    assert Host.objects.get(name="dgx-1").hypervisor == ""
+    beat = _post(api_client, "dgx-1", "heartbeat", tokens["dgx-1"],
+                 _beat("dgx-1", hypervisor=bad))
+    assert beat.status_code == 200, beat.content
+    assert Host.objects.get(name="dgx-1").hypervisor == ""

@@ -1,4 +1,5 @@
 from console.api.views.hosts import ClusterViewSet, HostViewSet
+from console.api.views.images import ImageViewSet
 from console.api.views.incidents import IncidentViewSet
 from console.api.views.jobs import JobViewSet
 from console.api.views.tenants import QuotaViewSet, TenantViewSet
@@ -6,6 +7,7 @@ from console.api.views.tenants import QuotaViewSet, TenantViewSet
 __all__ = [
     "ClusterViewSet",
     "HostViewSet",
+    "ImageViewSet",
     "IncidentViewSet",
     "JobViewSet",
     "QuotaViewSet",

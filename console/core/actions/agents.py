@@ -25,6 +25,7 @@ from console.core.choices import (
     ACTIVE_JOB_STATES,
     FaultKind,
     HostState,
+    Hypervisor,
     JobState,
     TeardownOutcome,
 )
@@ -139,10 +140,12 @@ def latency_peers(host: Host, limit: int = LATENCY_PEERS) -> list[str]:
 
 def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
                       agent_version: str = "", latency_endpoint: str = "",
-                      protocol_version: int = 1) -> Host:
+                      protocol_version: int = 1, hypervisor: dict | None = None) -> Host:
     """The agent (re)starts: refresh the inventory if it sent one; the host is online.
     ``latency_endpoint`` (its echo responder, "" for none) replaces the stored one;
-    ``protocol_version`` (the registration's) is the one commands are written in."""
+    ``protocol_version`` (the registration's) is the one commands are written in;
+    ``hypervisor`` (its KVM probe, hostagent.actions.hypervisor_facts) sets
+    ``Host.hypervisor`` before the first heartbeat."""
     with transaction.atomic():
         if inventory and inventory.get("gpus") is not None:
             host = do_register_host(cluster=host.cluster, name=host.name, inventory=inventory,
@@ -155,7 +158,9 @@ def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
         facts["agent_version"] = agent_version
         facts["protocol_version"] = protocol_version
         _set_latency_endpoint(facts, clean_latency_endpoint(latency_endpoint))
-        Host.objects.filter(pk=host.pk).update(facts=facts)
+        if isinstance(hypervisor, dict):
+            facts["hypervisor"] = hypervisor
+        Host.objects.filter(pk=host.pk).update(facts=facts, hypervisor=_hypervisor(host, facts))
         host.facts = facts
         _mark_online(host, timezone.now())
         Event.objects.create(host=host, kind="agent_register", actor=f"agent:{host.name}",
@@ -422,7 +427,7 @@ def do_agent_heartbeat(host: Host, body: Heartbeat | dict) -> dict:
         _mark_online(host, now)
         facts = _reported_facts(host.facts, beat, now.isoformat())
         if facts != (host.facts or {}):
-            Host.objects.filter(pk=host.pk).update(facts=facts)
+            Host.objects.filter(pk=host.pk).update(facts=facts, hypervisor=_hypervisor(host, facts))
             host.facts = facts
         if beat.checks and _record_checks(host, beat.checks, now):
             enqueue.request_scheduling_cycle()
@@ -488,6 +493,11 @@ def _record_vm_report(facts: dict, beat: Heartbeat) -> None:
         facts["libvirt_error"] = beat.libvirt_error[:500]
     else:
         facts.pop("libvirt_error", None)
+
+
+def _hypervisor(host: Host, facts: dict) -> str:
+    """``Host.hypervisor`` from the reported facts (a report without one keeps it)."""
+    return Hypervisor.of_report(facts.get("hypervisor")) or host.hypervisor
 
 
 def check_inputs_for_agent(host: Host) -> dict:

@@ -36,7 +36,8 @@ from console.core.models import (
 
 # Host.facts keys the agent reports (registration, heartbeats) or the watchdog records
 # (the state an OFFLINE host had, restored on its first heartbeat) rather than the inventory.
-AGENT_FACTS = ("latency_endpoint", "state_before_offline", "state_reason_before_offline")
+AGENT_FACTS = ("latency_endpoint", "state_before_offline", "state_reason_before_offline",
+               "hypervisor")
 
 
 def inventory_digest(inventory: dict) -> str:

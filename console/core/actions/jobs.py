@@ -30,6 +30,7 @@ def build_job(*, tenant: Tenant, submitter=None, **spec) -> Job:
         image=spec.get("image") or "",
         rdma=spec.get("rdma", False),
         single_leaf=spec.get("single_leaf", False),
+        require_kvm=spec.get("require_kvm", False),
     )
     return job
 

@@ -124,6 +124,7 @@ def spec_from_rows(job: Job, host: Host, rows: list[Allocation], host_nodes: lis
         gpus=tuple(gpus),
         gpu_shares=shares,
         hugepages=hugepages,
+        require_kvm=job.require_kvm,  # the agent's pre-flight refuses a host without KVM
         # The VM's memory comes from hugepages; the cgroup bounds the QEMU process's
         # own overhead above it: throttle at +1 GiB, kill at +2 GiB.
         cgroup=CgroupSettings(

@@ -4,7 +4,7 @@ import secrets
 from django.db import models
 from django.db.models import Q
 
-from console.core.choices import GpuHealth, GpuMode, HostState
+from console.core.choices import GpuHealth, GpuMode, HostState, Hypervisor
 
 
 class Cluster(models.Model):
@@ -47,6 +47,8 @@ class Host(models.Model):
     # Cores held back for the host itself (agent, emulator threads, kernel).
     reserved_cores = models.JSONField(default=list, blank=True)
     libvirt_uri = models.CharField(max_length=500, blank=True)
+    # KVM or QEMU/TCG, from the agent's probe (facts["hypervisor"] has the details).
+    hypervisor = models.CharField(max_length=8, choices=Hypervisor.choices, blank=True)
     simulated = models.BooleanField(default=False)
     # A host whose critical checks fail is not schedulable unless an admin
     # overrides with a recorded reason.

@@ -45,6 +45,8 @@ class Job(models.Model):
     rdma = models.BooleanField(default=False)
     # A gang that waits rather than span leaf switches (Host.group).
     single_leaf = models.BooleanField(default=False)
+    # Every host of the job runs KVM (Host.hypervisor), not QEMU's TCG emulation.
+    require_kvm = models.BooleanField(default=False)
     leaves = models.PositiveIntegerField(
         null=True, blank=True, help_text="Leaf switches the placement spans."
     )

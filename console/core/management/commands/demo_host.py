@@ -23,6 +23,7 @@ from rest_framework.authtoken.models import Token
 
 from console.core.actions.agents import do_issue_agent_token
 from console.core.actions.hosts import do_override_host_checks
+from console.core.actions.images import do_create_image, do_update_image
 from console.core.actions.inventory import do_register_host
 from console.core.actions.tenants import do_set_quota
 from console.core.models import Cluster, Image, Membership, Tenant
@@ -63,10 +64,15 @@ class Command(BaseCommand):
         # the admin's documented override lets CPU-only TCG VMs run on it anyway.
         do_override_host_checks(host, actor="demo_host",
                                 reason="demo-host: a development machine running VMs under TCG")
-        Image.objects.update_or_create(cluster=cluster, name="busybox", defaults={
+        fields = {
             "format": "raw", "disk": image["disk"], "sha256": image["sha256"], "os": "busybox "
             "initramfs on the Debian kernel", "kernel": image["kernel"], "initrd": image["initrd"],
-            "cmdline": "coupler.sleep=300", "is_default": True})
+            "cmdline": "coupler.sleep=300", "is_default": True}
+        known = Image.objects.filter(cluster=cluster, name="busybox").first()
+        if known:
+            do_update_image(known, actor="demo_host", **fields)
+        else:
+            do_create_image(cluster=cluster, name="busybox", actor="demo_host", **fields)
         creds = self._people()
         config = settings.VAR_DIR / "agent-host-config.json"
         config.parent.mkdir(parents=True, exist_ok=True)
