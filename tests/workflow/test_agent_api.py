@@ -106,8 +106,8 @@ def test_the_agents_registration_sets_the_hosts_hypervisor(api_client, tokens, c
     assert host.hypervisor == column and host.facts["hypervisor"] == facts
 
 
-@pytest.mark.parametrize("bad", ["kvm", {"hypervisor": "xen"}, {"hypervisor": ["kvm"]}, 7])
-def test_a_malformed_hypervisor_report_is_ignored_not_a_500(api_client, tokens, bad):
+@pytest.mark.parametrize("bad", [{"hypervisor": "xen"}, {"hypervisor": ["kvm"]}])
+def test_a_hypervisor_report_naming_no_known_hypervisor_is_ignored(api_client, tokens, bad):
     response = _post(api_client, "dgx-1", "register", tokens["dgx-1"],
                      {"inventory": {}, "agent_version": "t", "hypervisor": bad})
     assert response.status_code == 200, response.content
@@ -116,3 +116,19 @@ def test_a_malformed_hypervisor_report_is_ignored_not_a_500(api_client, tokens, 
                  _beat("dgx-1", hypervisor=bad))
     assert beat.status_code == 200, beat.content
     assert Host.objects.get(name="dgx-1").hypervisor == ""
+
+
+@pytest.mark.parametrize("bad", ["kvm", 7])
+def test_a_hypervisor_report_of_the_wrong_type_is_refused_whole(api_client, tokens, bad):
+    # The wire protocol's Registration and Heartbeat declare it an object: a message of
+    # the wrong shape is refused with a 400 and changes nothing (not a 500).
+    before = Host.objects.get(name="dgx-1")
+    response = _post(api_client, "dgx-1", "register", tokens["dgx-1"],
+                     {"inventory": {}, "agent_version": "t", "hypervisor": bad})
+    assert response.status_code == 400, response.content
+    beat = _post(api_client, "dgx-1", "heartbeat", tokens["dgx-1"],
+                 _beat("dgx-1", hypervisor=bad))
+    assert beat.status_code == 400, beat.content
+    after = Host.objects.get(name="dgx-1")
+    assert (after.hypervisor, after.facts, after.last_heartbeat) == (
+        before.hypervisor, before.facts, before.last_heartbeat)
