@@ -132,7 +132,11 @@ def _cmd_prepare_host(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from hostagent import runtime
 
-    return runtime.main(args)
+    # The worker's app is handed in, so runtime does not import agent_tasks (which
+    # imports runtime): no import cycle in hostagent.
+    from hostagent.agent_tasks import app
+
+    return runtime.main(args, app)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -95,7 +95,7 @@ def prepare_host(host: HostConfig) -> dict[str, Any]:
     return found
 
 
-def main(args: Any = None) -> int:
+def main(args: Any = None, app: Any = None) -> int:
     """``python -m hostagent run``: heartbeats in a thread, the Celery worker in front.
 
     The worker consumes ``host.<name>`` for every configured host with a thread
@@ -113,7 +113,8 @@ def main(args: Any = None) -> int:
     responder = start_latency_responder(config)
     loop = HeartbeatLoop(config, latency_endpoint=responder.endpoint if responder else "")
     loop.start()
-    from hostagent.agent_tasks import app
+    if app is None:  # the Celery app that consumes the hosts' queues (cli passes it)
+        raise ValueError("runtime.main needs the agent's Celery app")
 
     queues = ",".join(f"host.{h.name}" for h in config.hosts)
     # Hosts do not wait for each other: a thread per host (up to 8; every action

@@ -37,6 +37,7 @@ from console.core.models import (
     Quota,
     Tenant,
 )
+from console.core.selectors.hosts import MEMBER_HOST_FACTS, host_facts_for, is_staff
 from console.core.snapshot import memory_by_numa
 from console.core.usage import usage_by_tenant
 
@@ -228,22 +229,6 @@ HOST_STATE_HELP = "One of: " + ", ".join(HostState.values) + "."
 INCIDENT_STATE_HELP = "One of: " + ", ".join(IncidentState.values) + "."
 
 
-# Host facts a tenant member may see: the machine's hardware, nothing the agents
-# report at run time (``reported_domains`` names other tenants' jobs,
-# ``latency_endpoint`` is the agent's address).
-MEMBER_HOST_FACTS = ("kind", "board_name", "bios_version", "driver_version", "vbios")
-
-
-def is_staff(user) -> bool:
-    return bool(user is not None and getattr(user, "is_staff", False))
-
-
-def host_facts_for(host: Host, user) -> dict:
-    """Every fact for staff; the hardware facts (MEMBER_HOST_FACTS) for anyone else."""
-    facts = host.facts or {}
-    if is_staff(user):
-        return dict(facts)
-    return {key: facts[key] for key in MEMBER_HOST_FACTS if key in facts}
 
 
 class HostSerializer(serializers.ModelSerializer):

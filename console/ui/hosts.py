@@ -12,7 +12,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from console.api.serializers import host_facts_for
 from console.core.actions.hosts import (
     HostActionError,
     do_cordon_host,
@@ -21,6 +20,7 @@ from console.core.actions.hosts import (
 )
 from console.core.choices import ACTIVE_JOB_STATES, HOST_STATE_COLOURS, CheckStatus, GpuHealth
 from console.core.models import Allocation, CoreClaim, Host, Job
+from console.core.selectors.hosts import host_facts_for
 from console.filtersets import HostFilterSet
 from console.ui.access import get_host, staff_required
 from console.ui.faults import open_hardware_faults

@@ -76,6 +76,10 @@ def test_render_domain(capsys, tmp_path, spec_dict):
 
 def test_run_delegates_to_the_runtime(capsys, monkeypatch):
     from hostagent import runtime
+    from hostagent.agent_tasks import app
 
-    monkeypatch.setattr(runtime, "main", lambda args: 0)
+    seen = []
+    monkeypatch.setattr(runtime, "main", lambda args, worker_app: seen.append(worker_app) or 0)
     assert run(capsys, "run")[0] == 0
+    # the agent's Celery app is handed in: runtime does not import agent_tasks
+    assert seen == [app]
