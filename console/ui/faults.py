@@ -14,10 +14,11 @@ from django.utils.translation import gettext as _
 
 from console.core.actions.faults import IncidentActionError, do_resolve_incident
 from console.core.choices import FaultKind, IncidentState, JobState
-from console.core.models import Allocation, CheckResult, GpuLink, Incident, Job
+from console.core.models import Allocation, CheckResult, GpuLink, Incident, Job, SavedFilter
 from console.filtersets import IncidentFilterSet
 from console.ui.access import get_incident_for_user, staff_required
 from console.ui.forms import ResolveIncidentForm
+from console.ui.saved_filters import saved_filters_context
 
 XID_CATALOG = settings.BASE_DIR / "hostagent" / "data" / "xid_catalog.csv"
 KERNEL_NOISE = re.compile(r"kvm|AER|pcieport|Xid|NVRM", re.IGNORECASE)
@@ -68,8 +69,10 @@ def _affected_jobs(incident: Incident, jobs) -> list[dict]:
 def incident_list(request):
     incidents = Incident.objects.for_user(request.user).select_related("host", "gpu")
     filterset = IncidentFilterSet(request.GET, queryset=incidents, request=request)
-    return render(request, "faults/list.html", {"section": "faults", "filter": filterset,
-                                                 "incidents": filterset.qs[:200]})
+    return render(request, "faults/list.html", {
+        "section": "faults", "filter": filterset, "incidents": filterset.qs[:200],
+        **saved_filters_context(request, SavedFilter.List.FAULTS),
+    })
 
 
 def _runbook_steps(incident: Incident) -> list[dict]:

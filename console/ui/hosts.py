@@ -20,13 +20,14 @@ from console.core.actions.hosts import (
     do_uncordon_host,
 )
 from console.core.choices import ACTIVE_JOB_STATES, HOST_STATE_COLOURS, CheckStatus, GpuHealth
-from console.core.models import Allocation, CoreClaim, Host, Job
+from console.core.models import Allocation, CoreClaim, Host, Job, SavedFilter
 from console.core.usage import Figures, capacity
 from console.filtersets import HostFilterSet
 from console.ui.access import get_host, staff_required
 from console.ui.faults import open_hardware_faults
 from console.ui.forms import ConfirmForm
 from console.ui.placement import cpu_ranges
+from console.ui.saved_filters import saved_filters_context
 
 
 def host_rows(hosts):
@@ -60,6 +61,7 @@ def host_list(request):
     filterset = HostFilterSet(request.GET, queryset=Host.objects.all(), request=request)
     return render(request, "hosts/list.html", {
         "section": "hosts", "filter": filterset, "rows": host_rows(filterset.qs),
+        **saved_filters_context(request, SavedFilter.List.HOSTS),
     })
 
 
