@@ -72,6 +72,7 @@ HOSTAGENT_NOT_CATALOGUE := -i 'hostagent/[!c]*' -i 'hostagent/c[!h]*' -i 'hostag
 messages: export DJANGO_SETTINGS_MODULE := console.settings_dev
 messages: venv
 	$(PY) manage.py makemessages -l zh_Hans --no-location -i '.venv/*' -i 'var/*' -i 'staticfiles/*' -i 'tests/*' -i 'scheduler/*' $(HOSTAGENT_NOT_CATALOGUE)
+	$(PY) -m console.ui.faulttext
 	$(PY) manage.py compilemessages -l zh_Hans -i .venv
 
 # The production processes on this machine (gunicorn + WhiteNoise, orchestrator,
