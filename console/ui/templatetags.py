@@ -75,6 +75,14 @@ def permille(milli):
 
 
 @register.filter
+def label(key):
+    """A key of reported data as a label: "board_name" → "board name"; a path
+    ("/sys/kernel/mm/transparent_hugepage/enabled") stays as it is."""
+    key = str(key)
+    return key if "/" in key else key.replace("_", " ")
+
+
+@register.filter
 def pretty(value):
     """Structured facts for people: a dict as a definition list, a list as
     items, scalars as text (no Python reprs)."""
@@ -84,7 +92,7 @@ def pretty(value):
         return format_html(
             '<dl class="facts compact">{}</dl>',
             format_html_join("", "<dt>{}</dt><dd>{}</dd>",
-                             ((str(k).replace("_", " "), pretty(v)) for k, v in value.items())),
+                             ((label(k), pretty(v)) for k, v in value.items())),
         )
     if isinstance(value, list | tuple):
         if not value:

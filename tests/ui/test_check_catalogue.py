@@ -59,6 +59,7 @@ def test_a_checklist_reads_in_chinese_though_the_agent_wrote_english(login, admi
     # Evidence as labelled key/values, never a Python dict or list.
     assert "{'" not in html and "['" not in html
     assert "<dt>bios version</dt>" in html and "<dt>want</dt>" in html
+    assert "<dt>/sys/kernel/mm/transparent_hugepage/enabled</dt>" in html  # a path stays a path
     fleet = client.get("/checks/", **ZH).content.decode()
     assert "将 BIOS/BMC/GPU 固件（或驱动）升级到基线版本" in fleet
     assert "Update BIOS/BMC/GPU firmware" not in fleet
