@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from django.db.models import Count, Sum
+from django.db.models import Count, OuterRef, Subquery, Sum
 
 from console.core.choices import ACTIVE_JOB_STATES, GpuHealth, HostState
 from console.core.models import Allocation, CoreClaim, Gpu, Host, Tenant
@@ -160,44 +160,44 @@ def gpu_out_of_service(health: str, cordoned: bool, host_state: str) -> bool:
     return health == GpuHealth.FAILED or cordoned or host_state != HostState.READY
 
 
+def _held(rows, column: str, aggregate) -> Subquery:
+    """``aggregate`` over ``rows`` (of live jobs) that belong to the outer row
+    (``column`` = its pk), as a correlated subquery."""
+    return Subquery(rows.filter(**{column: OuterRef("pk")}).order_by().values(column)
+                    .annotate(n=aggregate).values("n"))
+
+
 def capacity() -> Capacity:
-    """Every figure of ``Figures`` for the whole cluster, from four aggregate
-    queries (one row per GPU and per host, none per job)."""
-    held_milli = dict(
-        Allocation.objects.filter(job__state__in=ACTIVE_JOB_STATES, gpu__isnull=False)
-        .order_by().values("gpu_id").annotate(n=Sum("milli")).values_list("gpu_id", "n")
-    )
+    """Every figure of ``Figures`` for the whole cluster, from two queries (one
+    row per GPU and per host, what live jobs hold there as subqueries: none
+    per job)."""
+    live_allocations = Allocation.objects.filter(job__state__in=ACTIVE_JOB_STATES)
     gpus = Figures("gpus", scale=1000)
     models: dict[str, Figures] = {}
     by_host: dict[int, Figures] = {}
-    for gpu_id, host_id, model, health, cordoned, host_state in Gpu.objects.values_list(
-        "pk", "host_id", "model", "health", "cordoned", "host__state"
-    ):
+    rows = Gpu.objects.annotate(
+        held=_held(live_allocations, "gpu", Sum("milli"))
+    ).values_list("host_id", "model", "health", "cordoned", "host__state", "held")
+    for host_id, model, health, cordoned, host_state, held_milli in rows:
         out = gpu_out_of_service(health, cordoned, host_state)
-        held = min(held_milli.get(gpu_id, 0), 1000)
+        held = min(held_milli or 0, 1000)
         gpus = gpus.plus(1000, out=out, held=held)
         row = models.get(model) or Figures("gpus", model=model, scale=1000)
         models[model] = row.plus(1000, out=out, held=held)
         on_host = by_host.get(host_id) or Figures("gpus", scale=1000)
         by_host[host_id] = on_host.plus(1000, out=out, held=held)
-    claimed = dict(
-        CoreClaim.objects.filter(allocation__job__state__in=ACTIVE_JOB_STATES)
-        .order_by().values("host_id").annotate(n=Count("id")).values_list("host_id", "n")
-    )
-    memory_held = dict(
-        Allocation.objects.filter(job__state__in=ACTIVE_JOB_STATES, gpu__isnull=True)
-        .order_by().values("host_id").annotate(n=Sum("memory_gib")).values_list("host_id", "n")
-    )
     vcpus = Figures("vcpus")
     memory = Figures("memory_gib")
-    for host_id, state, cpu_count, reserved, memory_gib in Host.objects.values_list(
-        "pk", "state", "cpu_count", "reserved_cores", "memory_gib"
-    ):
+    hosts = Host.objects.annotate(
+        claimed=_held(CoreClaim.objects.filter(allocation__job__state__in=ACTIVE_JOB_STATES),
+                      "host", Count("id")),
+        memory_held=_held(live_allocations.filter(gpu__isnull=True), "host", Sum("memory_gib")),
+    ).values_list("state", "cpu_count", "reserved_cores", "memory_gib", "claimed", "memory_held")
+    for state, cpu_count, reserved, memory_gib, claimed, memory_held in hosts:
         out = state != HostState.READY
         cores = max(cpu_count - len(reserved or []), 0)
-        vcpus = vcpus.plus(cores, out=out, held=min(claimed.get(host_id, 0), cores))
-        memory = memory.plus(memory_gib, out=out,
-                             held=min(memory_held.get(host_id) or 0, memory_gib))
+        vcpus = vcpus.plus(cores, out=out, held=min(claimed or 0, cores))
+        memory = memory.plus(memory_gib, out=out, held=min(memory_held or 0, memory_gib))
     return Capacity(gpus=gpus, gpu_models=tuple(models[m] for m in sorted(models)),
                     vcpus=vcpus, memory_gib=memory, gpus_by_host=by_host)
 
