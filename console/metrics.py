@@ -4,8 +4,9 @@ Read from the database on each scrape, at a cost that does not grow with the
 number of finished jobs: queue length per tenant and live job states from the
 ``(state, tenant)`` index, finished jobs and the submit→running latency
 histogram from the counters ``transition_job`` keeps (``console.core.counters``),
-GPUs per model and hosts per state from the inventory, and each tenant's
-weighted dominant share from ``console.core.usage`` (the dashboard's numbers).
+the capacity figures per GPU model and per resource and each tenant's weighted
+dominant share from ``console.core.usage`` (the dashboard's numbers), and
+hosts per state from the inventory.
 """
 
 import math
@@ -16,11 +17,10 @@ from django.conf import settings
 from django.db.models import Count
 from django.http import HttpResponse
 
-from console.core import counters
-from console.core.choices import GpuHealth, HostState, JobState
-from console.core.models import Gpu, Host, Tenant
+from console.core import counters, usage
+from console.core.choices import HostState, JobState
+from console.core.models import Host, Tenant
 from console.core.selectors.jobs import live_job_counts
-from console.core.usage import tenant_shares
 
 
 def _escape(value: str) -> str:
@@ -55,33 +55,35 @@ def _queue(w: Writer, live: dict[tuple[int, str], int], slugs: dict[int, str]) -
         w.sample("coupler_queue_length", live.get((tenant_id, JobState.QUEUED), 0), tenant=slug)
 
 
-def _gpus(w: Writer) -> None:
-    w.family("coupler_gpus_allocated", "gauge",
-             "GPUs held by jobs per model, in GPU-equivalents (shares count fractionally).")
-    w.family("coupler_gpus_free", "gauge",
-             "Idle, healthy, uncordoned GPUs on ready hosts per model.")
-    w.family("coupler_gpus_total", "gauge", "GPUs per model.")
-    allocated: dict[str, float] = defaultdict(float)
-    free: dict[str, int] = defaultdict(int)
-    total: dict[str, int] = defaultdict(int)
-    for model, milli, health, cordoned, host_state in Gpu.objects.values_list(
-        "model", "allocated_milli", "health", "cordoned", "host__state"
-    ):
-        total[model] += 1
-        allocated[model] += milli / 1000
-        if (milli == 0 and health != GpuHealth.FAILED and not cordoned
-                and host_state == HostState.READY):
-            free[model] += 1
-    for model in sorted(total):
-        w.sample("coupler_gpus_allocated", allocated[model], model=model)
-        w.sample("coupler_gpus_free", free[model], model=model)
-        w.sample("coupler_gpus_total", total[model], model=model)
+# name suffix → (Figures attribute, help): the dashboard's figures
+# (``console.core.usage.capacity``), so that total = out_of_service + allocated + free.
+FIGURES = (
+    ("total", "total", "Capacity, in service or not."),
+    ("out_of_service", "out_of_service",
+     "Capacity no new job can get: failed or cordoned GPUs, hosts not ready."),
+    ("allocated", "allocated", "Held by live jobs, of the capacity in service."),
+    ("free", "free", "In service and not allocated."),
+    ("utilization", "utilization", "Allocated / in service (0 to 1)."),
+)
 
 
-def _shares(w: Writer) -> None:
+def _capacity(w: Writer, figures: usage.Capacity) -> None:
+    for suffix, attribute, help_text in FIGURES:
+        name = f"coupler_gpus_{suffix}"
+        w.family(name, "gauge", f"GPUs per model (shares count fractionally). {help_text}")
+        for row in figures.gpu_models:
+            w.sample(name, round(getattr(row, attribute), 6), model=row.model)
+    for suffix, attribute, help_text in FIGURES:
+        name = f"coupler_capacity_{suffix}"
+        w.family(name, "gauge", f"Per resource (gpus, vcpus, memory_gib). {help_text}")
+        for row in figures.resources:
+            w.sample(name, round(getattr(row, attribute), 6), resource=row.resource)
+
+
+def _shares(w: Writer, figures: usage.Capacity) -> None:
     w.family("coupler_dominant_share", "gauge",
              "Each tenant's weighted dominant resource share (DRF).")
-    for share in tenant_shares():
+    for share in usage.tenant_shares(capacity=usage.cluster_capacity(figures)):
         w.sample("coupler_dominant_share", round(share.weighted, 6), tenant=share.tenant.slug)
 
 
@@ -120,8 +122,9 @@ def render() -> str:
     w = Writer()
     live = live_job_counts()
     _queue(w, live, dict(Tenant.objects.values_list("pk", "slug")))
-    _gpus(w)
-    _shares(w)
+    figures = usage.capacity()
+    _capacity(w, figures)
+    _shares(w, figures)
     _jobs(w, live)
     _latency(w)
     _hosts(w)

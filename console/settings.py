@@ -157,7 +157,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en"
 # English and Simplified Chinese (locale/zh_Hans, complete: tests/ui/test_i18n.py).
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+# locale/faults: the host agent's fault texts (console/ui/faulttext.py writes its msgids).
+LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale" / "faults"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

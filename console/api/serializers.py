@@ -267,6 +267,36 @@ class ReasonSerializer(StrictFieldsMixin, serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
+class FiguresSerializer(serializers.Serializer):
+    """One resource's figures (``console.core.usage.Figures``): total =
+    out_of_service + in_service, in_service = allocated + free."""
+
+    resource = serializers.CharField(help_text="gpus, vcpus or memory_gib.")
+    model = serializers.CharField(help_text="The GPU model of a per-model row; empty otherwise.")
+    total = serializers.FloatField()
+    out_of_service = serializers.FloatField(
+        help_text="No new job can get it: failed or cordoned GPUs, hosts not ready.")
+    in_service = serializers.FloatField(help_text="total − out_of_service.")
+    allocated = serializers.FloatField(
+        help_text="Held by live jobs on capacity in service (GPU shares count fractionally).")
+    free = serializers.FloatField(help_text="in_service − allocated.")
+    held_out_of_service = serializers.FloatField(
+        help_text="Still held by live jobs on capacity out of service (part of out_of_service).")
+    utilization = serializers.FloatField(help_text="allocated / in_service, 0 to 1.")
+
+    def to_representation(self, instance):
+        return instance.as_dict()
+
+
+class CapacitySerializer(serializers.Serializer):
+    """The cluster's capacity figures, the dashboard's and ``/metrics``'s."""
+
+    gpus = FiguresSerializer()
+    vcpus = FiguresSerializer()
+    memory_gib = FiguresSerializer()
+    gpu_models = FiguresSerializer(many=True)
+
+
 # --- jobs ---------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""REST API v1 (tenants, quotas, clusters, hosts, images, jobs, incidents)."""
+"""REST API v1 (tenants, quotas, clusters, hosts, images, capacity, jobs, incidents)."""
 
 from rest_framework.routers import DefaultRouter
 
@@ -13,6 +13,7 @@ router.register("quotas", views.QuotaViewSet, basename="quota")
 router.register("clusters", views.ClusterViewSet, basename="cluster")
 router.register("hosts", views.HostViewSet, basename="host")
 router.register("images", views.ImageViewSet, basename="image")
+router.register("capacity", views.CapacityViewSet, basename="capacity")
 router.register("jobs", views.JobViewSet, basename="job")
 router.register("incidents", views.IncidentViewSet, basename="incident")
 

@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from console.core.models import Incident, Job, Tenant
+from console.core.usage import capacity
 from console.ui import metrics
 
 
@@ -13,15 +14,15 @@ def dashboard(request):
     user = request.user
     tenants = Tenant.objects.for_user(user)
     fragmentation = metrics.fragmentation_rate()
+    figures = capacity()
     context = {
         "section": "dashboard",
-        "models": metrics.gpus_by_model(),
-        "utilization_pct": 100 * metrics.utilization(),
+        "capacity": figures,
         "fragmentation": fragmentation,
         "fragmentation_pct": 100 * (fragmentation or 0),
         "queue_length": metrics.queue_length(),
         "my_queue": Job.objects.for_user(user).filter(state__in=["queued", "preempted"]).count(),
-        "shares": metrics.tenant_shares(tenants),
+        "shares": metrics.tenant_shares(tenants, figures),
         "incidents": Incident.objects.for_user(user).select_related("host", "gpu")[:8],
     }
     return render(request, "dashboard.html", context)

@@ -2,11 +2,8 @@
 recommended action → affected jobs and tenants, the guided
 CUDA_ERROR_LAUNCH_FAILED runbook (CHECKS.md §4), and resolve/release."""
 
-import csv
 import re
-from functools import lru_cache
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -14,23 +11,15 @@ from django.utils.translation import gettext as _
 
 from console.core.actions.faults import IncidentActionError, do_resolve_incident
 from console.core.choices import FaultKind, IncidentState, JobState
-from console.core.models import Allocation, CheckResult, GpuLink, Incident, Job
+from console.core.models import Allocation, CheckResult, GpuLink, Incident, Job, SavedFilter
 from console.filtersets import IncidentFilterSet
 from console.ui.access import get_incident_for_user, staff_required
+from console.ui.faulttext import fault_text, xid_catalog
 from console.ui.forms import ResolveIncidentForm
+from console.ui.saved_filters import saved_filters_context
+from hostagent.checks.catalogue import BY_ID
 
-XID_CATALOG = settings.BASE_DIR / "hostagent" / "data" / "xid_catalog.csv"
 KERNEL_NOISE = re.compile(r"kvm|AER|pcieport|Xid|NVRM", re.IGNORECASE)
-
-
-@lru_cache(maxsize=1)
-def xid_catalog() -> dict[int, dict]:
-    """The shared Xid catalog (data file shipped with the host agent)."""
-    if not XID_CATALOG.exists():
-        return {}
-    with XID_CATALOG.open(newline="") as handle:
-        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
-        return {int(r["xid"]): r for r in rows if (r.get("xid") or "").isdigit()}
 
 
 def open_hardware_faults(gpu_ids) -> dict[int, Incident]:
@@ -68,8 +57,10 @@ def _affected_jobs(incident: Incident, jobs) -> list[dict]:
 def incident_list(request):
     incidents = Incident.objects.for_user(request.user).select_related("host", "gpu")
     filterset = IncidentFilterSet(request.GET, queryset=incidents, request=request)
-    return render(request, "faults/list.html", {"section": "faults", "filter": filterset,
-                                                 "incidents": filterset.qs[:200]})
+    return render(request, "faults/list.html", {
+        "section": "faults", "filter": filterset, "incidents": filterset.qs[:200],
+        **saved_filters_context(request, SavedFilter.List.FAULTS),
+    })
 
 
 def _runbook_steps(incident: Incident) -> list[dict]:
@@ -103,7 +94,8 @@ def _runbook_steps(incident: Incident) -> list[dict]:
               "observed": evidence.get("kernel_log")}
     # 3. Memory: transparent hugepages.
     thp = CheckResult.objects.filter(host=host, check_id="memory.thp_madvise").first()
-    memory = {"check": thp, "observed": evidence.get("memory") or evidence.get("thp")}
+    memory = {"check": thp, "observed": evidence.get("memory") or evidence.get("thp"),
+              "remediation": _(BY_ID["memory.thp_madvise"].remediation)}
     return [
         {"n": 1, "title": _("Topology"), "key": "topology",
          "what": _("Compare the GPU's current topology (nvidia-smi topo -m / NVML) with the "
@@ -125,6 +117,7 @@ def _runbook_steps(incident: Incident) -> list[dict]:
 def incident_detail(request, pk):
     incident = get_incident_for_user(request.user, pk)
     catalog = xid_catalog().get(incident.xid) if incident.xid is not None else None
+    text = fault_text(incident.xid, incident.meaning, incident.recommended_action)
     jobs = Job.objects.for_user(request.user).filter(incidents=incident).select_related("tenant")
     tenants = incident.tenants.all()
     if not request.user.is_staff:
@@ -133,6 +126,7 @@ def incident_detail(request, pk):
         "section": "faults",
         "incident": incident,
         "catalog": catalog,
+        "text": text,
         "jobs": _affected_jobs(incident, jobs),
         "tenants": tenants,
         "gpu_fault": open_hardware_faults([incident.gpu_id]).get(incident.gpu_id)

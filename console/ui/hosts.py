@@ -5,7 +5,7 @@ from collections import Counter
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -19,20 +19,21 @@ from console.core.actions.hosts import (
     do_uncordon_host,
 )
 from console.core.choices import ACTIVE_JOB_STATES, HOST_STATE_COLOURS, CheckStatus, GpuHealth
-from console.core.models import Allocation, CoreClaim, Host, Job
+from console.core.models import Allocation, CoreClaim, Host, Job, SavedFilter
 from console.core.selectors.hosts import host_facts_for
+from console.core.usage import Figures, capacity
 from console.filtersets import HostFilterSet
 from console.ui.access import get_host, staff_required
 from console.ui.faults import open_hardware_faults
 from console.ui.forms import ConfirmForm
 from console.ui.placement import cpu_ranges
+from console.ui.saved_filters import saved_filters_context
 
 
 def host_rows(hosts):
     """Hosts annotated with what the list and the cluster view show."""
     hosts = hosts.select_related("cluster").annotate(
         gpu_total=Count("gpus", distinct=True),
-        gpu_milli=Sum("gpus__allocated_milli"),
         gpu_failed=Count("gpus", filter=Q(gpus__health=GpuHealth.FAILED), distinct=True),
         gpu_degraded=Count("gpus", filter=Q(gpus__health=GpuHealth.DEGRADED), distinct=True),
         gpu_cordoned=Count("gpus", filter=Q(gpus__cordoned=True), distinct=True),
@@ -40,6 +41,7 @@ def host_rows(hosts):
     failing = Counter(
         Host.objects.filter(check_results__status=CheckStatus.FAIL).values_list("pk", flat=True)
     )
+    figures = capacity().gpus_by_host
     rows = []
     for host in hosts:
         gpus = list(host.gpus.all())
@@ -48,7 +50,7 @@ def host_rows(hosts):
             "colour": HOST_STATE_COLOURS.get(host.state, "grey"),
             "gpus": gpus,
             "models": sorted({g.model for g in gpus}),
-            "allocated": (host.gpu_milli or 0) / 1000,
+            "figures": figures.get(host.pk, Figures("gpus", scale=1000)),
             "failing_checks": failing.get(host.pk, 0),
         })
     return rows
@@ -59,6 +61,7 @@ def host_list(request):
     filterset = HostFilterSet(request.GET, queryset=Host.objects.all(), request=request)
     return render(request, "hosts/list.html", {
         "section": "hosts", "filter": filterset, "rows": host_rows(filterset.qs),
+        **saved_filters_context(request, SavedFilter.List.HOSTS),
     })
 
 
@@ -111,6 +114,7 @@ def host_detail(request, name):
         "hidden_jobs": sum(1 for j in jobs if j.pk not in visible_ids),
         "events": host.events.order_by("-created_at", "-id")[:30] if request.user.is_staff else [],
         "failing_checks": host.check_results.filter(status=CheckStatus.FAIL).count(),
+        "figures": capacity().gpus_by_host.get(host.pk, Figures("gpus", scale=1000)),
     })
 
 

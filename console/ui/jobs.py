@@ -17,7 +17,7 @@ from console.core.actions.jobs import (
 )
 from console.core.admission import quota_preview
 from console.core.choices import TERMINAL_JOB_STATES, TRANSITIONAL_JOB_STATES, JobState
-from console.core.models import Job
+from console.core.models import Job, SavedFilter
 from console.core.selectors.jobs import jobs_for_list
 from console.filtersets import JobFilterSet
 from console.ui.access import get_job_for_user
@@ -25,6 +25,7 @@ from console.ui.explain import pending_text, why_not_reclaimed
 from console.ui.forms import ConfirmForm, JobSubmitForm, add_action_errors
 from console.ui.paging import CappedPaginator
 from console.ui.placement import past_placement, placement_hosts
+from console.ui.saved_filters import saved_filters_context
 
 # The workflow of DESIGN.md's lifecycle, as the timeline draws it.
 MAIN_PATH = [JobState.QUEUED, JobState.SCHEDULED, JobState.PROVISIONING, JobState.RUNNING]
@@ -39,6 +40,7 @@ def job_list(request):
     return render(request, "jobs/list.html", {
         "section": "jobs", "filter": filterset, "page": page, "query": query.urlencode(),
         "terminal_states": TERMINAL_JOB_STATES,
+        **saved_filters_context(request, SavedFilter.List.JOBS),
     })
 
 

@@ -1,66 +1,22 @@
-"""Numbers for the dashboard: GPUs per model, utilization, fragmentation, and
-each tenant's dominant share (weighted DRF) against its quotas.
+"""Numbers for the dashboard: fragmentation, queue, and each tenant's dominant
+share (weighted DRF) against its quotas.
 
-The maths comes from the ``scheduler`` package (``scheduler.fairshare`` and
-``scheduler.policies.fragmentation_rate``); this module only reads rows."""
+The capacity figures (total, out of service, allocated, free, utilisation) are
+``console.core.usage.capacity``'s; the maths comes from the ``scheduler``
+package (``scheduler.fairshare`` and ``scheduler.policies.fragmentation_rate``);
+this module only reads rows."""
 
 from dataclasses import dataclass
 
 from django.core.cache import cache
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, Sum
 
 from console.core import usage
-from console.core.choices import GpuHealth, HostState, JobState
-from console.core.models import Allocation, Gpu, Job, Tenant
+from console.core.choices import JobState
+from console.core.models import Allocation, Job, Tenant
 from console.core.usage import cluster_capacity
 
 RESOURCE_LABELS = {"gpu_milli": "GPU", "vcpus": "vCPU", "memory_gib": "memory"}
-
-
-@dataclass
-class ModelRow:
-    model: str
-    total: int
-    allocated: float  # GPU-equivalents held by jobs
-    free: int  # idle GPUs a new job could get now
-    unavailable: int  # failed, cordoned, or on a host that takes no work
-
-    @property
-    def allocated_pct(self) -> float:
-        return 100.0 * self.allocated / self.total if self.total else 0.0
-
-
-def gpus_by_model() -> list[ModelRow]:
-    rows = []
-    out_q = (
-        Q(health=GpuHealth.FAILED) | Q(cordoned=True) | ~Q(host__state=HostState.READY)
-    )
-    for item in (
-        Gpu.objects.values("model")
-        .annotate(
-            total=Count("id"),
-            milli=Sum("allocated_milli"),
-            free=Count("id", filter=Q(allocated_milli=0) & ~out_q),
-            out=Count("id", filter=out_q),
-        )
-        .order_by("model")
-    ):
-        rows.append(
-            ModelRow(
-                model=item["model"],
-                total=item["total"],
-                allocated=(item["milli"] or 0) / 1000,
-                free=item["free"],
-                unavailable=item["out"],
-            )
-        )
-    return rows
-
-
-def utilization() -> float:
-    total = Gpu.objects.exclude(health=GpuHealth.FAILED).count()
-    used = Gpu.objects.aggregate(n=Sum("allocated_milli"))["n"] or 0
-    return used / (total * 1000) if total else 0.0
 
 
 def queue_length() -> int:
@@ -131,10 +87,10 @@ def _quota_vector(tenant: Tenant, field: str) -> tuple[float | None, float | Non
     return (gpu, quotas.get("vcpus"), quotas.get("memory_gib"))
 
 
-def tenant_shares(tenants) -> list[TenantShare]:
+def tenant_shares(tenants, figures: usage.Capacity | None = None) -> list[TenantShare]:
     """Weighted dominant shares (``console.core.usage.tenant_shares``) with each
     tenant's entitlement and guaranteed/limit marks on its dominant resource."""
-    capacity = cluster_capacity()
+    capacity = cluster_capacity(figures)
     tenants = list(tenants.prefetch_related("quotas"))
     total_weight = float(Tenant.objects.aggregate(w=Sum("weight"))["w"] or 0) or 1.0
     names = ("gpu_milli", "vcpus", "memory_gib")

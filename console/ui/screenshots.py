@@ -90,7 +90,7 @@ def seed() -> dict:
                                         "gpu_model": "RTX-6000-Ada", "vcpus_per_host": 4,
                                         "memory_gib_per_host": 32}),
         ("cirrus", "protein-fold", {"gpus_per_host": 8, "gpu_model": "A100-SXM4-40GB",
-                                    "vcpus_per_host": 64, "memory_gib_per_host": 512}),
+                                    "vcpus_per_host": 64, "memory_gib_per_host": 384}),
         ("cirrus", "h100-burst", {"gpus_per_host": 8, "host_count": 2,
                                   "gpu_model": "H100-SXM5-80GB", "vcpus_per_host": 64,
                                   "memory_gib_per_host": 512}),
@@ -117,6 +117,16 @@ def seed() -> dict:
     line = (f"Nov 28 12:05:09 {ws.name} kernel: NVRM: Xid (PCI:{gpu.pci_address[:-2]}): 13, "
             "pid=1717, name=python3, Graphics Exception: ESR 0x405840=0x3f0c0000")
     _heartbeat(ws, xid_events=[e.to_dict() for e in xid.scan_text(line, host=ws.name)])
+
+    # Saved filters on the lists (a member's and the admin's).
+    from console.core.actions.preferences import do_save_filter
+
+    member = User.objects.get(username=credentials["tenants"][0]["username"])
+    do_save_filter(member, list="jobs", name="Running", query="state=running")
+    do_save_filter(member, list="jobs", name="A100 queue", query="gpu_model=A100&state=queued")
+    admin = User.objects.get(username=credentials["admin"]["username"])
+    do_save_filter(admin, list="hosts", name="H100 hosts", query="gpu_model=H100")
+    do_save_filter(admin, list="faults", name="Open hardware", query="fault=hardware&state=open")
     return credentials
 
 

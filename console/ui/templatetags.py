@@ -41,7 +41,7 @@ def clock(value):
 
 @register.filter
 def num(value, places=1):
-    """24.0 → "24", 16.54 → "16.5", 12000 → "12,000" (localised)."""
+    """24.0 → "24", 16.54 → "16.5", 0.500 → "0.5", 12000 → "12,000" (localised)."""
     if value is None or value == "":
         return "—"
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
@@ -50,7 +50,12 @@ def num(value, places=1):
         value = int(value)
     if isinstance(value, int):
         return formats.number_format(value, use_l10n=True, force_grouping=True)
-    return floatformat(value, f"-{int(places)}g")
+    # At most ``places`` decimals, and no trailing zeros (0.5, not 0.500).
+    rounded = Decimal(str(round(float(value), int(places)))).normalize()
+    decimals = max(-rounded.as_tuple().exponent, 0)
+    if not decimals:
+        return formats.number_format(int(rounded), use_l10n=True, force_grouping=True)
+    return floatformat(value, f"{decimals}g")
 
 
 @register.filter
@@ -70,6 +75,14 @@ def permille(milli):
 
 
 @register.filter
+def label(key):
+    """A key of reported data as a label: "board_name" → "board name"; a path
+    ("/sys/kernel/mm/transparent_hugepage/enabled") stays as it is."""
+    key = str(key)
+    return key if "/" in key else key.replace("_", " ")
+
+
+@register.filter
 def pretty(value):
     """Structured facts for people: a dict as a definition list, a list as
     items, scalars as text (no Python reprs)."""
@@ -79,7 +92,7 @@ def pretty(value):
         return format_html(
             '<dl class="facts compact">{}</dl>',
             format_html_join("", "<dt>{}</dt><dd>{}</dd>",
-                             ((str(k).replace("_", " "), pretty(v)) for k, v in value.items())),
+                             ((label(k), pretty(v)) for k, v in value.items())),
         )
     if isinstance(value, list | tuple):
         if not value:
@@ -129,3 +142,13 @@ def job_state(value):
         return JobState(value).label
     except ValueError:
         return value or "—"
+
+
+@register.filter
+def resource_label(figures):
+    """The row label of a ``console.core.usage.Figures``: its GPU model, or the
+    resource's name."""
+    if getattr(figures, "model", ""):
+        return figures.model
+    return {"gpus": _("GPUs (all models)"), "vcpus": _("vCPUs"),
+            "memory_gib": _("Memory (GiB)")}.get(figures.resource, figures.resource)

@@ -2,7 +2,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console.ui import checks, dashboard, faults, hosts, jobs, preferences, tenants, topology
+from console.ui import (
+    checks,
+    dashboard,
+    faults,
+    hosts,
+    jobs,
+    preferences,
+    saved_filters,
+    tenants,
+    topology,
+)
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -37,4 +47,9 @@ urlpatterns = [
     path("faults/", faults.incident_list, name="incident-list"),
     path("faults/<int:pk>/", faults.incident_detail, name="incident-detail"),
     path("faults/<int:pk>/resolve/", faults.incident_resolve, name="incident-resolve"),
+    # Saved filters of the lists above (per user)
+    path("saved-filters/<slug:list_name>/", saved_filters.save_filter, name="saved-filter-save"),
+    path("saved-filters/<int:pk>/apply/", saved_filters.apply_filter, name="saved-filter-apply"),
+    path("saved-filters/<int:pk>/delete/", saved_filters.delete_filter,
+         name="saved-filter-delete"),
 ]

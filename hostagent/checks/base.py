@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hostagent.checks.catalogue import BY_ID
 from hostagent.protocol import CheckResult
 
 NVIDIA_VENDOR = "0x10de"
@@ -94,11 +95,15 @@ class Check:
 REGISTRY: list[Check] = []
 
 
-def check(id: str, risk: str, title: str, standard: str, remediation: str
-          ) -> Callable[[Callable[[CheckContext, Check], CheckResult]],
-                        Callable[[CheckContext, Check], CheckResult]]:
+def check(id: str) -> Callable[[Callable[[CheckContext, Check], CheckResult]],
+                               Callable[[CheckContext, Check], CheckResult]]:
+    """Register the function that measures catalogue entry ``id``: its risk,
+    title, standard and remediation come from ``hostagent.checks.catalogue``."""
+    spec = BY_ID[id]
+
     def register(fn: Callable[[CheckContext, Check], CheckResult]
                  ) -> Callable[[CheckContext, Check], CheckResult]:
-        REGISTRY.append(Check(id, risk, title, standard, remediation, fn))
+        REGISTRY.append(Check(spec.id, spec.risk, spec.title, spec.standard, spec.remediation,
+                              fn))
         return fn
     return register

@@ -13,9 +13,7 @@ from hostagent.protocol import CheckResult
 SMT_OFF = {"off", "forceoff", "notsupported"}
 
 
-@check("bios.smt_disabled", "high", "Hyper-threading off",
-       "SMT disabled in BIOS: smt/active = 0 or smt/control in {off, forceoff, notsupported}",
-       "Disable Hyper-Threading/SMT in the BIOS setup (or boot with nosmt as a stopgap)")
+@check("bios.smt_disabled")
 def smt_disabled(ctx: CheckContext, c: Check) -> CheckResult:
     active = ctx.read("sys/devices/system/cpu/smt/active")
     control = ctx.read("sys/devices/system/cpu/smt/control")
@@ -28,9 +26,7 @@ def smt_disabled(ctx: CheckContext, c: Check) -> CheckResult:
     return c.result("unknown", ev, "smt/active and smt/control are not readable")
 
 
-@check("firmware.baseline", "medium", "Firmware at baseline",
-       "BIOS, board and GPU VBIOS/driver versions equal the admin's baseline for this host model",
-       "Update BIOS/BMC/GPU firmware (or the driver) to the baseline versions")
+@check("firmware.baseline")
 def firmware_baseline(ctx: CheckContext, c: Check) -> CheckResult:
     sources = {"bios_version": "/sys/class/dmi/id/bios_version",
                "bios_date": "/sys/class/dmi/id/bios_date",
@@ -90,10 +86,7 @@ def _proc_vbios(ctx: CheckContext) -> list[str]:
     return sorted(found)
 
 
-@check("kvm.available", "critical", "KVM usable",
-       "/dev/kvm opens, KVM_GET_API_VERSION is 12 and KVM_CREATE_VM works; the CPUs "
-       "offer vmx or svm",
-       "Enable VT-x/AMD-V in the BIOS and load kvm_intel or kvm_amd")
+@check("kvm.available")
 def kvm_available(ctx: CheckContext, c: Check) -> CheckResult:
     node = ctx.path("dev/kvm")
     if node.is_char_device():  # a real host: ask the kernel, not the module list
@@ -119,9 +112,7 @@ def kvm_available(ctx: CheckContext, c: Check) -> CheckResult:
     return c.result("fail", ev)
 
 
-@check("iommu.enabled", "critical", "IOMMU on",
-       "/sys/class/iommu has units; intel_iommu=on / amd_iommu / iommu=pt on the kernel cmdline",
-       "Enable VT-d/AMD-Vi in the BIOS and boot with intel_iommu=on iommu=pt (or amd_iommu=on)")
+@check("iommu.enabled")
 def iommu_enabled(ctx: CheckContext, c: Check) -> CheckResult:
     cmdline = ctx.read("proc/cmdline")
     flags = re.findall(r"\b(intel_iommu=\S+|amd_iommu=\S+|iommu=\S+)", cmdline or "")
@@ -136,9 +127,7 @@ def iommu_enabled(ctx: CheckContext, c: Check) -> CheckResult:
     return c.result("fail", ev)
 
 
-@check("iommu.gpu_isolated", "high", "GPUs in clean IOMMU groups",
-       "each GPU's IOMMU group holds only that GPU's functions (and bridges)",
-       "Move the GPU to a slot with its own IOMMU group, enable ACS on the bridges above it")
+@check("iommu.gpu_isolated")
 def gpu_isolated(ctx: CheckContext, c: Check) -> CheckResult:
     gpus = ctx.nvidia_gpus()
     if not gpus:
@@ -183,10 +172,7 @@ def _acs_ctrl(config: bytes) -> int | None:
     return None
 
 
-@check("pcie.acs", "medium", "ACS on bridges above GPUs",
-       "the ACS capability of every bridge above a GPU has Source Validation, Request and "
-       "Completion Redirect and Upstream Forwarding enabled",
-       "Enable ACS in the BIOS (PCIe/ACS option) or with setpci on the switch downstream ports")
+@check("pcie.acs")
 def pcie_acs(ctx: CheckContext, c: Check) -> CheckResult:
     gpus = ctx.nvidia_gpus()
     if not gpus:
@@ -221,9 +207,7 @@ def pcie_acs(ctx: CheckContext, c: Check) -> CheckResult:
     return c.result("pass", ev)
 
 
-@check("vfio.bound", "high", "GPUs bound to vfio-pci",
-       "every GPU meant for passthrough is bound to vfio-pci",
-       "Bind the GPUs to vfio-pci (vfio-pci.ids=10de:XXXX or driverctl set-override)")
+@check("vfio.bound")
 def vfio_bound(ctx: CheckContext, c: Check) -> CheckResult:
     gpus = list(ctx.passthrough_gpus) if ctx.passthrough_gpus is not None else ctx.nvidia_gpus()
     if not gpus:
@@ -233,9 +217,7 @@ def vfio_bound(ctx: CheckContext, c: Check) -> CheckResult:
     return c.result("pass" if all(d == "vfio-pci" for d in drivers.values()) else "fail", ev)
 
 
-@check("gpu.persistence_ecc", "medium", "Persistence and ECC",
-       "persistence mode on, ECC on, no pending page retirement or row remap",
-       "nvidia-smi -pm 1; nvidia-smi -e 1 and reboot; reset the GPU to apply pending remaps")
+@check("gpu.persistence_ecc")
 def persistence_ecc(ctx: CheckContext, c: Check) -> CheckResult:
     if ctx.gpus is None:
         return c.result("unknown", {"source": "NVML"},

@@ -14,10 +14,7 @@ SCHED_BATCH = 3
 VCPU_THREAD = re.compile(r"^CPU \d+/(KVM|TCG)$")
 
 
-@check("memory.hugepages_1g", "high", "1 GiB hugepages reserved",
-       "1 GiB hugepages reserved for VMs (hugepages=1G), default_hugepagesz=1G",
-       "Boot with default_hugepagesz=1G hugepagesz=1G hugepages=<N> (or write "
-       "nr_hugepages per node early at boot)")
+@check("memory.hugepages_1g")
 def hugepages_1g(ctx: CheckContext, c: Check) -> CheckResult:
     total = ctx.read(HUGE_1G)
     per_node = {}
@@ -81,11 +78,7 @@ def _vcpu_threads(ctx: CheckContext) -> dict[str, int]:
     return out
 
 
-@check("sched.batch", "medium", "vCPU threads SCHED_BATCH",
-       "training vCPU threads run with SCHED_BATCH",
-       "Coupler's domain XML sets <cputune><vcpusched scheduler='batch'> on every vCPU "
-       "(applied by libvirt at start); for a domain defined without it: "
-       "chrt -b -p 0 <tid> for each vCPU thread")
+@check("sched.batch")
 def sched_batch(ctx: CheckContext, c: Check) -> CheckResult:
     threads = _vcpu_threads(ctx)
     ev = {"vcpu_threads_policy": threads, "source": "/proc/<pid>/task/*/stat field 41"}
@@ -103,9 +96,7 @@ def _mount_for(mounts: list[tuple[str, str, str]], path: str) -> tuple[str, str,
     return best
 
 
-@check("storage.raw_xfs", "medium", "Raw block disks, XFS volumes",
-       "VM data disks on raw block devices; host data volumes on XFS",
-       "Put the VM data volumes on XFS (mkfs.xfs) and give VMs raw block devices")
+@check("storage.raw_xfs")
 def raw_xfs(ctx: CheckContext, c: Check) -> CheckResult:
     text = ctx.read("proc/mounts")
     if text is None:
@@ -123,10 +114,7 @@ def raw_xfs(ctx: CheckContext, c: Check) -> CheckResult:
     return c.result("pass" if ok else "fail", ev)
 
 
-@check("memory.thp_madvise", "medium", "THP = madvise",
-       "/sys/kernel/mm/transparent_hugepage/enabled shows [madvise]",
-       "echo madvise > /sys/kernel/mm/transparent_hugepage/enabled (and "
-       "transparent_hugepage=madvise on the kernel cmdline)")
+@check("memory.thp_madvise")
 def thp_madvise(ctx: CheckContext, c: Check) -> CheckResult:
     rel = "sys/kernel/mm/transparent_hugepage/enabled"
     value = ctx.read(rel)
@@ -145,16 +133,12 @@ def _sysctl(ctx: CheckContext, c: Check, rel: str, ok: Any) -> CheckResult:
     return c.result("pass" if ok(int(value)) else "fail", ev)
 
 
-@check("numa.balancing_off", "low", "Automatic NUMA balancing off",
-       "/proc/sys/kernel/numa_balancing = 0 on hosts with pinned VMs",
-       "sysctl -w kernel.numa_balancing=0 (persist in /etc/sysctl.d)")
+@check("numa.balancing_off")
 def numa_balancing(ctx: CheckContext, c: Check) -> CheckResult:
     return _sysctl(ctx, c, "proc/sys/kernel/numa_balancing", lambda v: v == 0)
 
 
-@check("net.rps_flow_entries", "low", "RPS flow entries set",
-       "/proc/sys/net/core/rps_sock_flow_entries set (e.g. 32768)",
-       "sysctl -w net.core.rps_sock_flow_entries=32768")
+@check("net.rps_flow_entries")
 def rps_flow_entries(ctx: CheckContext, c: Check) -> CheckResult:
     return _sysctl(ctx, c, "proc/sys/net/core/rps_sock_flow_entries", lambda v: v > 0)
 
@@ -174,9 +158,7 @@ def _roce_netdevs(ctx: CheckContext) -> dict[str, list[str]]:
     return out
 
 
-@check("rdma.roce_pfc", "high", "RoCE PFC on the RDMA class",
-       "PFC enabled on the RDMA traffic class of every RoCE NIC",
-       "dcb pfc set dev <if> prio-pfc <prio>:on (or mlnx_qos -i <if> --pfc ...)")
+@check("rdma.roce_pfc")
 def roce_pfc(ctx: CheckContext, c: Check) -> CheckResult:
     roce = _roce_netdevs(ctx)
     if not roce:
@@ -192,9 +174,7 @@ def roce_pfc(ctx: CheckContext, c: Check) -> CheckResult:
     return c.result("pass" if ok else "fail", ev)
 
 
-@check("rdma.roce_dcqcn", "high", "RoCE DCQCN on",
-       "ECN notification point and reaction point enabled for the RDMA priority",
-       "echo 1 > /sys/class/net/<if>/ecn/roce_np/enable/<prio> and .../roce_rp/enable/<prio>")
+@check("rdma.roce_dcqcn")
 def roce_dcqcn(ctx: CheckContext, c: Check) -> CheckResult:
     roce = _roce_netdevs(ctx)
     if not roce:
@@ -210,9 +190,7 @@ def roce_dcqcn(ctx: CheckContext, c: Check) -> CheckResult:
     return c.result("pass" if all(v == "1" for d in ev.values() for v in d.values()) else "fail", ev)
 
 
-@check("storage.userspace_nvme", "low", "NVMe for userspace I/O",
-       "NVMe devices for high-IOPS scratch bound to vfio-pci/uio when enabled",
-       "Bind the scratch NVMe devices to vfio-pci (SPDK scripts/setup.sh)")
+@check("storage.userspace_nvme")
 def userspace_nvme(ctx: CheckContext, c: Check) -> CheckResult:
     nvme = [b for b in ctx.pci_devices()
             if (ctx.read(f"sys/bus/pci/devices/{b}/class") or "").startswith("0x0108")]

@@ -225,3 +225,26 @@ def test_language_switch_sort_and_bulk_cancel_in_the_browser(page, live_server, 
     assert set(Job.objects.values_list("state", flat=True)) == {JobState.CANCELLED}
     page.get_by_role("button", name="English").click()
     expect(page.locator("html")).to_have_attribute("lang", "en")
+
+
+def test_save_apply_and_delete_a_filter_in_the_browser(page, live_server, sign_in, member_a,
+                                                      tenant_with_quota, submit):
+    from console.core.models import SavedFilter
+
+    submit(tenant_with_quota, member_a, name="queued-one")
+    sign_in(page, "alice")
+    page.get_by_role("button", name="简体中文").click()
+    page.goto(f"{live_server.url}/jobs/?state=queued&ordering=name")
+    page.get_by_label("将此筛选保存为").fill("排队的")
+    page.get_by_role("button", name="保存", exact=True).click()
+    # htmx swaps the panel in place: the new filter is a link, the page did not reload.
+    link = page.locator("#saved-filters").get_by_role("link", name="排队的")
+    expect(link).to_be_visible()
+    assert SavedFilter.objects.get(user=member_a).query == "ordering=name&state=queued"
+    page.goto(f"{live_server.url}/jobs/")
+    page.locator("#saved-filters").get_by_role("link", name="排队的").click()
+    expect(page).to_have_url(re.compile(r"/jobs/\?ordering=name&state=queued$"))
+    expect(page.locator("#id_state")).to_have_value("queued")
+    page.get_by_role("button", name="删除已保存的筛选 排队的").click()
+    expect(page.locator("#saved-filters")).to_contain_text("还没有已保存的筛选。")
+    assert not SavedFilter.objects.exists()

@@ -23,8 +23,9 @@ BUDGETS = {
     "api job list, admin": ("/api/v1/jobs/", "admin", 4),
     "api job list, member, filtered": ("/api/v1/jobs/?state=succeeded&state=failed",
                                        "member", 5),
-    "console job list, member": ("/jobs/", "member", 7),
-    "console job list, admin": ("/jobs/", "admin", 6),
+    # + the user's saved filters of the list
+    "console job list, member": ("/jobs/", "member", 8),
+    "console job list, admin": ("/jobs/", "admin", 7),
     "api job detail": ("/api/v1/jobs/{job}/", "member", 7),
     "console job detail": ("/jobs/{job}/", "member", 11),  # + the VM panel (image, host facts)
     "dashboard, admin": ("/", "admin", 19),

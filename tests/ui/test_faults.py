@@ -14,8 +14,8 @@ def test_the_drill_down_shows_every_step(login, member_a, incident, submit, quot
     html = login(member_a).get(f"/faults/{incident.pk}/").content.decode()
     for text in ("1. Host", "dgx-1", "2. GPU", "GPU3", "0000:4e:00.0",
                  "3. Raw kernel lines", "GPU has fallen off the bus", "4. What Xid 79 means",
-                 "no longer reachable over PCIe", "5. Recommended action",
-                 "reseat or replace", "6. Affected jobs and tenants", f"victim #{job.pk}",
+                 "can no longer reach the GPU over PCIe", "5. Recommended action",
+                 "Check system event logs", "6. Affected jobs and tenants", f"victim #{job.pk}",
                  "Tenant A"):
         assert text in html, text
     assert "Resolve and return to service" not in html  # members read, admins act

@@ -9,7 +9,8 @@ def test_the_list_shows_state_health_and_gpu_use(login, member_a, cluster):
     html = login(member_a).get("/hosts/").content.decode()
     for name in ("dgx-1", "dgx-2", "hgx-1", "ada-1"):
         assert name in html
-    assert "Cordoned" in html and "0 of 8 allocated" in html
+    assert "Cordoned" in html and "0 allocated + 8 free = 8 GPUs" in html  # dgx-1
+    assert "0 allocated + 0 free + 8 out of service = 8 GPUs" in html  # dgx-2, cordoned
 
 
 def test_the_list_filters_by_state(login, member_a, cluster):

@@ -43,6 +43,10 @@ def test_the_catalogue_is_complete(tmp_path):
     root = Path(settings.BASE_DIR)
     for name in ("console", "templates"):
         (tmp_path / name).symlink_to(root / name)
+    # The check catalogue's titles and remediations (the agent's package, pure data).
+    (tmp_path / "hostagent" / "checks").mkdir(parents=True)
+    (tmp_path / "hostagent" / "checks" / "catalogue.py").symlink_to(
+        root / "hostagent" / "checks" / "catalogue.py")
     shutil.copytree(PO.parents[2], tmp_path / "locale")
     env = {**os.environ, "PYTHONPATH": str(root), "DJANGO_SETTINGS_MODULE": "console.settings"}
     subprocess.run([sys.executable, "-m", "django", "makemessages", "-l", "zh_Hans",

@@ -1,10 +1,11 @@
-from console.api.views.hosts import ClusterViewSet, HostViewSet
+from console.api.views.hosts import CapacityViewSet, ClusterViewSet, HostViewSet
 from console.api.views.images import ImageViewSet
 from console.api.views.incidents import IncidentViewSet
 from console.api.views.jobs import JobViewSet
 from console.api.views.tenants import QuotaViewSet, TenantViewSet
 
 __all__ = [
+    "CapacityViewSet",
     "ClusterViewSet",
     "HostViewSet",
     "ImageViewSet",

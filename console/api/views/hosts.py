@@ -8,9 +8,15 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from console.api.permissions import IsAdmin
-from console.api.serializers import ClusterSerializer, HostSerializer, ReasonSerializer
+from console.api.serializers import (
+    CapacitySerializer,
+    ClusterSerializer,
+    HostSerializer,
+    ReasonSerializer,
+)
 from console.core.actions.hosts import do_cordon_host, do_drain_host, do_uncordon_host
 from console.core.models import Cluster, Host
+from console.core.usage import capacity
 from console.filtersets import ClusterFilterSet, HostFilterSet
 
 
@@ -25,6 +31,15 @@ class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
             host_count=Count("hosts", distinct=True),
             gpu_count=Count("hosts__gpus", distinct=True),
         ).order_by("name")
+
+
+class CapacityViewSet(viewsets.ViewSet):
+    """Total, out of service, in service, allocated, free and utilisation per
+    resource and per GPU model: the figures the dashboard and /metrics show."""
+
+    @extend_schema(responses=CapacitySerializer, summary="The cluster's capacity figures")
+    def list(self, request):
+        return Response(CapacitySerializer(capacity()).data)
 
 
 class HostViewSet(viewsets.ReadOnlyModelViewSet):

@@ -4,7 +4,7 @@ from console.core.models.faults import Incident
 from console.core.models.images import Image
 from console.core.models.inventory import Cluster, Gpu, GpuLink, Host, Nic, NicVf, NumaNode
 from console.core.models.jobs import Allocation, CoreClaim, Event, Job, NicVfClaim
-from console.core.models.preferences import UserPreference
+from console.core.models.preferences import SavedFilter, UserPreference
 from console.core.models.tenancy import Membership, Quota, Tenant
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "NicVfClaim",
     "NumaNode",
     "Quota",
+    "SavedFilter",
     "StartLatencyBucket",
     "Tenant",
     "UserPreference",
