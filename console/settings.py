@@ -337,6 +337,9 @@ COUPLER_MESSAGE_TTL_S = env_int("COUPLER_MESSAGE_TTL_S", 600)
 # Heartbeats: refused when older than this or from further in the future.
 COUPLER_HEARTBEAT_MAX_AGE_S = env_int("COUPLER_HEARTBEAT_MAX_AGE_S", 120)
 COUPLER_CLOCK_SKEW_S = env_int("COUPLER_CLOCK_SKEW_S", 30)
+# How long a heartbeat answer's check inputs (latency peers, firmware baseline) are
+# reused per host; 0 reads them on every heartbeat.
+COUPLER_CHECK_INPUTS_CACHE_S = env_int("COUPLER_CHECK_INPUTS_CACHE_S", 30)
 # The networks the cluster's hosts live in (CIDRs): agents' latency endpoints must be inside.
 COUPLER_AGENT_NETWORKS = env_str(
     "COUPLER_AGENT_NETWORKS",

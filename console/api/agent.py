@@ -86,7 +86,7 @@ class RegisterView(AgentView):
             # An inventory of the wrong shape: the registration's transaction rolled back.
             return Response({"inventory": [f"Malformed inventory: {exc}"]}, status=400)
         answer = ConsoleAnswer(host=host.name, state=host.state, queue=host.queue,
-                               **check_inputs_for_agent(host))
+                               **check_inputs_for_agent(host, fresh=True))
         return Response(encode(answer, registration.version))
 
 

@@ -16,6 +16,13 @@ from hostagent import runtime
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _check_inputs_read_every_time(settings):
+    """These tests change hosts between heartbeats and read the answer at once; the
+    per-host reuse of check inputs is tested on its own below."""
+    settings.COUPLER_CHECK_INPUTS_CACHE_S = 0
+
+
 @pytest.fixture
 def tokens(cluster):
     return {h.name: do_issue_agent_token(h, actor="test") for h in Host.objects.all()}
@@ -155,3 +162,33 @@ def test_two_agents_measure_each_other_end_to_end(api_client, tokens, tmp_path):
         for r in responders.values():
             r.stop.set()
         runtime.reset()
+
+
+def test_heartbeat_answers_reuse_check_inputs_for_a_while_registration_reads_anew(
+        api_client, tokens, settings):
+    settings.COUPLER_CHECK_INPUTS_CACHE_S = 30
+    names = sorted(tokens)
+    a, b = names[0], names[1]
+    _register(api_client, tokens, b, "127.0.0.1:7001")
+    first = _beat(api_client, tokens, a)
+    assert "127.0.0.1:7001" in first["peers"]
+    # b moves to another endpoint: a's next heartbeats still get the kept inputs …
+    _register(api_client, tokens, b, "127.0.0.1:7002")
+    assert _beat(api_client, tokens, a)["peers"] == first["peers"]
+    # … and a registration (an agent restart) reads them anew.
+    assert "127.0.0.1:7002" in _register(api_client, tokens, a, "")["peers"]
+    settings.COUPLER_CHECK_INPUTS_CACHE_S = 0
+    assert "127.0.0.1:7002" in _beat(api_client, tokens, a)["peers"]
+
+
+def test_kept_check_inputs_give_the_same_peers_as_reading_them(api_client, tokens, settings):
+    names = sorted(tokens)
+    for port, name in enumerate(names):
+        _register(api_client, tokens, name, f"127.0.0.1:{7100 + port}")
+    Host.objects.filter(name=names[1]).update(state=HostState.OFFLINE)
+    settings.COUPLER_CHECK_INPUTS_CACHE_S = 30
+    for name in names:
+        if name == names[1]:
+            continue
+        host = Host.objects.get(name=name)
+        assert _beat(api_client, tokens, name)["peers"] == latency_peers(host), name

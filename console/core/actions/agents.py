@@ -8,10 +8,12 @@ and opens an ``Incident`` with the evidence and the jobs and tenants it hits.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
@@ -500,10 +502,60 @@ def _hypervisor(host: Host, facts: dict) -> str:
     return Hypervisor.of_report(facts.get("hypervisor")) or host.hypervisor
 
 
-def check_inputs_for_agent(host: Host) -> dict:
+def check_inputs_for_agent(host: Host, *, fresh: bool = False) -> dict:
     """What registration and heartbeat answers carry for the agent's own check rounds:
-    the same ``peers`` and firmware ``baseline`` as ``run_host_checks`` sends."""
-    return {"peers": latency_peers(host), "baseline": firmware_baseline(host)}
+    the same ``peers`` and firmware ``baseline`` as ``run_host_checks`` sends.
+
+    Every heartbeat asks for them, and reading them from the database each time was
+    more than half of a quiet heartbeat's CPU at 1,000 hosts (``manage.py
+    bench_heartbeats``). So what they are made of — the cluster's advertised endpoints,
+    the board's baseline — is kept in the cache for ``COUPLER_CHECK_INPUTS_CACHE_S``
+    (``fresh``: read anew, as a registration does); a check round measuring against
+    peers up to that old loses nothing."""
+    ttl = 0 if fresh else settings.COUPLER_CHECK_INPUTS_CACHE_S
+    if not ttl:
+        return {"peers": latency_peers(host), "baseline": firmware_baseline(host)}
+    endpoints = _cached(f"coupler:latency-endpoints:{host.cluster_id}", ttl,
+                        lambda: _ready_endpoints(host.cluster_id))
+    board = (host.facts or {}).get("board_name") or ""
+    board_key = hashlib.sha256(board.encode()).hexdigest()[:16]  # board names have spaces
+    baseline = _cached(f"coupler:baseline:{board_key}", ttl,
+                       lambda: {"value": firmware_baseline(host)})["value"]
+    return {"peers": _peers_of(host, endpoints), "baseline": baseline}
+
+
+def _cached(key: str, ttl: int, compute):
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, ttl)
+    return value
+
+
+def _ready_endpoints(cluster_id: int) -> list[tuple[str, str, int, str]]:
+    """(group, name, id, endpoint) of the cluster's READY hosts that advertise an echo
+    responder, by name."""
+    rows = (Host.objects.filter(cluster_id=cluster_id, state=HostState.READY,
+                                facts__has_key="latency_endpoint")
+            .order_by("name").values_list("group", "name", "pk", "facts__latency_endpoint"))
+    return [(group, name, pk, endpoint) for group, name, pk, endpoint in rows]
+
+
+def _peers_of(host: Host, endpoints: list[tuple[str, str, int, str]],
+              limit: int = LATENCY_PEERS) -> list[str]:
+    """``latency_peers`` over the cluster's endpoints read once: same rack first, then by
+    name, never the host itself, each endpoint once."""
+    peers: list[str] = []
+    for same_rack in (True, False):
+        for group, _name, pk, endpoint in endpoints:
+            if pk == host.pk or (group == host.group) != same_rack:
+                continue
+            endpoint = clean_latency_endpoint(endpoint)
+            if endpoint and endpoint not in peers:
+                peers.append(endpoint)
+                if len(peers) >= limit:
+                    return peers
+    return peers
 
 
 def _job_id_of(domain: str) -> int | None:
