@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from hostagent.domain_xml import format_cpulist
+from coupler_common.cpulist import format_cpulist
 from hostagent.protocol import CgroupSettings, IoLimit, ProvisionSpec, validate_domain_name
 
 __all__ = [
