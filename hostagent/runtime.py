@@ -17,6 +17,7 @@ import logging
 import os
 from typing import Any
 
+from coupler_common.naming import host_queue
 from hostagent import cgroups
 from hostagent import libvirt_driver as lv
 from hostagent.actions import (
@@ -115,7 +116,7 @@ def main(args: Any = None) -> int:
     loop.start()
     from hostagent.agent_tasks import app
 
-    queues = ",".join(f"host.{h.name}" for h in config.hosts)
+    queues = ",".join(host_queue(h.name) for h in config.hosts)
     # Hosts do not wait for each other: a thread per host (up to 8; every action
     # on one host holds that host's lock, so one host's commands stay in order).
     threads = int(os.environ.get("COUPLER_AGENT_THREADS") or min(len(config.hosts), 8))

@@ -29,6 +29,7 @@ from console.core.choices import (
     TeardownOutcome,
 )
 from console.core.models import CheckResult, Event, FirmwareBaseline, Gpu, Host, Incident, Job
+from coupler_common.naming import job_id_of_domain
 from hostagent import sim
 from hostagent.protocol import CheckResult as CheckMessage
 from hostagent.protocol import Heartbeat, SpecError, XidEvent
@@ -433,7 +434,7 @@ def do_agent_heartbeat(host: Host, body: dict) -> dict:
     for name, (succeeded, why) in _domain_ends(body).items():
         job = Job.objects.filter(
             state=JobState.RUNNING, allocations__host=host,
-            pk=_job_id_of(name) or 0,
+            pk=job_id_of_domain(name) or 0,
         ).first()
         if job is None:
             continue
@@ -501,13 +502,6 @@ def check_inputs_for_agent(host: Host) -> dict:
     """What registration and heartbeat answers carry for the agent's own check rounds:
     the same ``peers`` and firmware ``baseline`` as ``run_host_checks`` sends."""
     return {"peers": latency_peers(host), "baseline": firmware_baseline(host)}
-
-
-def _job_id_of(domain: str) -> int | None:
-    prefix = "coupler-job-"
-    if domain.startswith(prefix) and domain[len(prefix):].isdigit():
-        return int(domain[len(prefix):])
-    return None
 
 
 def do_mark_host_offline(host: Host, *, reason: str, actor: str = "watchdog") -> list[int]:

@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from console.core.choices import GpuHealth, GpuMode, HostState
+from coupler_common import naming
 
 
 class Cluster(models.Model):
@@ -61,7 +62,7 @@ class Host(models.Model):
 
     @property
     def queue(self) -> str:
-        return f"host.{self.name}"
+        return naming.host_queue(self.name)
 
     def set_agent_token(self, token: str | None = None) -> str:
         token = token or secrets.token_urlsafe(32)

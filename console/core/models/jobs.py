@@ -5,6 +5,7 @@ from django.db.models import Q
 
 from console.core.choices import JOB_STATE_COLOURS, JobState, TeardownOutcome
 from console.core.models.scoping import TenantScopedQuerySet
+from coupler_common import naming
 
 
 class JobQuerySet(TenantScopedQuerySet):
@@ -134,7 +135,7 @@ class Job(models.Model):
     @property
     def domain_name(self) -> str:
         """The libvirt domain's name: never the user's text, so nothing to inject."""
-        return f"coupler-job-{self.pk}"
+        return naming.domain_name(self.pk)
 
     def total_usage(self) -> dict[str, int]:
         """Resources the whole job holds when placed (per quota resource key)."""
