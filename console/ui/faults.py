@@ -2,11 +2,8 @@
 recommended action → affected jobs and tenants, the guided
 CUDA_ERROR_LAUNCH_FAILED runbook (CHECKS.md §4), and resolve/release."""
 
-import csv
 import re
-from functools import lru_cache
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -18,19 +15,9 @@ from console.core.models import Allocation, CheckResult, GpuLink, Incident, Job
 from console.filtersets import IncidentFilterSet
 from console.ui.access import get_incident_for_user, staff_required
 from console.ui.forms import ResolveIncidentForm
+from hostagent.xid import load_catalog
 
-XID_CATALOG = settings.BASE_DIR / "hostagent" / "data" / "xid_catalog.csv"
 KERNEL_NOISE = re.compile(r"kvm|AER|pcieport|Xid|NVRM", re.IGNORECASE)
-
-
-@lru_cache(maxsize=1)
-def xid_catalog() -> dict[int, dict]:
-    """The shared Xid catalog (data file shipped with the host agent)."""
-    if not XID_CATALOG.exists():
-        return {}
-    with XID_CATALOG.open(newline="") as handle:
-        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
-        return {int(r["xid"]): r for r in rows if (r.get("xid") or "").isdigit()}
 
 
 def open_hardware_faults(gpu_ids) -> dict[int, Incident]:
@@ -124,7 +111,7 @@ def _runbook_steps(incident: Incident) -> list[dict]:
 @login_required
 def incident_detail(request, pk):
     incident = get_incident_for_user(request.user, pk)
-    catalog = xid_catalog().get(incident.xid) if incident.xid is not None else None
+    catalog = load_catalog().get(incident.xid) if incident.xid is not None else None
     jobs = Job.objects.for_user(request.user).filter(incidents=incident).select_related("tenant")
     tenants = incident.tenants.all()
     if not request.user.is_staff:

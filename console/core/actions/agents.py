@@ -34,14 +34,10 @@ from hostagent import sim
 from hostagent.protocol import CheckResult as CheckMessage
 from hostagent.protocol import Heartbeat, SpecError, XidEvent
 from hostagent.sim import roots as sim_roots
+from hostagent.xid import HARDWARE_XIDS, LAUNCH_FAILED_XIDS
 
 log = logging.getLogger(__name__)
 
-# Xids whose evidence the CUDA_ERROR_LAUNCH_FAILED runbook (CHECKS.md §4) walks through.
-LAUNCH_FAILED_XIDS = frozenset({13, 31, 43, 48, 63, 64, 74, 79, 94, 95})
-# Hardware-class Xids that take a GPU out of service even if the agent's catalog
-# does not say "cordon".
-FATAL_XIDS = frozenset({48, 63, 64, 74, 79, 92, 94, 95, 119, 120})
 
 
 def do_issue_agent_token(host: Host, *, actor: str) -> str:
@@ -315,7 +311,7 @@ def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
     raw = event.line.strip()
     if Incident.objects.filter(host=host, raw_lines=raw, xid=event.xid).exists():
         return None  # the same line reported again (agent retried a heartbeat)
-    fatal = event.cordon or event.fault == FaultKind.HARDWARE or (event.xid in FATAL_XIDS)
+    fatal = event.cordon or event.fault == FaultKind.HARDWARE or (event.xid in HARDWARE_XIDS)
     fault = event.fault if event.fault in FaultKind.values else FaultKind.UNKNOWN
     if fatal and fault == FaultKind.UNKNOWN:
         fault = FaultKind.HARDWARE
