@@ -14,8 +14,8 @@ What a host offers:
   the cores claimed by allocations (``CoreClaim``);
 - free memory of a NUMA node is its 1 GiB hugepages (VM memory is backed by
   them) or, on a node without hugepages, its memory, minus what allocations
-  hold there: ``Allocation.memory_by_numa`` exactly as planned (a row written
-  before that field existed is split evenly over its nodes).
+  hold there: ``Allocation.memory_by_numa`` exactly as planned (migration 0007
+  gave rows written before that field existed the split they were read with).
 """
 
 from __future__ import annotations
@@ -73,24 +73,23 @@ class SnapshotContext:
     pending: Mapping[int, tuple[str, str, dict]] = field(default_factory=dict)
 
 
-def split_memory(total: int, nodes: list[int]) -> dict[int, int]:
-    """Memory of one allocation per NUMA node: evenly, the remainder on the first nodes."""
-    if not nodes:
-        return {}
-    share, rest = divmod(total, len(nodes))
-    return {node: share + (1 if i < rest else 0) for i, node in enumerate(sorted(nodes))}
-
-
 def memory_by_numa(memory_gib: int, nodes: list[int] | None,
                    by_numa: list | None) -> dict[int, int]:
-    """Node → GiB of one allocation row: the split stored at commit, or (rows from
-    before it was stored) an even split over the row's nodes."""
+    """Node → GiB of one allocation row, as stored at commit (``[[node, GiB], …]``).
+    Nothing is inferred: a row on one node has all its memory there, and a row on
+    several nodes always carries its split (planning writes it; migration 0007 gave
+    it to older rows)."""
     if by_numa:
         out: dict[int, int] = defaultdict(int)
         for node, gib in by_numa:
             out[int(node)] += int(gib)
         return dict(out)
-    return split_memory(memory_gib, list(nodes or [0]))
+    if not memory_gib:
+        return {}
+    distinct = sorted(set(nodes or [0]))
+    if len(distinct) == 1:
+        return {distinct[0]: memory_gib}
+    raise ValueError(f"{memory_gib} GiB on NUMA nodes {distinct} without the split stored")
 
 
 def failing_critical_checks() -> dict[int, list[str]]:
@@ -436,5 +435,4 @@ __all__ = [
     "job_request",
     "memory_by_numa",
     "numa_errors",
-    "split_memory",
 ]

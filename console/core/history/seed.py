@@ -373,7 +373,7 @@ def _start_running_jobs(history: _History, gpus: list[Gpu], first_id: int) -> in
     for job_id, gpu, cores, submitted, running in plans:
         allocations.append(Allocation(job_id=job_id, host_id=gpu.host_id, gpu=None, milli=1000,
                                       cpus=cores, numa_nodes=[gpu.numa_node or 0],
-                                      memory_gib=32))
+                                      memory_gib=32, memory_by_numa=[[gpu.numa_node or 0, 32]]))
         allocations.append(Allocation(job_id=job_id, host_id=gpu.host_id, gpu=gpu, milli=1000))
         for before, after, at in (("", JobState.QUEUED, submitted),
                                   (JobState.QUEUED, JobState.SCHEDULED, submitted),
