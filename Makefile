@@ -73,7 +73,7 @@ demo: venv
 # catalogue; `make test` fails while a string has no zh-Hans translation.
 messages: export DJANGO_SETTINGS_MODULE := console.settings_dev
 messages: venv
-	$(PY) manage.py makemessages -l zh_Hans --no-location -i '.venv/*' -i 'var/*' -i 'staticfiles/*' -i 'tests/*' -i 'hostagent/*' -i 'scheduler/*'
+	$(PY) manage.py makemessages -l zh_Hans --no-location -i '.venv/*' -i 'var/*' -i 'staticfiles/*' -i 'tests/*' -i 'hostagent/*' -i 'scheduler/*' -i 'coupler_common/*'
 	$(PY) manage.py compilemessages -l zh_Hans -i .venv
 
 # The production processes on this machine (gunicorn + WhiteNoise, orchestrator,

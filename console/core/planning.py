@@ -26,7 +26,7 @@ from django.utils import timezone
 
 import scheduler
 from console.core import enqueue
-from console.core.choices import GpuHealth, HostState, JobState, TeardownOutcome
+from console.core.choices import GpuHealth, HostState, JobState, PendingCode, TeardownOutcome
 from console.core.models import Allocation, CoreClaim, Gpu, Host, Job, NicVf, NicVfClaim
 from console.core.snapshot import SnapshotContext, build_snapshot_context
 from console.core.transitions import transition_job, transition_jobs
@@ -324,7 +324,7 @@ def commit_plan(plan: scheduler.Plan, context: SnapshotContext) -> CycleReport:
     report.pending = _record_pending(plan, context)
     for job_id in report.conflicts:
         Job.objects.filter(pk=job_id, state=JobState.QUEUED).update(
-            pending_code="placement_conflict",
+            pending_code=PendingCode.PLACEMENT_CONFLICT,
             pending_reason="Another scheduling cycle took the capacity first; retrying.",
             pending_data={},
         )

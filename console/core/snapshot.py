@@ -35,6 +35,7 @@ from console.core.choices import (
     GpuMode,
     HostState,
     JobState,
+    PendingCode,
     Risk,
     TeardownOutcome,
 )
@@ -251,7 +252,7 @@ def numa_errors(job: Job) -> dict[str, list[str]]:
     if not hosts:
         return {}
     reason = admissible(request, sm.TenantState(name="submit"), hosts)
-    if reason is None or reason.code != "larger_than_any_host":
+    if reason is None or reason.code != PendingCode.LARGER_THAN_ANY_HOST:
         return {}
     field = "vcpus_per_host"
     if request.needs_nic_vfs:

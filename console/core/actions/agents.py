@@ -23,6 +23,7 @@ from console.core.actions.workflow import do_begin_teardown
 from console.core.agent_input import latency_endpoint_allowed
 from console.core.choices import (
     ACTIVE_JOB_STATES,
+    EventKind,
     FaultKind,
     HostState,
     JobState,
@@ -46,7 +47,7 @@ def do_issue_agent_token(host: Host, *, actor: str) -> str:
         host = Host.objects.select_for_update().get(pk=host.pk)
         token = host.set_agent_token()
         host.save(update_fields=["agent_token_hash"])
-        Event.objects.create(host=host, kind="agent_token", actor=actor,
+        Event.objects.create(host=host, kind=EventKind.AGENT_TOKEN, actor=actor,
                              reason="agent token issued")
     return token
 
@@ -76,7 +77,7 @@ def _mark_online(host: Host, now: datetime) -> None:
             reason = ""
         host.facts = facts
         fields.update(state=before, state_reason=reason[:500], facts=facts)
-        Event.objects.create(host=host, kind="online", from_state=HostState.OFFLINE,
+        Event.objects.create(host=host, kind=EventKind.ONLINE, from_state=HostState.OFFLINE,
                              to_state=before, actor=f"agent:{host.name}",
                              reason=("heartbeats resumed" if before == HostState.READY
                                      else f"heartbeats resumed; {before} again: {reason}")
@@ -152,7 +153,7 @@ def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
         Host.objects.filter(pk=host.pk).update(facts=facts)
         host.facts = facts
         _mark_online(host, timezone.now())
-        Event.objects.create(host=host, kind="agent_register", actor=f"agent:{host.name}",
+        Event.objects.create(host=host, kind=EventKind.AGENT_REGISTER, actor=f"agent:{host.name}",
                              reason=f"agent {agent_version or '?'} registered")
     host.refresh_from_db()
     return host
@@ -179,7 +180,7 @@ def _record_checks(host: Host, checks: list[dict], now: datetime) -> bool:
         )
         if msg.risk == "critical" and (previous is None or previous.status != msg.status):
             changed = True
-            Event.objects.create(host=host, kind="check", actor=f"agent:{host.name}",
+            Event.objects.create(host=host, kind=EventKind.CHECK, actor=f"agent:{host.name}",
                                  reason=f"{msg.id}: {msg.status}", data={"check": msg.id})
     return changed
 
@@ -225,7 +226,7 @@ def host_check_inputs(host: Host) -> dict:
 
 def do_request_host_checks(host: Host, *, actor: str) -> Event:
     """Audit an admin's request to re-run the host's checks (the task is sent on commit)."""
-    return Event.objects.create(host=host, kind="checks_requested", actor=actor,
+    return Event.objects.create(host=host, kind=EventKind.CHECKS_REQUESTED, actor=actor,
                                 reason=f"checks re-run requested by {actor}")
 
 
@@ -239,7 +240,7 @@ def do_record_host_checks(host_id: int, payload: dict, *, requested_by: str = ""
     actor = f"agent:{host.name}"
     with transaction.atomic():
         if not payload.get("ok") or not checks:
-            Event.objects.create(host=host, kind="checks_result", actor=actor,
+            Event.objects.create(host=host, kind=EventKind.CHECKS_RESULT, actor=actor,
                                  reason=f"checks re-run failed: {payload.get('error') or 'no results'}"
                                  [:1000], data={"requested_by": requested_by})
             return False
@@ -250,7 +251,7 @@ def do_record_host_checks(host_id: int, payload: dict, *, requested_by: str = ""
         reason = (f"checks re-run: {counts['pass']} pass, {counts['fail']} fail, "
                   f"{counts['unknown']} unknown" + (f"; failing: {', '.join(failing)}"
                                                     if failing else ""))
-        Event.objects.create(host=host, kind="checks_result", actor=actor, reason=reason[:1000],
+        Event.objects.create(host=host, kind=EventKind.CHECKS_RESULT, actor=actor, reason=reason[:1000],
                              data={"requested_by": requested_by, "counts": counts,
                                    "failing": failing})
         if changed:
@@ -507,7 +508,7 @@ def do_mark_host_offline(host: Host, *, reason: str, actor: str = "watchdog") ->
         host = Host.objects.select_for_update().get(pk=host.pk)
         if host.state == HostState.OFFLINE:
             return []
-        Event.objects.create(host=host, kind="offline", from_state=host.state,
+        Event.objects.create(host=host, kind=EventKind.OFFLINE, from_state=host.state,
                              to_state=HostState.OFFLINE, actor=actor, reason=reason[:1000])
         facts = dict(host.facts or {})
         facts[STATE_BEFORE_OFFLINE] = host.state

@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from console.core import enqueue
+from console.core.choices import EventKind
 from console.core.models import (
     Cluster,
     Event,
@@ -127,7 +128,7 @@ def _sync_gpus(host: Host, gpus: list[dict], *, actor: str) -> None:
             Gpu.objects.filter(pk=row.pk).update(**values(gpu))
             if row.index != int(gpu["index"]) or row.uuid != gpu["uuid"]:
                 Event.objects.create(
-                    host=host, kind="gpu_renumbered", actor=actor,
+                    host=host, kind=EventKind.GPU_RENUMBERED, actor=actor,
                     reason=(f"GPU {row.uuid} ({row.pci_address}) was GPU{row.index}, "
                             f"is GPU{gpu['index']} ({gpu['uuid']}, "
                             f"{gpu['pci_address'].lower()})")[:1000],
@@ -150,7 +151,7 @@ def _sync_gpus(host: Host, gpus: list[dict], *, actor: str) -> None:
         if row.health != "failed":
             fields["health"] = "failed"
             Event.objects.create(
-                host=host, kind="gpu_missing", actor=actor,
+                host=host, kind=EventKind.GPU_MISSING, actor=actor,
                 reason=(f"GPU{row.index} {row.uuid} ({row.pci_address}) is missing from "
                         f"the inventory" + (f"; now listed as GPU{index}"
                                             if index != row.index else ""))[:1000],
@@ -220,7 +221,7 @@ def do_register_host(
         )
         Event.objects.create(
             host=host,
-            kind="registered" if created else "inventory",
+            kind=EventKind.REGISTERED if created else EventKind.INVENTORY,
             reason=f"{len(gpus)} GPUs, {len(inventory.get('nics') or [])} NICs",
             actor=actor,
         )

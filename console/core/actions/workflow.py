@@ -27,7 +27,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from console.core import enqueue
-from console.core.choices import HostState, JobState, TeardownOutcome
+from console.core.choices import EventKind, HostState, JobState, PendingCode, TeardownOutcome
 from console.core.models import Allocation, Event, Host, Image, Job, NicVfClaim, NumaNode
 from console.core.planning import release_allocations
 from console.core.snapshot import memory_by_numa
@@ -295,11 +295,11 @@ def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: st
     """One member's VM runs. Returns True when this report made the job RUNNING."""
     with transaction.atomic():
         job, host = _first_report(job_id, host_name, attempt, state=JobState.PROVISIONING,
-                                  kind="member_up", since_field="provisioning_at")
+                                  kind=EventKind.MEMBER_UP, since_field="provisioning_at")
         if job is None:
             return False
         Event.objects.create(
-            job=job, host=host, kind="member_up", actor=f"agent:{host_name}",
+            job=job, host=host, kind=EventKind.MEMBER_UP, actor=f"agent:{host_name}",
             reason=f"domain {domain or job.domain_name} {state or 'running'} on {host_name}",
             # evidence: the VM's isolation as the host read it back (hostagent.isolation)
             data={"attempt": attempt, "domain": domain, "state": state,
@@ -332,7 +332,7 @@ def do_record_member_failed(job_id: int, host_name: str, attempt: int, *, error:
         if not _holds(host, job):
             return False
         Event.objects.create(
-            job=job, host=host, kind="member_failed", actor=f"agent:{host_name}",
+            job=job, host=host, kind=EventKind.MEMBER_FAILED, actor=f"agent:{host_name}",
             reason=f"{host_name}: {error}"[:1000], data={"attempt": attempt, "error": error[:2000]},
         )
         spent = job.attempts >= max_attempts()
@@ -402,7 +402,7 @@ def teardown_commands(job_id: int) -> list[MemberCommand]:
                 continue
             if host.state == HostState.OFFLINE:
                 Event.objects.create(
-                    job=job, host=host, kind="member_down", actor=ACTOR,
+                    job=job, host=host, kind=EventKind.MEMBER_DOWN, actor=ACTOR,
                     reason=f"{host.name} is offline: its domain is removed when it returns",
                     data={"attempt": job.generation, "offline": True},
                 )
@@ -416,11 +416,11 @@ def do_record_member_down(job_id: int, host_name: str, attempt: int) -> bool:
     """One member is clean. Returns True when this report finished the teardown."""
     with transaction.atomic():
         job, host = _first_report(job_id, host_name, attempt, state=JobState.TEARDOWN,
-                                  kind="member_down", since_field="teardown_at")
+                                  kind=EventKind.MEMBER_DOWN, since_field="teardown_at")
         if job is None:
             return False
         Event.objects.create(
-            job=job, host=host, kind="member_down", actor=f"agent:{host_name}",
+            job=job, host=host, kind=EventKind.MEMBER_DOWN, actor=f"agent:{host_name}",
             reason=f"domain {job.domain_name} removed from {host_name}",
             data={"attempt": attempt},
         )
@@ -441,7 +441,7 @@ def do_finish_teardown_if_clean(job_id: int) -> bool:
 
 def _last_teardown_reason(job: Job) -> str:
     event = (
-        Event.objects.filter(job=job, kind="transition", to_state=JobState.TEARDOWN)
+        Event.objects.filter(job=job, kind=EventKind.TRANSITION, to_state=JobState.TEARDOWN)
         .order_by("-created_at", "-id").first()
     )
     return event.reason if event else ""
@@ -457,7 +457,7 @@ def _finish_teardown(job: Job) -> bool:
             job.pk, JobState.QUEUED, from_states=[JobState.TEARDOWN],
             reason=f"requeued for retry ({note})", actor=ACTOR,
             not_before=not_before, teardown_outcome="",
-            pending_code="retry_backoff",
+            pending_code=PendingCode.RETRY_BACKOFF,
             pending_reason=f"Start failed ({job.failure_reason[:200]}); retrying after "
             f"{not_before.isoformat(timespec='seconds')} (attempt {job.attempts + 1} of "
             f"{max_attempts()}).",
@@ -472,7 +472,7 @@ def _finish_teardown(job: Job) -> bool:
                 job.pk, JobState.QUEUED, from_states=[JobState.PREEMPTED],
                 reason="requeued after preemption", actor=ACTOR, teardown_outcome="",
                 not_before=None, attempts=0,
-                pending_code="preempted",
+                pending_code=PendingCode.PREEMPTED,
                 pending_reason=f"Requeued after preemption: {why}",
                 pending_data={"preempted_at": timezone.now().isoformat()},
             )

@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from console.core import counters
-from console.core.choices import GpuHealth, HostState, JobState
+from console.core.choices import EventKind, GpuHealth, HostState, JobState, PendingCode
 from console.core.models import (
     Allocation,
     CoreClaim,
@@ -250,7 +250,7 @@ class _History:
             pending_reason = pending_code = failure = ""
             wait = timedelta(seconds=rng.expovariate(1 / 40))
             if state == JobState.QUEUED:
-                pending_code = "over_limit"
+                pending_code = PendingCode.OVER_LIMIT
                 pending_reason = "Waiting for capacity: no host has the GPUs free."
             elif state == JobState.CANCELLED and rng.random() < 0.6:
                 finished = submitted + wait
@@ -283,7 +283,7 @@ class _History:
             stamps = [submitted, scheduled, provisioning, running, teardown, finished]
             moments = [s for s in stamps if s is not None]
             for (before, after, reason), at in zip(path, moments, strict=False):
-                events.append((job_id, "transition", before, after, reason, "seed_history",
+                events.append((job_id, EventKind.TRANSITION, before, after, reason, "seed_history",
                                at))
             updated = moments[-1]
             yield (
@@ -379,7 +379,7 @@ def _start_running_jobs(history: _History, gpus: list[Gpu], first_id: int) -> in
                                   (JobState.QUEUED, JobState.SCHEDULED, submitted),
                                   (JobState.SCHEDULED, JobState.PROVISIONING, submitted),
                                   (JobState.PROVISIONING, JobState.RUNNING, running)):
-            events.append((job_id, "transition", before, after, "", "seed_history", at))
+            events.append((job_id, EventKind.TRANSITION, before, after, "", "seed_history", at))
     Allocation.objects.bulk_create(allocations, batch_size=1000)
     cpu_rows = {a.job_id: a for a in allocations if a.gpu is None}
     CoreClaim.objects.bulk_create(

@@ -3,7 +3,13 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from console.core.choices import JOB_STATE_COLOURS, JobState, TeardownOutcome
+from console.core.choices import (
+    JOB_STATE_COLOURS,
+    EventKind,
+    JobState,
+    PendingCode,
+    TeardownOutcome,
+)
 from console.core.models.scoping import TenantScopedQuerySet
 from coupler_common import naming
 
@@ -56,7 +62,7 @@ class Job(models.Model):
         max_length=16, choices=TeardownOutcome.choices, blank=True
     )
     pending_reason = models.CharField(max_length=1000, blank=True)
-    pending_code = models.CharField(max_length=64, blank=True)
+    pending_code = models.CharField(max_length=64, blank=True, choices=PendingCode.choices)
     pending_data = models.JSONField(default=dict, blank=True)
     failure_reason = models.CharField(max_length=1000, blank=True)
     attempts = models.PositiveIntegerField(
@@ -237,7 +243,8 @@ class Event(models.Model):
                             related_name="events")
     host = models.ForeignKey("core.Host", on_delete=models.CASCADE, null=True, blank=True,
                              related_name="events")
-    kind = models.CharField(max_length=32, default="transition")
+    kind = models.CharField(max_length=32, choices=EventKind.choices,
+                            default=EventKind.TRANSITION)
     from_state = models.CharField(max_length=16, blank=True)
     to_state = models.CharField(max_length=16, blank=True)
     reason = models.CharField(max_length=1000, blank=True)
