@@ -294,7 +294,7 @@ def _record_pending(plan: scheduler.Plan, context: SnapshotContext) -> int:
         count += 1
     for job_id, not_before in context.backoff.items():
         _write_pending(
-            job_id, "retry_backoff",
+            job_id, PendingCode.RETRY_BACKOFF,
             f"Waiting before retry: the last start failed; next try after "
             f"{not_before.isoformat(timespec='seconds')}.",
             {"not_before": not_before.isoformat()}, context)

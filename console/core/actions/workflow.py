@@ -209,7 +209,7 @@ def do_start_provisioning(job_id: int) -> list[MemberCommand]:
             job.refresh_from_db()
         elif job.state != JobState.PROVISIONING:
             return []
-        up = _reported(job, "member_up", job.provisioning_at)
+        up = _reported(job, EventKind.MEMBER_UP, job.provisioning_at)
         commands = []
         for host in _job_hosts(job_id):
             if host.pk in up:
@@ -306,7 +306,7 @@ def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: st
                   **({"evidence": evidence} if evidence else {})},
         )
         members = {h.pk for h in _job_hosts(job_id)}
-        if not members <= _reported(job, "member_up", job.provisioning_at):
+        if not members <= _reported(job, EventKind.MEMBER_UP, job.provisioning_at):
             return False
         latency = (timezone.now() - job.submitted_at).total_seconds()
         moved = transition_job(
@@ -395,7 +395,7 @@ def teardown_commands(job_id: int) -> list[MemberCommand]:
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.state != JobState.TEARDOWN:
             return []
-        down = _reported(job, "member_down", job.teardown_at)
+        down = _reported(job, EventKind.MEMBER_DOWN, job.teardown_at)
         commands = []
         for host in _job_hosts(job_id):
             if host.pk in down:
@@ -434,7 +434,7 @@ def do_finish_teardown_if_clean(job_id: int) -> bool:
         if job is None or job.state != JobState.TEARDOWN:
             return False
         members = {h.pk for h in _job_hosts(job_id)}
-        if not members <= _reported(job, "member_down", job.teardown_at):
+        if not members <= _reported(job, EventKind.MEMBER_DOWN, job.teardown_at):
             return False
         return _finish_teardown(job)
 
