@@ -160,6 +160,15 @@ class IncidentState(models.TextChoices):
     RESOLVED = "resolved", _("Resolved")
 
 
+class MemberStatus(models.TextChoices):
+    """Where one member (one host) of a job stands in the job's current generation."""
+
+    PENDING = "pending", _("Pending")
+    UP = "up", _("Up")
+    FAILED = "failed", _("Failed")
+    DOWN = "down", _("Down")
+
+
 class EventKind(models.TextChoices):
     """What an ``Event`` records."""
 

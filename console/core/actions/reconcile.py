@@ -31,6 +31,7 @@ from console.core.choices import (
     HostState,
     IncidentState,
     JobState,
+    MemberStatus,
     TeardownOutcome,
 )
 from console.core.models import Allocation, Event, Gpu, Host, Incident, Job
@@ -136,10 +137,7 @@ def _give_up_start(job: Job, state: str, resends: int) -> None:
 def _give_up_teardown(job: Job, resends: int) -> None:
     """A host that cannot clean up: an Incident on it, and no new work lands there.
     The job stays in TEARDOWN holding its resources (its VM may still run)."""
-    down = {
-        e.host_id for e in Event.objects.filter(job=job, kind=EventKind.MEMBER_DOWN, host__isnull=False)
-        if job.teardown_at is None or e.created_at >= job.teardown_at
-    }
+    down = job.member_hosts(MemberStatus.DOWN)
     hosts = list(
         Host.objects.filter(allocations__job=job).exclude(pk__in=down).distinct().order_by("name")
     )

@@ -27,8 +27,24 @@ from django.db.models import F
 from django.utils import timezone
 
 from console.core import enqueue
-from console.core.choices import EventKind, HostState, JobState, PendingCode, TeardownOutcome
-from console.core.models import Allocation, Event, Host, Image, Job, NicVfClaim, NumaNode
+from console.core.choices import (
+    EventKind,
+    HostState,
+    JobState,
+    MemberStatus,
+    PendingCode,
+    TeardownOutcome,
+)
+from console.core.models import (
+    Allocation,
+    Event,
+    Host,
+    Image,
+    Job,
+    JobMember,
+    NicVfClaim,
+    NumaNode,
+)
 from console.core.planning import release_allocations
 from console.core.snapshot import memory_by_numa
 from console.core.transitions import transition_job, transition_jobs
@@ -172,14 +188,8 @@ def _job_hosts(job_id: int) -> list[Host]:
     return list(Host.objects.filter(pk__in=host_ids).order_by("name"))
 
 
-def _reported(job: Job, kind: str, since) -> set[int]:
-    events = Event.objects.filter(job=job, kind=kind, host__isnull=False).order_by()
-    if since is not None:
-        events = events.filter(created_at__gte=since)
-    return {
-        host_id for host_id, data in events.values_list("host_id", "data")
-        if int((data or {}).get("attempt", -1)) == job.generation
-    }
+def _mark_member(job: Job, host: Host, status: str, generation: int) -> None:
+    JobMember.objects.filter(job=job, host=host).update(status=status, generation=generation)
 
 
 # --- provisioning ---------------------------------------------------------------------
@@ -209,7 +219,7 @@ def do_start_provisioning(job_id: int) -> list[MemberCommand]:
             job.refresh_from_db()
         elif job.state != JobState.PROVISIONING:
             return []
-        up = _reported(job, EventKind.MEMBER_UP, job.provisioning_at)
+        up = job.member_hosts(MemberStatus.UP)
         commands = []
         for host in _job_hosts(job_id):
             if host.pk in up:
@@ -263,9 +273,9 @@ def do_start_provisioning_many(job_ids: list[int]) -> list[MemberCommand]:
     return commands
 
 
-def _first_report(job_id: int, host_name: str, attempt: int, *, state: str, kind: str,
-                  since_field: str) -> tuple[Job | None, Host | None]:
-    """Lock the job and return it with the host when this is the first ``kind``
+def _first_report(job_id: int, host_name: str, attempt: int, *, state: str,
+                  status: str) -> tuple[Job | None, Host | None]:
+    """Lock the job and return it with the host when this is the first ``status``
     report of the current generation from that host, in ``state``; else (None, None)
     (a stale, late or repeated answer changes nothing)."""
     job = Job.objects.select_for_update().filter(pk=job_id).first()
@@ -274,7 +284,7 @@ def _first_report(job_id: int, host_name: str, attempt: int, *, state: str, kind
         return None, None
     if not _holds(host, job):
         return None, None
-    if host.pk in _reported(job, kind, getattr(job, since_field)):
+    if host.pk in job.member_hosts(status):
         return None, None
     return job, host
 
@@ -295,7 +305,7 @@ def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: st
     """One member's VM runs. Returns True when this report made the job RUNNING."""
     with transaction.atomic():
         job, host = _first_report(job_id, host_name, attempt, state=JobState.PROVISIONING,
-                                  kind=EventKind.MEMBER_UP, since_field="provisioning_at")
+                                  status=MemberStatus.UP)
         if job is None:
             return False
         Event.objects.create(
@@ -306,7 +316,8 @@ def do_record_member_up(job_id: int, host_name: str, attempt: int, *, domain: st
                   **({"evidence": evidence} if evidence else {})},
         )
         members = {h.pk for h in _job_hosts(job_id)}
-        if not members <= _reported(job, EventKind.MEMBER_UP, job.provisioning_at):
+        _mark_member(job, host, MemberStatus.UP, attempt)
+        if not members <= job.member_hosts(MemberStatus.UP):
             return False
         latency = (timezone.now() - job.submitted_at).total_seconds()
         moved = transition_job(
@@ -335,6 +346,7 @@ def do_record_member_failed(job_id: int, host_name: str, attempt: int, *, error:
             job=job, host=host, kind=EventKind.MEMBER_FAILED, actor=f"agent:{host_name}",
             reason=f"{host_name}: {error}"[:1000], data={"attempt": attempt, "error": error[:2000]},
         )
+        _mark_member(job, host, MemberStatus.FAILED, attempt)
         spent = job.attempts >= max_attempts()
         outcome = TeardownOutcome.FAILED if spent else TeardownOutcome.RETRY
         reason = f"provisioning failed on {host_name}: {error}"
@@ -395,7 +407,7 @@ def teardown_commands(job_id: int) -> list[MemberCommand]:
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.state != JobState.TEARDOWN:
             return []
-        down = _reported(job, EventKind.MEMBER_DOWN, job.teardown_at)
+        down = job.member_hosts(MemberStatus.DOWN)
         commands = []
         for host in _job_hosts(job_id):
             if host.pk in down:
@@ -406,6 +418,7 @@ def teardown_commands(job_id: int) -> list[MemberCommand]:
                     reason=f"{host.name} is offline: its domain is removed when it returns",
                     data={"attempt": job.generation, "offline": True},
                 )
+                _mark_member(job, host, MemberStatus.DOWN, job.generation)
                 continue
             commands.append(MemberCommand(host=host.name, job_id=job_id, attempt=job.generation,
                                           domain=job.domain_name))
@@ -416,7 +429,7 @@ def do_record_member_down(job_id: int, host_name: str, attempt: int) -> bool:
     """One member is clean. Returns True when this report finished the teardown."""
     with transaction.atomic():
         job, host = _first_report(job_id, host_name, attempt, state=JobState.TEARDOWN,
-                                  kind=EventKind.MEMBER_DOWN, since_field="teardown_at")
+                                  status=MemberStatus.DOWN)
         if job is None:
             return False
         Event.objects.create(
@@ -424,6 +437,7 @@ def do_record_member_down(job_id: int, host_name: str, attempt: int) -> bool:
             reason=f"domain {job.domain_name} removed from {host_name}",
             data={"attempt": attempt},
         )
+        _mark_member(job, host, MemberStatus.DOWN, attempt)
     return do_finish_teardown_if_clean(job_id)
 
 
@@ -434,7 +448,7 @@ def do_finish_teardown_if_clean(job_id: int) -> bool:
         if job is None or job.state != JobState.TEARDOWN:
             return False
         members = {h.pk for h in _job_hosts(job_id)}
-        if not members <= _reported(job, EventKind.MEMBER_DOWN, job.teardown_at):
+        if not members <= job.member_hosts(MemberStatus.DOWN):
             return False
         return _finish_teardown(job)
 

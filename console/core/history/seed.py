@@ -36,7 +36,14 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from console.core import counters
-from console.core.choices import EventKind, GpuHealth, HostState, JobState, PendingCode
+from console.core.choices import (
+    EventKind,
+    GpuHealth,
+    HostState,
+    JobState,
+    MemberStatus,
+    PendingCode,
+)
 from console.core.models import (
     Allocation,
     CoreClaim,
@@ -44,6 +51,7 @@ from console.core.models import (
     Gpu,
     Host,
     Job,
+    JobMember,
     Tenant,
 )
 
@@ -381,6 +389,9 @@ def _start_running_jobs(history: _History, gpus: list[Gpu], first_id: int) -> in
                                   (JobState.PROVISIONING, JobState.RUNNING, running)):
             events.append((job_id, EventKind.TRANSITION, before, after, "", "seed_history", at))
     Allocation.objects.bulk_create(allocations, batch_size=1000)
+    JobMember.objects.bulk_create(
+        [JobMember(job_id=job_id, host_id=gpu.host_id, status=MemberStatus.UP, generation=1)
+         for job_id, gpu, _c, _s, _r in plans], batch_size=1000)
     cpu_rows = {a.job_id: a for a in allocations if a.gpu is None}
     CoreClaim.objects.bulk_create(
         [CoreClaim(allocation=cpu_rows[job_id], host_id=gpu.host_id, core=core)

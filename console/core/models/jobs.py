@@ -7,6 +7,7 @@ from console.core.choices import (
     JOB_STATE_COLOURS,
     EventKind,
     JobState,
+    MemberStatus,
     PendingCode,
     TeardownOutcome,
 )
@@ -143,6 +144,12 @@ class Job(models.Model):
         """The libvirt domain's name: never the user's text, so nothing to inject."""
         return naming.domain_name(self.pk)
 
+    def member_hosts(self, status: str) -> set[int]:
+        """Ids of the hosts whose member reported ``status`` (``MemberStatus``) in the
+        job's current generation."""
+        return set(self.members.filter(status=status, generation=self.generation)
+                   .order_by().values_list("host_id", flat=True))
+
     def total_usage(self) -> dict[str, int]:
         """Resources the whole job holds when placed (per quota resource key)."""
         usage = {
@@ -201,6 +208,38 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} on {self.host} {self.gpu or 'cpu'}"
+
+
+class JobMemberQuerySet(TenantScopedQuerySet):
+    tenant_path = "job__tenant"
+
+
+class JobMember(models.Model):
+    """One host of a placed job (a gang has several): written when the job is placed,
+    moved by the hosts' answers (up, failed, down) for the job's current generation,
+    removed with the job's allocations. The workflow decides from these rows when
+    every member is up or down."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="members")
+    host = models.ForeignKey("core.Host", on_delete=models.PROTECT, related_name="job_members")
+    status = models.CharField(max_length=16, choices=MemberStatus.choices,
+                              default=MemberStatus.PENDING)
+    # The job generation (provisioning attempt) the status belongs to.
+    generation = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = JobMemberQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["job", "host__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "host"], name="job_member_unique"),
+            models.CheckConstraint(condition=Q(status__in=[s.value for s in MemberStatus]),
+                                   name="job_member_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} on {self.host}: {self.status}"
 
 
 class NicVfClaim(models.Model):
