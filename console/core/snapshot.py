@@ -113,12 +113,6 @@ def host_unschedulable_reason(host: Host, failing_checks: list[str]) -> str:
     return ""
 
 
-def _gpu_index(label: str) -> int | None:
-    if label.startswith("GPU") and label[3:].isdigit():
-        return int(label[3:])
-    return None
-
-
 def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]:
     host_ids = [h.pk for h in hosts]
     claimed: dict[int, set[int]] = defaultdict(set)
@@ -198,13 +192,13 @@ def _links(host: Host, nic_names: set[str]) -> tuple[list, list]:
     """GPU pairs ``(a, b, kind)`` and GPU-to-NIC cells ``(gpu, nic, kind)`` of the matrix."""
     links, nic_links = [], []
     for link in host.links.all():
-        a, b = _gpu_index(link.a), _gpu_index(link.b)
+        a, b = link.a_gpu, link.b_gpu
         if a is not None and b is not None and a != b:
             links.append((a, b, link.kind))
-        elif a is not None and link.b in nic_names:
-            nic_links.append((a, link.b, link.kind))
-        elif b is not None and link.a in nic_names:
-            nic_links.append((b, link.a, link.kind))
+        elif a is not None and link.b_nic in nic_names:
+            nic_links.append((a, link.b_nic, link.kind))
+        elif b is not None and link.a_nic in nic_names:
+            nic_links.append((b, link.a_nic, link.kind))
     return links, nic_links
 
 

@@ -60,10 +60,10 @@ def placement_hosts(job: Job) -> list[dict]:
         unplaced_gpus = [{"gpu": g, "chosen": g.pk in entry["gpus"],
                           "milli": entry["gpus"].get(g.pk)}
                          for g in gpus if g.numa_node is None]
-        labels = [g.label for g in chosen]
+        indices = [g.index for g in chosen]
         links = [
             {"a": link.a, "b": link.b, "kind": link.kind, "nvlinks": link.nvlinks}
-            for link in GpuLink.objects.filter(host=host, a__in=labels, b__in=labels)
+            for link in GpuLink.objects.filter(host=host, a_gpu__in=indices, b_gpu__in=indices)
         ]
         out.append({
             "host": host, "nodes": nodes, "numa_less_gpus": unplaced_gpus,

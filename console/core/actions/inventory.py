@@ -159,6 +159,11 @@ def _sync_gpus(host: Host, gpus: list[dict], *, actor: str) -> None:
         Gpu.objects.filter(pk=row.pk).update(**fields)
 
 
+def _link_ends(link: dict) -> dict:
+    (a_gpu, a_nic), (b_gpu, b_nic) = GpuLink.end_of(link["a"]), GpuLink.end_of(link["b"])
+    return {"a_gpu": a_gpu, "a_nic": a_nic, "b_gpu": b_gpu, "b_nic": b_nic}
+
+
 def do_register_host(
     *,
     cluster: Cluster,
@@ -215,8 +220,8 @@ def do_register_host(
         _sync_nics(host, inventory.get("nics") or [])
         GpuLink.objects.filter(host=host).delete()
         GpuLink.objects.bulk_create(
-            GpuLink(host=host, a=link["a"], b=link["b"], kind=link["kind"],
-                    nvlinks=int(link.get("nvlinks") or 0))
+            GpuLink(host=host, kind=link["kind"], nvlinks=int(link.get("nvlinks") or 0),
+                    **_link_ends(link))
             for link in inventory.get("links") or []
         )
         Event.objects.create(

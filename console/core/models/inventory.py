@@ -2,7 +2,8 @@ import hashlib
 import secrets
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 
 from console.core.choices import GpuHealth, GpuMode, HostState
 from coupler_common import naming
@@ -133,30 +134,61 @@ class Gpu(models.Model):
 
     @property
     def label(self) -> str:
-        return f"GPU{self.index}"
+        return gpu_label(self.index)
 
     @property
     def free_milli(self) -> int:
         return 1000 - self.allocated_milli
 
 
+def gpu_label(index: int) -> str:
+    """The name ``nvidia-smi topo -m`` and the pages give GPU ``index``: ``GPU3``."""
+    return f"GPU{index}"
+
+
 class GpuLink(models.Model):
-    """One cell of the host's `nvidia-smi topo -m` matrix (GPU or NIC pairs)."""
+    """One cell of the host's `nvidia-smi topo -m` matrix: two GPUs (by index) or a GPU
+    and a NIC (by name). Each end is either ``*_gpu`` or ``*_nic``."""
 
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="links")
-    a = models.CharField(max_length=32, help_text="GPU<i> or a NIC name")
-    b = models.CharField(max_length=32)
+    a_gpu = models.PositiveIntegerField(null=True, blank=True, help_text="GPU index")
+    a_nic = models.CharField(max_length=32, blank=True, help_text="NIC name")
+    b_gpu = models.PositiveIntegerField(null=True, blank=True)
+    b_nic = models.CharField(max_length=32, blank=True)
     kind = models.CharField(max_length=8, help_text="NV#, PIX, PXB, PHB, NODE or SYS")
     nvlinks = models.PositiveIntegerField(default=0)
 
     class Meta:
-        ordering = ["host", "a", "b"]
+        # GPUs by index, then NICs by name, on every database (NULLs last).
+        ordering = ["host", F("a_gpu").asc(nulls_last=True), "a_nic",
+                    F("b_gpu").asc(nulls_last=True), "b_nic"]
         constraints = [
-            models.UniqueConstraint(fields=["host", "a", "b"], name="link_unique"),
+            models.UniqueConstraint(
+                "host", Coalesce("a_gpu", Value(-1)), "a_nic", Coalesce("b_gpu", Value(-1)),
+                "b_nic", name="link_unique"),
+            models.CheckConstraint(
+                condition=(Q(a_gpu__isnull=False, a_nic="") | (Q(a_gpu__isnull=True) & ~Q(a_nic="")))
+                & (Q(b_gpu__isnull=False, b_nic="") | (Q(b_gpu__isnull=True) & ~Q(b_nic=""))),
+                name="link_ends_gpu_or_nic"),
         ]
 
     def __str__(self) -> str:
         return f"{self.host}:{self.a}-{self.b} {self.kind}"
+
+    @staticmethod
+    def end_of(label: str) -> tuple[int | None, str]:
+        """A matrix label as the agent reports it -> (GPU index, "") or (None, NIC name)."""
+        if label.startswith("GPU") and label[3:].isdigit():
+            return int(label[3:]), ""
+        return None, label
+
+    @property
+    def a(self) -> str:
+        return gpu_label(self.a_gpu) if self.a_gpu is not None else self.a_nic
+
+    @property
+    def b(self) -> str:
+        return gpu_label(self.b_gpu) if self.b_gpu is not None else self.b_nic
 
 
 class Nic(models.Model):
