@@ -43,7 +43,7 @@ def test_register_stores_the_endpoint_and_an_inventory_refresh_keeps_it(api_clie
               inventory=inventory_for("dgx_a100", "dgx-1", group="rack-a"))
     host = Host.objects.get(name="dgx-1")
     assert host.facts["latency_endpoint"] == "10.0.0.1:7471"
-    assert host.facts["board_name"] == "DGXA100"  # the inventory's facts too
+    assert host.board_name == "DGXA100"  # the inventory's facts too, typed
     # An admin's inventory refresh (import, seed) does not wipe what the agent reported.
     do_register_host(cluster=host.cluster, name="dgx-1",
                      inventory=inventory_for("dgx_a100", "dgx-1", group="rack-a"))
@@ -103,10 +103,10 @@ def test_run_host_checks_sends_the_same_peers(api_client, tokens, monkeypatch):
     # The agent's own check rounds get the same inputs in the heartbeat answer.
     from console.core.models import FirmwareBaseline
 
-    FirmwareBaseline.objects.create(board_name=hgx.facts["board_name"], bios_version="2.1.4")
+    FirmwareBaseline.objects.create(board_name=hgx.board_name, bios_version="2.1.4")
     answer = _beat(api_client, tokens, "hgx-1")
     assert answer["peers"] == inputs["peers"]
-    assert answer["baseline"] == {"board_name": hgx.facts["board_name"], "bios_version": "2.1.4"}
+    assert answer["baseline"] == {"board_name": hgx.board_name, "bios_version": "2.1.4"}
 
 
 def test_two_agents_measure_each_other_end_to_end(api_client, tokens, tmp_path):

@@ -209,7 +209,7 @@ def checks_root(host: Host) -> str:
 
 def firmware_baseline(host: Host) -> dict[str, str] | None:
     """The admin's firmware baseline for the host's board, in the check's keys."""
-    board = (host.facts or {}).get("board_name")
+    board = host.board_name
     row = FirmwareBaseline.objects.filter(board_name=board).first() if board else None
     if row is None:
         return None

@@ -192,7 +192,11 @@ def do_register_host(
         host.memory_gib = int(inventory.get("memory_gib") or 0)
         # Facts the agent reports itself (not part of an inventory document) survive a refresh.
         kept = {k: host.facts[k] for k in AGENT_FACTS if k in (host.facts or {})}
-        host.facts = {**kept, **(inventory.get("facts") or {})}
+        facts = {**kept, **(inventory.get("facts") or {})}
+        for column in Host.FACT_COLUMNS:
+            limit = Host._meta.get_field(column).max_length
+            setattr(host, column, str(facts.pop(column, "") or "")[:limit])
+        host.facts = facts
         host.group = inventory.get("group", host.group) or ""
         host.reserved_cores = list(inventory.get("reserved_cores") or [])
         host.inventory_digest = inventory_digest(inventory)

@@ -43,6 +43,10 @@ class Host(models.Model):
     last_heartbeat = models.DateTimeField(null=True, blank=True)
     # What the host reported about itself: CPU model, kernel, driver, VBIOS, …
     facts = models.JSONField(default=dict, blank=True)
+    # Facts the console relies on, as columns (FACT_COLUMNS): read from the inventory's
+    # facts at registration and shown among the facts.
+    board_name = models.CharField(max_length=200, blank=True, help_text="DMI board name")
+    bios_version = models.CharField(max_length=100, blank=True, help_text="DMI BIOS version")
     inventory_digest = models.CharField(max_length=64, blank=True)
     cpu_count = models.PositiveIntegerField(default=0)
     memory_gib = models.PositiveIntegerField(default=0)
@@ -55,11 +59,18 @@ class Host(models.Model):
     checks_override_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    FACT_COLUMNS = ("board_name", "bios_version")
+
     class Meta:
         ordering = ["cluster__name", "name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def all_facts(self) -> dict:
+        """The reported facts with those kept as columns, as the agent reported them."""
+        columns = {c: getattr(self, c) for c in self.FACT_COLUMNS if getattr(self, c)}
+        return {**(self.facts or {}), **columns}
 
     @property
     def queue(self) -> str:
