@@ -43,3 +43,17 @@ def test_the_migration_moves_the_facts_into_the_columns_and_back(cluster):
     migration.columns_to_facts(apps, None)
     host.refresh_from_db()
     assert host.facts == {"kind": "dgx_a100", "board_name": "DGXA100", "bios_version": "1.25"}
+
+
+def test_the_latency_endpoint_moves_from_the_facts_into_its_column_and_back(cluster):
+    migration = importlib.import_module("console.core.migrations.0012_h5_host_latency_endpoint")
+    host = Host.objects.get(name="dgx-1")
+    Host.objects.filter(pk=host.pk).update(
+        latency_endpoint="", facts={"latency_endpoint": "10.0.0.1:7471", "kind": "dgx_a100"})
+
+    migration.facts_to_column(apps, None)
+    host.refresh_from_db()
+    assert (host.latency_endpoint, host.facts) == ("10.0.0.1:7471", {"kind": "dgx_a100"})
+    migration.column_to_facts(apps, None)
+    host.refresh_from_db()
+    assert host.facts == {"kind": "dgx_a100", "latency_endpoint": "10.0.0.1:7471"}

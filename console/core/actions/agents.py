@@ -103,26 +103,18 @@ def clean_latency_endpoint(value: object) -> str:
     return text
 
 
-def _set_latency_endpoint(facts: dict, endpoint: str) -> None:
-    if endpoint:
-        facts["latency_endpoint"] = endpoint
-    else:
-        facts.pop("latency_endpoint", None)
-
-
 def latency_peers(host: Host, limit: int = LATENCY_PEERS) -> list[str]:
     """The echo responders ``host`` measures ``network.hop_latency`` against: up to
     ``limit`` distinct endpoints of other READY hosts of its cluster whose agent
-    advertised one (``facts["latency_endpoint"]``), hosts of its own group (rack)
+    advertised one (``Host.latency_endpoint``), hosts of its own group (rack)
     first, then by name. Never the host itself, never an offline host."""
     candidates = (
-        Host.objects.filter(cluster_id=host.cluster_id, state=HostState.READY,
-                            facts__has_key="latency_endpoint")
-        .exclude(pk=host.pk)
+        Host.objects.filter(cluster_id=host.cluster_id, state=HostState.READY)
+        .exclude(pk=host.pk).exclude(latency_endpoint="")
         .annotate(other_rack=Case(When(group=host.group, then=Value(0)), default=Value(1),
                                   output_field=IntegerField()))
         .order_by("other_rack", "name")
-        .values_list("facts__latency_endpoint", flat=True)
+        .values_list("latency_endpoint", flat=True)
     )
     peers: list[str] = []
     for endpoint in candidates.iterator():
@@ -149,8 +141,9 @@ def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
         host = Host.objects.select_for_update().get(pk=host.pk)
         facts = dict(host.facts or {})
         facts["agent_version"] = agent_version
-        _set_latency_endpoint(facts, clean_latency_endpoint(latency_endpoint))
-        Host.objects.filter(pk=host.pk).update(facts=facts)
+        host.latency_endpoint = clean_latency_endpoint(latency_endpoint)
+        Host.objects.filter(pk=host.pk).update(facts=facts,
+                                               latency_endpoint=host.latency_endpoint)
         host.facts = facts
         _mark_online(host, timezone.now())
         Event.objects.create(host=host, kind=EventKind.AGENT_REGISTER, actor=f"agent:{host.name}",
@@ -364,8 +357,8 @@ def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
 
 
 def _reported_facts(facts: dict, beat: Heartbeat, body: dict, at: str) -> dict:
-    """``facts`` with what this heartbeat reports (domains, agent version, latency
-    endpoint). ``reported_domains.at`` moves only when the domains changed: the same
+    """``facts`` with what this heartbeat reports (domains, agent version).
+    ``reported_domains.at`` moves only when the domains changed: the same
     report is confirmed by every later ``last_heartbeat`` (the reconciler reads the
     later of the two)."""
     facts = dict(facts or {})
@@ -386,9 +379,14 @@ def _reported_facts(facts: dict, beat: Heartbeat, body: dict, at: str) -> dict:
     _record_vm_report(facts, body)
     if beat.agent_version:
         facts["agent_version"] = beat.agent_version
-    if "latency_endpoint" in body:
-        _set_latency_endpoint(facts, clean_latency_endpoint(body["latency_endpoint"]))
     return facts
+
+
+def _reported_latency_endpoint(host: Host, body: dict) -> str:
+    """The echo responder this heartbeat advertises (the stored one if it says none)."""
+    if "latency_endpoint" not in body:
+        return host.latency_endpoint
+    return clean_latency_endpoint(body["latency_endpoint"])
 
 
 def do_agent_heartbeat(host: Host, body: dict) -> dict:
@@ -404,7 +402,8 @@ def do_agent_heartbeat(host: Host, body: dict) -> dict:
     summary = {"incidents": 0, "finished": 0}
     quiet = (host.state != HostState.OFFLINE and not body.get("checks")
              and not body.get("xid_events") and not _domain_ends(body)
-             and _reported_facts(host.facts, beat, body, now.isoformat()) == (host.facts or {}))
+             and _reported_facts(host.facts, beat, body, now.isoformat()) == (host.facts or {})
+             and _reported_latency_endpoint(host, body) == host.latency_endpoint)
     if quiet:
         Host.objects.filter(pk=host.pk).update(last_heartbeat=now)
         summary.update(check_inputs_for_agent(host))
@@ -417,6 +416,10 @@ def do_agent_heartbeat(host: Host, body: dict) -> dict:
         if facts != (host.facts or {}):
             Host.objects.filter(pk=host.pk).update(facts=facts)
             host.facts = facts
+        endpoint = _reported_latency_endpoint(host, body)
+        if endpoint != host.latency_endpoint:
+            Host.objects.filter(pk=host.pk).update(latency_endpoint=endpoint)
+            host.latency_endpoint = endpoint
         if body.get("checks") and _record_checks(host, list(body["checks"]), now):
             enqueue.request_scheduling_cycle()
     for raw in body.get("xid_events") or []:

@@ -37,7 +37,7 @@ from console.core.models import (
 
 # Host.facts keys the agent reports (registration, heartbeats) or the watchdog records
 # (the state an OFFLINE host had, restored on its first heartbeat) rather than the inventory.
-AGENT_FACTS = ("latency_endpoint", "state_before_offline", "state_reason_before_offline")
+AGENT_FACTS = ("state_before_offline", "state_reason_before_offline")
 
 
 def inventory_digest(inventory: dict) -> str:
@@ -193,9 +193,11 @@ def do_register_host(
         # Facts the agent reports itself (not part of an inventory document) survive a refresh.
         kept = {k: host.facts[k] for k in AGENT_FACTS if k in (host.facts or {})}
         facts = {**kept, **(inventory.get("facts") or {})}
-        for column in Host.FACT_COLUMNS:
+        for column in Host.INVENTORY_FACT_COLUMNS:
             limit = Host._meta.get_field(column).max_length
             setattr(host, column, str(facts.pop(column, "") or "")[:limit])
+        if "latency_endpoint" in facts:  # else the agent's own, kept across a refresh
+            host.latency_endpoint = str(facts.pop("latency_endpoint") or "")[:300]
         host.facts = facts
         host.group = inventory.get("group", host.group) or ""
         host.reserved_cores = list(inventory.get("reserved_cores") or [])

@@ -47,6 +47,8 @@ class Host(models.Model):
     # facts at registration and shown among the facts.
     board_name = models.CharField(max_length=200, blank=True, help_text="DMI board name")
     bios_version = models.CharField(max_length=100, blank=True, help_text="DMI BIOS version")
+    # The agent's echo responder (host:port) its peers measure latency against; "" none.
+    latency_endpoint = models.CharField(max_length=300, blank=True)
     inventory_digest = models.CharField(max_length=64, blank=True)
     cpu_count = models.PositiveIntegerField(default=0)
     memory_gib = models.PositiveIntegerField(default=0)
@@ -59,7 +61,9 @@ class Host(models.Model):
     checks_override_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    FACT_COLUMNS = ("board_name", "bios_version")
+    # Facts kept as columns: from the inventory document, and from the agent itself.
+    INVENTORY_FACT_COLUMNS = ("board_name", "bios_version")
+    FACT_COLUMNS = (*INVENTORY_FACT_COLUMNS, "latency_endpoint")
 
     class Meta:
         ordering = ["cluster__name", "name"]
