@@ -73,3 +73,12 @@ def test_the_migration_reads_members_and_their_status_from_allocations_and_event
     migration.fill(apps, None)
 
     assert _members(job) == expected
+
+
+def test_an_answer_from_a_holding_host_without_a_member_row_records_one(cluster, submit):
+    job = Job.objects.get(pk=submit(gpus_per_host=8, gpu_model="A100-SXM4-40GB").pk)
+    assert job.state == JobState.RUNNING, job.pending_reason
+    JobMember.objects.filter(job=job).delete()  # allocated by hand, or before the table
+    do_cancel_job(job, actor="test")
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED

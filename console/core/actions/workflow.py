@@ -189,7 +189,11 @@ def _job_hosts(job_id: int) -> list[Host]:
 
 
 def _mark_member(job: Job, host: Host, status: str, generation: int) -> None:
-    JobMember.objects.filter(job=job, host=host).update(status=status, generation=generation)
+    """Record a host's answer on its member row (created if the placement wrote none:
+    the caller has checked that the host holds part of the job)."""
+    if not JobMember.objects.filter(job=job, host=host).update(status=status,
+                                                               generation=generation):
+        JobMember.objects.create(job=job, host=host, status=status, generation=generation)
 
 
 # --- provisioning ---------------------------------------------------------------------
