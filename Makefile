@@ -76,7 +76,7 @@ demo: venv
 HOSTAGENT_NOT_CATALOGUE := -i 'hostagent/[!c]*' -i 'hostagent/c[!h]*' -i 'hostagent/checks/[!c]*'
 messages: export DJANGO_SETTINGS_MODULE := console.settings_dev
 messages: venv
-	$(PY) manage.py makemessages -l zh_Hans --no-location -i '.venv/*' -i 'var/*' -i 'staticfiles/*' -i 'tests/*' -i 'scheduler/*' $(HOSTAGENT_NOT_CATALOGUE)
+	$(PY) manage.py makemessages -l zh_Hans --no-location -i '.venv/*' -i 'var/*' -i 'staticfiles/*' -i 'tests/*' -i 'scheduler/*' -i 'coupler_common/*' $(HOSTAGENT_NOT_CATALOGUE)
 	$(PY) -m console.ui.faulttext
 	$(PY) manage.py compilemessages -l zh_Hans -i .venv
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from coupler_common.naming import DOMAIN_PREFIX
 from hostagent import cgroups, guest, hypervisor, images, isolation, mdev, preflight
 from hostagent import libvirt_driver as lv
 from hostagent.agentconfig import HostConfig
@@ -37,7 +38,6 @@ __all__ = ["DOMAIN_PREFIX", "domain_xml", "hypervisor_facts", "list_domains", "p
 
 log = logging.getLogger("hostagent")
 
-DOMAIN_PREFIX = "coupler-job-"
 # Errors an action reports instead of raising.
 ACTION_ERRORS = (lv.DriverError, cgroups.CgroupError, mdev.MdevError, images.ImageError,
                  preflight.PreflightError, SpecError, OSError)

@@ -28,7 +28,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from hostagent.domain_xml import format_cpulist
+from coupler_common.cpulist import format_cpulist
+from coupler_common.naming import CGROUP_SLICE
 from hostagent.protocol import CgroupSettings, IoLimit, ProvisionSpec, validate_domain_name
 
 __all__ = [
@@ -49,7 +50,7 @@ __all__ = [
     "write_value",
 ]
 
-DEFAULT_ROOT = Path("/sys/fs/cgroup/coupler.slice")
+DEFAULT_ROOT = Path("/sys/fs/cgroup") / CGROUP_SLICE
 CONTROLLERS = ("cpuset", "cpu", "memory", "io")
 
 

@@ -8,13 +8,13 @@ because libvirt uses it in file and cgroup names.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
 from dataclasses import dataclass
 
+from coupler_common.cpulist import format_cpulist
 from hostagent.protocol import PCI_ADDRESS_RE, ProvisionSpec, SpecError, validate_domain_name
 
 __all__ = ["CPU_MODES", "DOMAIN_TYPES", "GUEST_CHANNEL", "METADATA_NS", "BootFiles",
-           "HostOptions", "build_domain_xml", "format_cpulist", "pci_address_parts"]
+           "HostOptions", "build_domain_xml", "pci_address_parts"]
 
 DOMAIN_TYPES = ("kvm", "qemu", "test")
 CPU_MODES = ("host-passthrough", "host-model", "custom", "maximum", "")
@@ -54,20 +54,6 @@ class HostOptions:
     # Firmware for direct kernel boot, e.g. QEMU's qboot.rom: starts a kernel in a
     # fraction of SeaBIOS's time (seconds under TCG). "" = the machine's default.
     kernel_loader: str = ""
-
-
-def format_cpulist(values: Iterable[int]) -> str:
-    """``[0, 1, 2, 7]`` -> ``"0-2,7"`` (the kernel's and libvirt's list syntax)."""
-    nums = sorted(set(values))
-    parts: list[str] = []
-    i = 0
-    while i < len(nums):
-        j = i
-        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
-            j += 1
-        parts.append(str(nums[i]) if i == j else f"{nums[i]}-{nums[j]}")
-        i = j + 1
-    return ",".join(parts)
 
 
 def pci_address_parts(address: str) -> dict[str, str]:

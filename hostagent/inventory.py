@@ -20,9 +20,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from coupler_common.cpulist import parse_cpulist
 from hostagent import nvml as nvml_module
 from hostagent.nvml import LEVEL_NAMES, NvmlUnavailable
-from hostagent.topo import TopoInventory, parse_cpulist, parse_topo
+from hostagent.topo import TopoInventory, parse_topo
 
 __all__ = ["GPU_FIELDS", "collect_inventory", "nvml_inventory", "sysfs_inventory", "sysfs_nics",
            "topo_inventory"]
@@ -118,7 +119,7 @@ def sysfs_inventory(root: Path | str = "/") -> dict[str, Any]:
                          if "MemTotal:" in ln), None)
         pages = {p.name.removeprefix("hugepages-"): int(_read(p / "nr_hugepages") or 0)
                  for p in sorted((n / "hugepages").glob("hugepages-*"))}
-        cpus = list(parse_cpulist(_read(n / "cpulist") or ""))
+        cpus = sorted(parse_cpulist(_read(n / "cpulist")))
         package = _read(sysd / f"cpu/cpu{cpus[0]}/topology/physical_package_id") if cpus else None
         nodes.append({"node": int(n.name[4:]),
                       "cpus": cpus,
@@ -142,7 +143,7 @@ def sysfs_inventory(root: Path | str = "/") -> dict[str, Any]:
     hp = {p.name.removeprefix("hugepages-"): int(_read(p / "nr_hugepages") or 0)
           for p in sorted((root / "sys/kernel/mm/hugepages").glob("hugepages-*"))}
     return {
-        "cpus": list(parse_cpulist(online)) if online else None,
+        "cpus": sorted(parse_cpulist(online)) if online else None,
         "smt_active": None if (v := _read(sysd / "cpu/smt/active")) is None else v == "1",
         "numa_nodes": nodes,
         "hugepages": hp,

@@ -17,25 +17,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from coupler_common.cpulist import parse_cpulist
 from hostagent.protocol import ProvisionSpec
 
-__all__ = ["collect", "domain_group_dir", "parse_cpulist", "qemu_pid", "vcpu_threads"]
+__all__ = ["collect", "domain_group_dir", "qemu_pid", "vcpu_threads"]
 
 SCHED_POLICIES = {0: "SCHED_OTHER", 1: "SCHED_FIFO", 2: "SCHED_RR", 3: "SCHED_BATCH",
                   5: "SCHED_IDLE"}
 # QEMU names vCPU threads "CPU <n>/KVM" under KVM and "CPU <n>/TCG" under TCG.
 VCPU_THREAD_RE = re.compile(r"^CPU (\d+)/(KVM|TCG)$")
 PID_DIRS = (Path("/run/libvirt/qemu"), Path("/var/run/libvirt/qemu"))
-
-
-def parse_cpulist(text: str) -> frozenset[int]:
-    out: set[int] = set()
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        out.update(range(int(lo), int(hi or lo) + 1))
-    return frozenset(out)
 
 
 def qemu_pid(name: str, pid_dirs: Iterable[Path] = PID_DIRS) -> int | None:

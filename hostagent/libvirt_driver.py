@@ -13,6 +13,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from coupler_common.cpulist import parse_cpulist
 from hostagent.domain_xml import BootFiles, HostOptions, build_domain_xml
 from hostagent.guest import CRASHED_REASONS, SHUTOFF_REASONS
 from hostagent.protocol import ProvisionSpec, validate_domain_name
@@ -225,19 +226,6 @@ _MEMORY_UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib"
                  "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
 
 
-def _cpuset(text: str | None) -> frozenset[int]:
-    """libvirt's cpuset syntax (``"48-51,60,^50"``) -> the cores."""
-    cores: set[int] = set()
-    excluded: set[int] = set()
-    for part in (text or "").replace(" ", "").split(","):
-        if not part:
-            continue
-        target = excluded if part.startswith("^") else cores
-        lo, _, hi = part.lstrip("^").partition("-")
-        target.update(range(int(lo), int(hi or lo) + 1))
-    return frozenset(cores - excluded)
-
-
 def placement_of(xml: str) -> dict[str, Any]:
     """What decides whose hardware a domain holds, normalised so the XML we build
     and the XML libvirt hands back compare equal: vCPU count, memory (bytes),
@@ -263,11 +251,13 @@ def placement_of(xml: str) -> dict[str, Any]:
         "vcpus": int((root.findtext("vcpu") or "0").strip() or 0),
         "memory": mem_bytes,
         "hostdevs": sorted(hostdevs),
-        "vcpupin": {int(p.get("vcpu") or 0): _cpuset(p.get("cpuset"))
+        "vcpupin": {int(p.get("vcpu") or 0): parse_cpulist(p.get("cpuset"), allow_exclusions=True)
                     for p in root.iterfind("cputune/vcpupin")},
-        "emulatorpin": _cpuset(root.find("cputune/emulatorpin").get("cpuset"))
+        "emulatorpin": parse_cpulist(root.find("cputune/emulatorpin").get("cpuset"),
+                                     allow_exclusions=True)
         if root.find("cputune/emulatorpin") is not None else frozenset(),
-        "numa_nodes": _cpuset(numa.get("nodeset")) if numa is not None else frozenset(),
+        "numa_nodes": (parse_cpulist(numa.get("nodeset"), allow_exclusions=True)
+                       if numa is not None else frozenset()),
     }
 
 

@@ -15,6 +15,7 @@ import resource
 import shutil
 from pathlib import Path
 
+from coupler_common.cpulist import parse_cpulist
 from hostagent.protocol import ProvisionSpec
 
 __all__ = ["PreflightError", "can_raise_memlock", "check", "hugetlbfs_mounts", "online_cpus"]
@@ -27,25 +28,16 @@ class PreflightError(RuntimeError):
     """The spec cannot run on this host; the text says why (prefixed ``pre-flight:``)."""
 
 
-def _cpulist(text: str) -> set[int]:
-    out: set[int] = set()
-    for part in text.strip().split(","):
-        if part:
-            lo, _, hi = part.partition("-")
-            out.update(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
 def online_cpus(sys: Path = Path("/sys")) -> set[int]:
     try:
-        return _cpulist((sys / "devices/system/cpu/online").read_text())
+        return set(parse_cpulist((sys / "devices/system/cpu/online").read_text()))
     except OSError:
         return set(range(os.cpu_count() or 1))
 
 
 def numa_nodes(sys: Path = Path("/sys")) -> set[int]:
     try:
-        return _cpulist((sys / "devices/system/node/online").read_text())
+        return set(parse_cpulist((sys / "devices/system/node/online").read_text()))
     except OSError:
         return {0}
 

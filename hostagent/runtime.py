@@ -17,6 +17,7 @@ import logging
 import os
 from typing import Any
 
+from coupler_common.naming import host_queue
 from hostagent import cgroups
 from hostagent import libvirt_driver as lv
 from hostagent.actions import (
@@ -116,7 +117,7 @@ def main(args: Any = None, app: Any = None) -> int:
     if app is None:  # the Celery app that consumes the hosts' queues (cli passes it)
         raise ValueError("runtime.main needs the agent's Celery app")
 
-    queues = ",".join(f"host.{h.name}" for h in config.hosts)
+    queues = ",".join(host_queue(h.name) for h in config.hosts)
     # Hosts do not wait for each other: a thread per host (up to 8; every action
     # on one host holds that host's lock, so one host's commands stay in order).
     threads = int(os.environ.get("COUPLER_AGENT_THREADS") or min(len(config.hosts), 8))

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from coupler_common import cpulist
+
 __all__ = [
     "TopoGpu",
     "TopoInventory",
@@ -87,7 +89,6 @@ _NIC_RE = re.compile(r"^NIC(\d+)$")
 _HCA_RE = re.compile(r"^(mlx\d+_\d+|hfi\d+_\d+|bnxt_re\d+|irdma\d+|efa_?\d+)$")
 _CELL_RE = re.compile(r"^(X|NV\d+|[A-Z]{2,5}|N/A)$")
 _NV_RE = re.compile(r"^NV(\d+)$")
-_CPULIST_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 _LEGEND_RE = re.compile(r"^\s*(NIC\d+)\s*:\s*(\S+)\s*$")
 _TRAILING = ("CPU Affinity", "NUMA Affinity", "GPU NUMA ID")
 _TAB = 8
@@ -95,19 +96,10 @@ _TAB = 8
 
 def parse_cpulist(text: str) -> tuple[int, ...]:
     """``"48-63,176-191"`` -> the cores, sorted.  Empty or ``N/A`` -> ``()``."""
-    text = text.strip()
-    if text in ("", "N/A"):
-        return ()
-    if not _CPULIST_RE.match(text):
-        raise TopoParseError(f"not a CPU list: {text!r}")
-    cores: set[int] = set()
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        first, last = int(lo), int(hi or lo)
-        if last < first:
-            raise TopoParseError(f"descending CPU range {part!r} in {text!r}")
-        cores.update(range(first, last + 1))
-    return tuple(sorted(cores))
+    try:
+        return tuple(sorted(cpulist.parse_cpulist(text)))
+    except cpulist.CpuListError as exc:
+        raise TopoParseError(str(exc)) from None
 
 
 def _numa(text: str) -> int | None:

@@ -27,6 +27,9 @@ from hostagent.protocol import XidEvent
 __all__ = [
     "APPLICATION_XIDS",
     "CORDON_XIDS",
+    "DRIVER_XIDS",
+    "HARDWARE_XIDS",
+    "LAUNCH_FAILED_XIDS",
     "CatalogEntry",
     "XidScanner",
     "classify_xid",
@@ -44,6 +47,8 @@ DRIVER_XIDS = frozenset({8, 32, 38, 61})
 HARDWARE_XIDS = frozenset({48, 62, 63, 64, 69, 74, 79, 92, 94, 95, 119, 120, 140})
 # The host must stop taking work: the GPU needs a reset, a reboot or repair.
 CORDON_XIDS = frozenset({48, 62, 64, 74, 79, 95, 119, 140})
+# Xids whose evidence the CUDA_ERROR_LAUNCH_FAILED runbook (CHECKS.md §4) walks through.
+LAUNCH_FAILED_XIDS = frozenset({13, 31, 43, 48, 63, 64, 74, 79, 94, 95})
 
 _TIMESTAMP_RE = re.compile(
     r"^\s*(?:"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
@@ -259,6 +260,25 @@ class Preemption:
     # The contested resources (what ``for_job`` is short of): the victim's tenant stays at
     # or above its guarantee on these.
     resources: tuple[str, ...] = ()
+
+
+class PendingCode(StrEnum):
+    """Why the planner leaves a job queued (``PendingReason.code``): stable values the
+    console stores (``Job.pending_code``) and explains."""
+
+    UNKNOWN_TENANT = "unknown_tenant"
+    OVER_LIMIT = "over_limit"
+    EXCEEDS_LIMIT = "exceeds_limit"
+    WAITING_FOR_PREEMPTION = "waiting_for_preemption"
+    WAITING_FOR_FAIR_SHARE = "waiting_for_fair_share"
+    HOSTS_CORDONED = "hosts_cordoned"
+    NO_SINGLE_LEAF = "no_single_leaf"
+    NO_HOST_WITH_FREE_NIC_VF = "no_host_with_free_nic_vf"
+    NO_HOST_WITH_FREE_GPUS = "no_host_with_free_gpus"
+    NO_HOST_WITH_FREE_CPU_MEMORY = "no_host_with_free_cpu_memory"
+    LARGER_THAN_ANY_HOST = "larger_than_any_host"
+    NO_HOST_WITH_KVM = "no_host_with_kvm"
+    NO_HOST_WITH_IMAGE = "no_host_with_image"
 
 
 @dataclass(frozen=True, slots=True)

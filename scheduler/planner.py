@@ -24,6 +24,7 @@ from scheduler.model import (
     WHOLE_GPU_MILLI,
     HostState,
     JobRequest,
+    PendingCode,
     PendingReason,
     Placement,
     Plan,
@@ -93,7 +94,7 @@ def plan(snapshot: Snapshot) -> Plan:
     for j in snapshot.queued:
         if j.tenant not in tenants:
             pending[j.id] = PendingReason(
-                "unknown_tenant", f"Tenant {j.tenant!r} is not known to the scheduler.", {}
+                PendingCode.UNKNOWN_TENANT, f"Tenant {j.tenant!r} is not known to the scheduler.", {}
             )
             state[j.id] = _FINAL
             continue
@@ -167,7 +168,7 @@ def plan(snapshot: Snapshot) -> Plan:
                         state[job.id] = _WAITING
                         n = sum(1 for x in preemptions if x.for_job == job.id)
                         pending[job.id] = PendingReason(
-                            "waiting_for_preemption",
+                            PendingCode.WAITING_FOR_PREEMPTION,
                             f"Reclaiming capacity guaranteed to tenant {name}: {n} borrowed "
                             f"job(s) of other tenants are being preempted; the job starts "
                             f"when they have stopped.",
@@ -186,7 +187,7 @@ def plan(snapshot: Snapshot) -> Plan:
     lowest = sorted(final_shares.items(), key=lambda kv: kv[1])[:2]
     tenant_of = {j.id: j.tenant for j in snapshot.queued}
     for jid, reason in pending.items():
-        if reason.code == "waiting_for_fair_share":
+        if reason.code == PendingCode.WAITING_FOR_FAIR_SHARE:
             pending[jid] = _fair_share_reason(tenant_of[jid], reason, final_shares, lowest)
     return Plan(
         placements=tuple(placements),
@@ -241,7 +242,7 @@ def _await_leaving(
     ) is None:
         return None
     return PendingReason(
-        "waiting_for_preemption",
+        PendingCode.WAITING_FOR_PREEMPTION,
         f"Reclaiming capacity guaranteed to tenant {job.tenant}: {leaving} preempted job(s) "
         f"are still stopping; no more are preempted until they have, and the job is "
         f"considered again then.",
@@ -317,7 +318,7 @@ def _capacity_reason(
     others = placed_total - placed_in_cycle.get(job.tenant, 0)
     if others and initial.find(job, models) is not None:
         # numbers are filled in at the end of the cycle (see `_fair_share_reason`)
-        return PendingReason("waiting_for_fair_share", "", {"placed_for_others": others})
+        return PendingReason(PendingCode.WAITING_FOR_FAIR_SHARE, "", {"placed_for_others": others})
     return explain_no_room(job, models, now)
 
 
@@ -331,7 +332,7 @@ def _fair_share_reason(
     other = next((s for t, s in lowest if t != tenant), 0.0)
     others = int(reason.data["placed_for_others"])
     return PendingReason(
-        "waiting_for_fair_share",
+        PendingCode.WAITING_FOR_FAIR_SHARE,
         f"Waiting for fair share: the capacity this job needs went to {others} job(s) of "
         f"tenants with a lower weighted dominant share this cycle (yours is {share:.3f}, "
         f"the lowest other is {other:.3f}).",
@@ -369,7 +370,7 @@ def explain_no_room(job: JobRequest, models: frozenset[str] | None, placer: Plac
                 with_gpus += len(members)
     if fit_cordoned and open_fit < n:
         return PendingReason(
-            "hosts_cordoned",
+            PendingCode.HOSTS_CORDONED,
             f"{fit_cordoned} host(s) that could take this job are cordoned; "
             f"{open_fit} of the {n} needed are open.",
             {"cordoned_hosts_that_fit": fit_cordoned, "open_hosts_that_fit": open_fit,
@@ -389,7 +390,7 @@ def explain_no_room(job: JobRequest, models: frozenset[str] | None, placer: Plac
                     per_leaf[g] = per_leaf.get(g, 0) + (1 if g else 0)
         most = max(per_leaf.values(), default=0)
         return PendingReason(
-            "no_single_leaf",
+            PendingCode.NO_SINGLE_LEAF,
             f"Waiting for one leaf switch: the job asks for all {n} hosts under one leaf, "
             f"{open_fit} hosts could take a member but at most {most} share a leaf.",
             {"hosts_needed": n, "hosts_that_fit": open_fit, "max_hosts_on_one_leaf": most},
@@ -400,7 +401,7 @@ def explain_no_room(job: JobRequest, models: frozenset[str] | None, placer: Plac
                       if cluster.hosts[m[0]].fit(plain, models) is not None)
         if open_fit < n <= without:
             return PendingReason(
-                "no_host_with_free_nic_vf",
+                PendingCode.NO_HOST_WITH_FREE_NIC_VF,
                 f"No room: {without} host(s) have the GPUs{mtext}, cores and memory, but "
                 f"only {open_fit} also have a free NIC virtual function at PIX/PXB distance "
                 f"from those GPUs (GPUDirect RDMA), {n} needed.",
@@ -410,14 +411,14 @@ def explain_no_room(job: JobRequest, models: frozenset[str] | None, placer: Plac
     if k and with_gpus < n:
         what = f"{milli} milli-GPU share(s) on {k} GPU(s)" if share else f"{k} connected free GPU(s)"
         return PendingReason(
-            "no_host_with_free_gpus",
+            PendingCode.NO_HOST_WITH_FREE_GPUS,
             f"No room: {with_gpus} host(s) have {what}{mtext}, {n} needed; "
             f"the most any host has is {best}.",
             {"gpus_per_host": k, "gpu_milli": milli, "hosts_needed": n,
              "hosts_with_enough_gpus": with_gpus, "max_free_gpus_on_a_host": best},
         )
     return PendingReason(
-        "no_host_with_free_cpu_memory",
+        PendingCode.NO_HOST_WITH_FREE_CPU_MEMORY,
         f"No room: {open_fit} host(s) can give {job.vcpus_per_host} vCPUs and "
         f"{job.memory_gib_per_host} GiB on the NUMA nodes of free GPUs{mtext} (split in "
         f"proportion to the GPUs on each node), {n} needed "
@@ -442,7 +443,7 @@ def _requirement_reason(
         if fit >= job.hosts:
             holding = sum(1 for h in hosts if job.image in h.images and not h.cordoned)
             return PendingReason(
-                "no_host_with_image",
+                PendingCode.NO_HOST_WITH_IMAGE,
                 f"Waiting for a host with the image {job.image}: {holding} open host(s) are "
                 f"in clusters whose catalogue holds it, {req_fit} of them have room, "
                 f"{job.hosts} needed; {fit} host(s) elsewhere have room.",
@@ -456,7 +457,7 @@ def _requirement_reason(
         return None
     kvm_hosts = sum(1 for h in hosts if h.kvm and not h.cordoned)
     return PendingReason(
-        "no_host_with_kvm",
+        PendingCode.NO_HOST_WITH_KVM,
         f"Waiting: no host with KVM can take this job: it requires KVM (hardware "
         f"virtualisation); {kvm_hosts} open host(s) run KVM, {req_fit} of them have room, "
         f"{job.hosts} needed; {fit} host(s) without KVM (QEMU emulation) have room.",
@@ -476,7 +477,7 @@ def admissible(
     if reason is not None:
         d = reason.data
         return PendingReason(
-            "exceeds_limit",
+            PendingCode.EXCEEDS_LIMIT,
             f"Can never run: the job asks for {d['request']:g} {d['resource']}, more than "
             f"the tenant's limit of {d['limit']:g}.",
             dict(d),
@@ -497,7 +498,7 @@ def admissible(
     all_fit = sum(1 for h in work if h.fit(job, models) is not None)
     if all_fit >= job.hosts:
         return PendingReason(
-            "hosts_cordoned",
+            PendingCode.HOSTS_CORDONED,
             f"Only {open_fit} open host(s) are large enough, {job.hosts} needed; "
             f"{all_fit - open_fit} more are cordoned.",
             {"open_hosts_that_fit": open_fit, "cordoned_hosts_that_fit": all_fit - open_fit,
@@ -506,7 +507,7 @@ def admissible(
     largest = max((sum(1 for g in h.gpus if g.healthy and (models is None or g.model in models))
                    for h in hosts), default=0)
     return PendingReason(
-        "larger_than_any_host",
+        PendingCode.LARGER_THAN_ANY_HOST,
         f"Can never run: {all_fit} host(s) can hold {job.gpus_per_host} GPU(s){_models_text(models)}"
         f" with {job.vcpus_per_host} vCPUs and {job.memory_gib_per_host} GiB on the GPUs' NUMA "
         f"nodes, {job.hosts} needed (largest host has {largest} such GPUs).",

@@ -18,6 +18,7 @@ from scheduler.model import (
     HostPlacement,
     HostState,
     JobRequest,
+    PendingCode,
     PendingReason,
     RunningJob,
     TenantState,
@@ -98,7 +99,7 @@ def check_limits(
             over = have + amount - q.limit
             return (
                 PendingReason(
-                    "over_limit",
+                    PendingCode.OVER_LIMIT,
                     f"Over the {resource} limit by {_num(over)}: the job asks for {_num(amount)}, "
                     f"the tenant uses {_num(have)} of its limit {_num(q.limit)}.",
                     {
@@ -128,7 +129,7 @@ def check_limits(
             m, have, lim = min(blocked) if blocked else ("", 0.0, 0.0)
             return (
                 PendingReason(
-                    "over_limit",
+                    PendingCode.OVER_LIMIT,
                     f"Over the gpus:{m} limit by {_num(have + whole - lim)}: the job asks for "
                     f"{_num(whole)} GPUs, the tenant uses {_num(have)} of its limit {_num(lim)}.",
                     {

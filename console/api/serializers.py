@@ -206,6 +206,9 @@ class GpuSerializer(serializers.ModelSerializer):
 
 
 class GpuLinkSerializer(serializers.ModelSerializer):
+    a = serializers.CharField(read_only=True, help_text="GPU<i> or a NIC name")
+    b = serializers.CharField(read_only=True)
+
     class Meta:
         model = GpuLink
         fields = ["a", "b", "kind", "nvlinks"]

@@ -3,6 +3,8 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+import scheduler.model as sm
+
 
 class JobState(models.TextChoices):
     QUEUED = "queued", _("Queued")
@@ -172,3 +174,70 @@ class Hypervisor(models.TextChoices):
         ``kvm`` or ``qemu``; anything else (no report, an unknown word) is blank."""
         value = report.get("hypervisor") if isinstance(report, dict) else None
         return value if value in cls.values else ""
+
+
+class MemberStatus(models.TextChoices):
+    """Where one member (one host) of a job stands in the job's current generation."""
+
+    PENDING = "pending", _("Pending")
+    UP = "up", _("Up")
+    FAILED = "failed", _("Failed")
+    DOWN = "down", _("Down")
+
+
+class EventKind(models.TextChoices):
+    """What an ``Event`` records."""
+
+    TRANSITION = "transition", _("State change")
+    # Hosts and their agents
+    REGISTERED = "registered", _("Host registered")
+    INVENTORY = "inventory", _("Inventory updated")
+    GPU_RENUMBERED = "gpu_renumbered", _("GPU renumbered")
+    GPU_MISSING = "gpu_missing", _("GPU missing")
+    AGENT_TOKEN = "agent_token", _("Agent token issued")
+    AGENT_REGISTER = "agent_register", _("Agent registered")
+    ONLINE = "online", _("Host online")
+    OFFLINE = "offline", _("Host offline")
+    CORDON = "cordon", _("Host cordoned")
+    UNCORDON = "uncordon", _("Host uncordoned")
+    DRAIN = "drain", _("Host draining")
+    GPU_CORDON = "gpu_cordon", _("GPU cordoned")
+    GPU_UNCORDON = "gpu_uncordon", _("GPU uncordoned")
+    CHECK = "check", _("Check result")
+    CHECKS_REQUESTED = "checks_requested", _("Checks requested")
+    CHECKS_RESULT = "checks_result", _("Checks reported")
+    CHECKS_OVERRIDE = "checks_override", _("Checks overridden")
+    INCIDENT_RESOLVED = "incident_resolved", _("Incident resolved")
+    # A job's members (one per host of a gang)
+    MEMBER_UP = "member_up", _("Member up")
+    MEMBER_FAILED = "member_failed", _("Member failed")
+    MEMBER_DOWN = "member_down", _("Member down")
+    RECONCILE = "reconcile", _("Reconciled")
+
+
+class PendingCode(models.TextChoices):
+    """Why a job waits (``Job.pending_code``): the scheduler's codes
+    (``scheduler.PendingCode``, the values come from there) and the console's own."""
+
+    NEW = "new", _("New: waiting for the next cycle")
+    PLACEMENT_CONFLICT = "placement_conflict", _("Placement conflict")
+    RETRY_BACKOFF = "retry_backoff", _("Retry backoff")
+    PREEMPTED = "preempted", _("Preempted")
+    UNKNOWN_TENANT = sm.PendingCode.UNKNOWN_TENANT.value, _("Unknown tenant")
+    OVER_LIMIT = sm.PendingCode.OVER_LIMIT.value, _("Over the tenant's limit")
+    EXCEEDS_LIMIT = sm.PendingCode.EXCEEDS_LIMIT.value, _("Larger than the tenant's limit")
+    WAITING_FOR_PREEMPTION = (sm.PendingCode.WAITING_FOR_PREEMPTION.value,
+                              _("Waiting for preempted jobs"))
+    WAITING_FOR_FAIR_SHARE = (sm.PendingCode.WAITING_FOR_FAIR_SHARE.value,
+                              _("Waiting for fair share"))
+    HOSTS_CORDONED = sm.PendingCode.HOSTS_CORDONED.value, _("Hosts cordoned")
+    NO_SINGLE_LEAF = sm.PendingCode.NO_SINGLE_LEAF.value, _("Waiting for one leaf switch")
+    NO_HOST_WITH_FREE_NIC_VF = (sm.PendingCode.NO_HOST_WITH_FREE_NIC_VF.value,
+                                _("No host with free NIC virtual functions"))
+    NO_HOST_WITH_FREE_GPUS = (sm.PendingCode.NO_HOST_WITH_FREE_GPUS.value,
+                              _("No host with free GPUs"))
+    NO_HOST_WITH_FREE_CPU_MEMORY = (sm.PendingCode.NO_HOST_WITH_FREE_CPU_MEMORY.value,
+                                    _("No host with free vCPUs and memory"))
+    LARGER_THAN_ANY_HOST = sm.PendingCode.LARGER_THAN_ANY_HOST.value, _("Larger than any host")
+    NO_HOST_WITH_KVM = sm.PendingCode.NO_HOST_WITH_KVM.value, _("No host with KVM")
+    NO_HOST_WITH_IMAGE = sm.PendingCode.NO_HOST_WITH_IMAGE.value, _("No host with the image")

@@ -29,6 +29,7 @@ from django.conf import settings
 
 from console.celery import app
 from console.core.signed_messages import NoKey, seal_command
+from coupler_common.naming import host_queue
 from hostagent.protocol import COMMANDS, PROTOCOL_VERSION, decode, encode
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,6 @@ EAGER_HANDLERS = {
     RESULT_TASK: "console.core.tasks.workflow:handle_host_result",
     "console.core.tasks.hosts.host_checks_result": "console.core.tasks.hosts:handle_checks_result",
 }
-
-
-def host_queue(host_name: str) -> str:
-    return f"host.{host_name}"
 
 
 def inline_agent_module():

@@ -26,8 +26,17 @@ from django.utils import timezone
 
 import scheduler
 from console.core import enqueue
-from console.core.choices import GpuHealth, HostState, JobState, TeardownOutcome
-from console.core.models import Allocation, CoreClaim, Gpu, Host, Job, NicVf, NicVfClaim
+from console.core.choices import GpuHealth, HostState, JobState, PendingCode, TeardownOutcome
+from console.core.models import (
+    Allocation,
+    CoreClaim,
+    Gpu,
+    Host,
+    Job,
+    JobMember,
+    NicVf,
+    NicVfClaim,
+)
 from console.core.snapshot import SnapshotContext, build_snapshot_context
 from console.core.transitions import transition_job, transition_jobs
 
@@ -131,7 +140,7 @@ def _commit_placement(placement: scheduler.Placement, hosts: dict[str, Host],
             for name in names:
                 if locked.get(name) != HostState.READY:
                     raise _PlacementConflict(f"{name} is {locked.get(name, 'gone')}")
-            job = Job.objects.filter(pk=job_id).values("submitted_at", "state").first()
+            job = Job.objects.filter(pk=job_id).values("submitted_at", "state", "generation").first()
             if job is None:
                 raise _PlacementConflict("job vanished")
             moved = transition_job(
@@ -150,6 +159,9 @@ def _commit_placement(placement: scheduler.Placement, hosts: dict[str, Host],
                 if host is None:
                     raise _PlacementConflict(f"unknown host {hp.host}")
                 _allocate_host(job_id, host, hp, gpus)
+            JobMember.objects.bulk_create(
+                JobMember(job_id=job_id, host=hosts[hp.host], generation=job["generation"])
+                for hp in placement.hosts)
     except (_PlacementConflict, IntegrityError) as exc:
         log.info("placement of job %s not committed: %s", job_id, exc)
         return False
@@ -228,6 +240,9 @@ def _commit_placements_bulk(placements: list[scheduler.Placement], hosts: dict[s
             for leaves, job_ids in by_leaves.items():
                 Job.objects.filter(pk__in=job_ids).update(leaves=leaves)
             created = Allocation.objects.bulk_create([base for base, _hp, _host in bases])
+            JobMember.objects.bulk_create(
+                JobMember(job_id=base.job_id, host=host, generation=moved[base.job_id].generation)
+                for base, _hp, host in bases)
             CoreClaim.objects.bulk_create(
                 CoreClaim(allocation=base, host=host, core=core)
                 for base, (_b, hp, host) in zip(created, bases, strict=True) for core in hp.cores
@@ -294,7 +309,7 @@ def _record_pending(plan: scheduler.Plan, context: SnapshotContext) -> int:
         count += 1
     for job_id, not_before in context.backoff.items():
         _write_pending(
-            job_id, "retry_backoff",
+            job_id, PendingCode.RETRY_BACKOFF,
             f"Waiting before retry: the last start failed; next try after "
             f"{not_before.isoformat(timespec='seconds')}.",
             {"not_before": not_before.isoformat()}, context)
@@ -324,7 +339,7 @@ def commit_plan(plan: scheduler.Plan, context: SnapshotContext) -> CycleReport:
     report.pending = _record_pending(plan, context)
     for job_id in report.conflicts:
         Job.objects.filter(pk=job_id, state=JobState.QUEUED).update(
-            pending_code="placement_conflict",
+            pending_code=PendingCode.PLACEMENT_CONFLICT,
             pending_reason="Another scheduling cycle took the capacity first; retrying.",
             pending_data={},
         )
@@ -359,5 +374,6 @@ def release_allocations(job_id: int) -> int:
         )
         for gpu_id, milli in rows:
             Gpu.objects.filter(pk=gpu_id).update(allocated_milli=F("allocated_milli") - milli)
+        JobMember.objects.filter(job_id=job_id).delete()
         _, per_model = Allocation.objects.filter(job_id=job_id).delete()
     return per_model.get(Allocation._meta.label, 0)

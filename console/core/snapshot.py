@@ -14,8 +14,8 @@ What a host offers:
   the cores claimed by allocations (``CoreClaim``);
 - free memory of a NUMA node is its 1 GiB hugepages (VM memory is backed by
   them) or, on a node without hugepages, its memory, minus what allocations
-  hold there: ``Allocation.memory_by_numa`` exactly as planned (a row written
-  before that field existed is split evenly over its nodes).
+  hold there: ``Allocation.memory_by_numa`` exactly as planned (migration 0007
+  gave rows written before that field existed the split they were read with).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from console.core.choices import (
     HostState,
     Hypervisor,
     JobState,
+    PendingCode,
     Risk,
     TeardownOutcome,
 )
@@ -75,24 +76,23 @@ class SnapshotContext:
     pending: Mapping[int, tuple[str, str, dict]] = field(default_factory=dict)
 
 
-def split_memory(total: int, nodes: list[int]) -> dict[int, int]:
-    """Memory of one allocation per NUMA node: evenly, the remainder on the first nodes."""
-    if not nodes:
-        return {}
-    share, rest = divmod(total, len(nodes))
-    return {node: share + (1 if i < rest else 0) for i, node in enumerate(sorted(nodes))}
-
-
 def memory_by_numa(memory_gib: int, nodes: list[int] | None,
                    by_numa: list | None) -> dict[int, int]:
-    """Node → GiB of one allocation row: the split stored at commit, or (rows from
-    before it was stored) an even split over the row's nodes."""
+    """Node → GiB of one allocation row, as stored at commit (``[[node, GiB], …]``).
+    Nothing is inferred: a row on one node has all its memory there, and a row on
+    several nodes always carries its split (planning writes it; migration 0007 gave
+    it to older rows)."""
     if by_numa:
         out: dict[int, int] = defaultdict(int)
         for node, gib in by_numa:
             out[int(node)] += int(gib)
         return dict(out)
-    return split_memory(memory_gib, list(nodes or [0]))
+    if not memory_gib:
+        return {}
+    distinct = sorted(set(nodes or [0]))
+    if len(distinct) == 1:
+        return {distinct[0]: memory_gib}
+    raise ValueError(f"{memory_gib} GiB on NUMA nodes {distinct} without the split stored")
 
 
 def failing_critical_checks() -> dict[int, list[str]]:
@@ -113,12 +113,6 @@ def host_unschedulable_reason(host: Host, failing_checks: list[str]) -> str:
     if failing_checks and not host.checks_override_reason:
         return "critical checks failing: " + ", ".join(sorted(failing_checks))
     return ""
-
-
-def _gpu_index(label: str) -> int | None:
-    if label.startswith("GPU") and label[3:].isdigit():
-        return int(label[3:])
-    return None
 
 
 def catalogue_by_cluster() -> dict[int, frozenset[str]]:
@@ -212,13 +206,13 @@ def _links(host: Host, nic_names: set[str]) -> tuple[list, list]:
     """GPU pairs ``(a, b, kind)`` and GPU-to-NIC cells ``(gpu, nic, kind)`` of the matrix."""
     links, nic_links = [], []
     for link in host.links.all():
-        a, b = _gpu_index(link.a), _gpu_index(link.b)
+        a, b = link.a_gpu, link.b_gpu
         if a is not None and b is not None and a != b:
             links.append((a, b, link.kind))
-        elif a is not None and link.b in nic_names:
-            nic_links.append((a, link.b, link.kind))
-        elif b is not None and link.a in nic_names:
-            nic_links.append((b, link.a, link.kind))
+        elif a is not None and link.b_nic in nic_names:
+            nic_links.append((a, link.b_nic, link.kind))
+        elif b is not None and link.a_nic in nic_names:
+            nic_links.append((b, link.a_nic, link.kind))
     return links, nic_links
 
 
@@ -270,7 +264,7 @@ def numa_errors(job: Job) -> dict[str, list[str]]:
     if not hosts:
         return {}
     reason = admissible(request, sm.TenantState(name="submit"), hosts)
-    if reason is None or reason.code != "larger_than_any_host":
+    if reason is None or reason.code != PendingCode.LARGER_THAN_ANY_HOST:
         return {}
     field = "vcpus_per_host"
     if request.needs_nic_vfs:
@@ -456,5 +450,4 @@ __all__ = [
     "job_request",
     "memory_by_numa",
     "numa_errors",
-    "split_memory",
 ]

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from django.db import transaction
 from django.utils import timezone
 
-from console.core.choices import JOB_STATE_TIMESTAMP, JOB_TRANSITIONS, JobState
+from console.core.choices import JOB_STATE_TIMESTAMP, JOB_TRANSITIONS, EventKind, JobState
 from console.core.counters import count_transition
 from console.core.models import Event, Job
 
@@ -84,7 +84,7 @@ def transition_job(
             return False
         Event.objects.create(
             job_id=job_id,
-            kind="transition",
+            kind=EventKind.TRANSITION,
             from_state=current,
             to_state=to_state,
             reason=reason[:1000],
@@ -131,7 +131,7 @@ def transition_jobs(
     if moved != len(locked):  # cannot happen under the row locks; never half-move
         raise RuntimeError(f"bulk transition moved {moved} of {len(locked)} locked jobs")
     Event.objects.bulk_create(
-        Event(job_id=job.pk, kind="transition", from_state=from_state, to_state=to_state,
+        Event(job_id=job.pk, kind=EventKind.TRANSITION, from_state=from_state, to_state=to_state,
               reason=(reason_for(job) if reason_for else reason)[:1000], actor=actor[:150],
               data=(data_for(job) if data_for else None) or {})
         for job in locked.values()

@@ -2,13 +2,14 @@
 the guest's last console lines (from the host's heartbeats) and the isolation
 the host read back from the kernel when the VM came up (its member_up event)."""
 
+from console.core.choices import EventKind
 from console.core.models import Allocation, Event, Host, Job
 
 
 def vm_report(job: Job) -> list[dict]:
     host_ids = set(Allocation.objects.filter(job=job).values_list("host_id", flat=True))
     ups = {}
-    for event in Event.objects.filter(job=job, kind="member_up").order_by("created_at"):
+    for event in Event.objects.filter(job=job, kind=EventKind.MEMBER_UP).order_by("created_at"):
         if event.host_id is not None:
             ups[event.host_id] = event  # the latest attempt's
     host_ids |= set(ups)

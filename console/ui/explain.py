@@ -9,46 +9,46 @@ from collections import defaultdict
 from django.utils.translation import get_language, gettext_noop
 from django.utils.translation import gettext as _
 
-from console.core.choices import ACTIVE_JOB_STATES, JobState
+from console.core.choices import ACTIVE_JOB_STATES, JobState, PendingCode
 from console.core.models import Allocation, Job, Quota, Tenant
 from console.core.usage import usage_by_tenant
 
-NO_ROOM_CODES = ("no_host_with_free_gpus", "no_host_with_free_cpu_memory")
+NO_ROOM_CODES = (PendingCode.NO_HOST_WITH_FREE_GPUS, PendingCode.NO_HOST_WITH_FREE_CPU_MEMORY)
 
 # The pending reasons the scheduler writes (scheduler/planner.py, quotas.py),
 # rebuilt from the job's pending_data for a reader in another language. A
 # reason whose data lacks a field keeps the scheduler's English text.
 PENDING_TEMPLATES = {
-    "new": gettext_noop("Waiting for the next scheduling cycle."),
-    "no_host_with_free_gpus": gettext_noop(
+    PendingCode.NEW: gettext_noop("Waiting for the next scheduling cycle."),
+    PendingCode.NO_HOST_WITH_FREE_GPUS: gettext_noop(
         "No room: %(hosts_with_enough_gpus)s host(s) have %(gpus_per_host)s connected free "
         "GPU(s), %(hosts_needed)s needed; the most any host has is "
         "%(max_free_gpus_on_a_host)s."),
-    "no_host_with_free_cpu_memory": gettext_noop(
+    PendingCode.NO_HOST_WITH_FREE_CPU_MEMORY: gettext_noop(
         "No room: %(hosts_that_fit)s host(s) can give %(vcpus_per_host)s vCPUs and "
         "%(memory_gib_per_host)s GiB next to the GPUs, %(hosts_needed)s needed (most free on a "
         "host: %(max_free_vcpus)s vCPUs, %(max_free_memory_gib)s GiB)."),
-    "hosts_cordoned": gettext_noop(
+    PendingCode.HOSTS_CORDONED: gettext_noop(
         "%(cordoned_hosts_that_fit)s host(s) that could take this job are cordoned; "
         "%(open_hosts_that_fit)s open."),
-    "no_host_with_kvm": gettext_noop(
+    PendingCode.NO_HOST_WITH_KVM: gettext_noop(
         "Waiting: no host with KVM can take this job: it requires KVM (hardware "
         "virtualisation); %(kvm_hosts)s open host(s) run KVM, %(kvm_hosts_that_fit)s of them "
         "have room, %(hosts_needed)s needed; %(hosts_that_fit_without_kvm)s host(s) without "
         "KVM (QEMU emulation) have room."),
-    "no_host_with_image": gettext_noop(
+    PendingCode.NO_HOST_WITH_IMAGE: gettext_noop(
         "Waiting for a host with the image %(image)s: %(hosts_with_image)s open host(s) are in "
         "clusters whose catalogue holds it, %(hosts_with_image_that_fit)s of them have room, "
         "%(hosts_needed)s needed; %(hosts_that_fit_without_image)s host(s) elsewhere have "
         "room."),
-    "waiting_for_fair_share": gettext_noop(
+    PendingCode.WAITING_FOR_FAIR_SHARE: gettext_noop(
         "Waiting for fair share: the capacity this job needs went to %(placed_for_others)s "
         "job(s) of tenants with a lower weighted dominant share this cycle (yours is "
         "%(dominant_share).3f, the lowest other is %(lowest_other_share).3f)."),
-    "over_limit": gettext_noop(
+    PendingCode.OVER_LIMIT: gettext_noop(
         "Over the %(resource)s limit by %(over_by)s: the job asks for %(request)s, the tenant "
         "uses %(usage)s of its limit %(limit)s."),
-    "waiting_for_preemption": gettext_noop(
+    PendingCode.WAITING_FOR_PREEMPTION: gettext_noop(
         "Reclaiming capacity guaranteed to your tenant: %(preempted_jobs)s borrowed job(s) of "
         "other tenants are being preempted; the job starts when they have stopped."),
 }
@@ -63,10 +63,10 @@ VERDICTS = (
 
 def pending_text(job: Job) -> str:
     """The job's pending reason in the active language."""
-    english = job.pending_reason or PENDING_TEMPLATES["new"]
+    english = job.pending_reason or PENDING_TEMPLATES[PendingCode.NEW]
     if (get_language() or "en").startswith("en"):
         return english
-    template = PENDING_TEMPLATES.get(job.pending_code or "new")
+    template = PENDING_TEMPLATES.get(job.pending_code or PendingCode.NEW)
     if template is None:
         return english
     from console.ui.templatetags import num

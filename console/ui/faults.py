@@ -6,6 +6,7 @@ import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
@@ -70,11 +71,11 @@ def _runbook_steps(incident: Incident) -> list[dict]:
     # 1. Topology: the GPU's recorded links and health vs what the runbook observed.
     topology = {"recorded": [], "observed": evidence.get("topology"), "verdict": ""}
     if gpu is not None:
-        label = f"GPU{gpu.index}"
-        links = GpuLink.objects.filter(host=host).filter(a=label) | GpuLink.objects.filter(
-            host=host, b=label)
+        label = gpu.label
+        links = GpuLink.objects.filter(Q(a_gpu=gpu.index) | Q(b_gpu=gpu.index), host=host)
         topology["recorded"] = [
-            {"peer": link.b if link.a == label else link.a, "kind": link.kind} for link in links
+            {"peer": link.b if link.a_gpu == gpu.index else link.a, "kind": link.kind}
+            for link in links
         ]
         peers = host.gpus.count() - 1 + host.nics.count()
         missing = peers - len(topology["recorded"])

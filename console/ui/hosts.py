@@ -26,8 +26,8 @@ from console.filtersets import HostFilterSet
 from console.ui.access import get_host, staff_required
 from console.ui.faults import open_hardware_faults
 from console.ui.forms import ConfirmForm
-from console.ui.placement import cpu_ranges
 from console.ui.saved_filters import saved_filters_context
+from coupler_common.cpulist import format_cpulist
 
 
 def host_rows(hosts):
@@ -78,7 +78,7 @@ def host_detail(request, name):
     host_gpus = list(host.gpus.all())
     faults = open_hardware_faults(g.pk for g in host_gpus)
     gpus = [
-        {"gpu": g, "jobs": holders.get(g.pk, []), "affinity": cpu_ranges(g.cpu_affinity or []),
+        {"gpu": g, "jobs": holders.get(g.pk, []), "affinity": format_cpulist(g.cpu_affinity or []),
          "fault": faults.get(g.pk)}
         for g in host_gpus
     ]
@@ -87,7 +87,7 @@ def host_detail(request, name):
     numa = [
         {
             "node": n,
-            "cpus": cpu_ranges(n.cpus),
+            "cpus": format_cpulist(n.cpus),
             "total": len(n.cpus),
             "claimed": len(claimed & set(n.cpus)),
             "reserved": len(reserved & set(n.cpus)),

@@ -4,21 +4,7 @@ the links between the chosen GPUs, from the host's `nvidia-smi topo -m`."""
 
 from console.core.choices import JobState
 from console.core.models import Allocation, GpuLink, Job, NumaNode
-
-
-def cpu_ranges(cores) -> str:
-    """[0, 1, 2, 5] → "0-2,5", the cpuset.cpus notation."""
-    out, run = [], []
-    for core in sorted(set(cores)):
-        if run and core == run[-1] + 1:
-            run.append(core)
-            continue
-        if run:
-            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-        run = [core]
-    if run:
-        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-    return ",".join(out)
+from coupler_common.cpulist import format_cpulist
 
 
 def _per_node_memory(alloc: Allocation, node_ids: list[int]) -> dict[int, int] | None:
@@ -65,7 +51,7 @@ def placement_hosts(job: Job) -> list[dict]:
                          or any(g["chosen"] for g in node_gpus))
             nodes.append({
                 "id": node.node_id, "chosen": is_chosen,
-                "all_cores": cpu_ranges(node.cpus), "cores": cpu_ranges(node_cores),
+                "all_cores": format_cpulist(node.cpus), "cores": format_cpulist(node_cores),
                 "core_count": len(node_cores), "memory_total": node.memory_gib,
                 "memory": (memory or {}).get(node.node_id) if is_chosen else None,
                 "gpus": node_gpus,
@@ -74,16 +60,16 @@ def placement_hosts(job: Job) -> list[dict]:
         unplaced_gpus = [{"gpu": g, "chosen": g.pk in entry["gpus"],
                           "milli": entry["gpus"].get(g.pk)}
                          for g in gpus if g.numa_node is None]
-        labels = [g.label for g in chosen]
+        indices = [g.index for g in chosen]
         links = [
             {"a": link.a, "b": link.b, "kind": link.kind, "nvlinks": link.nvlinks}
-            for link in GpuLink.objects.filter(host=host, a__in=labels, b__in=labels)
+            for link in GpuLink.objects.filter(host=host, a_gpu__in=indices, b_gpu__in=indices)
         ]
         out.append({
             "host": host, "nodes": nodes, "numa_less_gpus": unplaced_gpus,
             "chosen_gpus": [{"gpu": g, "milli": entry["gpus"][g.pk]} for g in chosen],
-            "cores": cpu_ranges(cores), "core_count": len(cores),
-            "cores_off_node": cpu_ranges(cores - placed_core_ids),
+            "cores": format_cpulist(cores), "core_count": len(cores),
+            "cores_off_node": format_cpulist(cores - placed_core_ids),
             "numa_nodes": job_nodes, "memory_gib": cpu.memory_gib if cpu else 0,
             "memory_split_known": memory is not None,
             "links": _dedupe(links),

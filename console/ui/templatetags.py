@@ -99,9 +99,9 @@ def pretty(value):
             return "—"
         if all(isinstance(v, int | float | str) and not isinstance(v, bool) for v in value) \
                 and all(isinstance(v, int) for v in value) and len(value) > 4:
-            from console.ui.placement import cpu_ranges
+            from coupler_common.cpulist import format_cpulist
 
-            return cpu_ranges(value)
+            return format_cpulist(value)
         if all(not isinstance(v, dict | list | tuple) for v in value):
             return ", ".join(str(pretty(v)) for v in value)
         return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>",

@@ -14,7 +14,7 @@ from console.core.choices import HOST_STATE_COLOURS, LinkKind
 from console.core.models import Host
 from console.ui.access import get_host
 from console.ui.hosts import host_rows
-from console.ui.placement import cpu_ranges
+from coupler_common.cpulist import format_cpulist
 
 LINK_COLOURS = {
     "NV": "#166534",
@@ -45,7 +45,7 @@ def host_devices(host: Host) -> list[dict]:
     devices = []
     for gpu in host.gpus.all():
         devices.append({"label": f"GPU{gpu.index}", "kind": "gpu", "numa": gpu.numa_node,
-                        "affinity": cpu_ranges(gpu.cpu_affinity or []), "title": gpu.model,
+                        "affinity": format_cpulist(gpu.cpu_affinity or []), "title": gpu.model,
                         "pci": gpu.pci_address})
     for nic in host.nics.all():
         devices.append({"label": nic.name, "kind": "nic", "numa": nic.numa_node,

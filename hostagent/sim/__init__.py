@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hostagent.domain_xml import format_cpulist
+from coupler_common.cpulist import parse_cpulist
 from hostagent.topo import parse_topo
 
 __all__ = [
@@ -138,14 +138,6 @@ def demo_hosts() -> list[tuple[str, str, int, str]]:
     return out
 
 
-def _cpus(cpulist: str) -> list[int]:
-    out: list[int] = []
-    for part in cpulist.split(","):
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return sorted(out)
-
-
 def _kind(kind: str) -> _Kind:
     if kind not in KINDS:
         raise ValueError(f"unknown simulated host kind {kind!r}; one of {sorted(KINDS)}")
@@ -219,7 +211,7 @@ def simulated_host(kind: str, index: int, name: str | None = None) -> dict[str, 
         raise ValueError(f"host index must be an integer in 0..65535, got {index!r}")
     topo = parse_topo(topo_file_for(kind).read_text())
     name = name or f"sim-{k.short}-{index:02d}"
-    numa = [{"node": n, "cpus": _cpus(cl), "memory_mib": k.memory_gib * 1024 // len(k.numa_cpus),
+    numa = [{"node": n, "cpus": sorted(parse_cpulist(cl)), "memory_mib": k.memory_gib * 1024 // len(k.numa_cpus),
              "hugepages_1g": k.hugepages_1g_per_node,
              # NUMA nodes are numbered socket by socket (NPS4: 0-3 on the first package)
              "socket": n * k.sockets // len(k.numa_cpus)}
@@ -311,7 +303,3 @@ def node_xml(host: dict[str, Any]) -> str:
         ET.SubElement(pcie, "link", {"validity": "sta", "speed": "16", "width": "16"})
     ET.indent(node)
     return ET.tostring(node, encoding="unicode") + "\n"
-
-
-def cpulist(values: list[int]) -> str:
-    return format_cpulist(values)

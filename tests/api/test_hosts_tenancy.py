@@ -17,7 +17,8 @@ def reported(cluster, tenant_a):
     host.facts = {**host.facts, "driver_version": "535.104.05",
                   "reported_domains": {"at": "2024-01-01T00:00:00+00:00",
                                        "running": [f"coupler-job-{job.pk}"], "stopped": []},
-                  "latency_endpoint": "10.9.8.7:7471", "agent_version": "1.2.3"}
+                  "agent_version": "1.2.3"}
+    host.latency_endpoint = "10.9.8.7:7471"
     host.checks_override_reason = f"tenant-a's run {job.domain_name} needs it"
     host.save()
     return host, job

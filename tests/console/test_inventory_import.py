@@ -27,7 +27,7 @@ def test_every_profile_registers_its_real_machine(kind):
 def test_dgx_a100_import_keeps_nvlinks_nics_and_numa_ids():
     call_command("import_topo", "--profile", "dgx_a100", "--host", "dgx", "--cluster", "c")
     host = Host.objects.get(name="dgx")
-    link = GpuLink.objects.get(host=host, a="GPU0", b="GPU1")
+    link = GpuLink.objects.get(host=host, a_gpu=0, b_gpu=1)
     assert (link.kind, link.nvlinks) == ("NV12", 12)
     assert Nic.objects.filter(host=host).count() == 10
     assert Nic.objects.get(host=host, name="mlx5_0").numa_node == 3
@@ -51,7 +51,7 @@ def test_reimport_is_idempotent_and_keeps_gpu_rows():
     call_command("import_topo", "--profile", "pcie_rtx6000ada", "--host", "ada", "--cluster", "c")
     after = sorted(Gpu.objects.filter(host__name="ada").values_list("pk", flat=True))
     assert before == after
-    assert GpuLink.objects.filter(host__name="ada", a="GPU0", b="GPU1").count() == 1
+    assert GpuLink.objects.filter(host__name="ada", a_gpu=0, b_gpu=1).count() == 1
 
 
 @pytest.mark.django_db

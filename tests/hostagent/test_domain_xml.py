@@ -4,7 +4,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from hostagent.domain_xml import build_domain_xml, format_cpulist
+from coupler_common.cpulist import format_cpulist
+from hostagent.domain_xml import build_domain_xml
 from hostagent.protocol import ProvisionSpec, SpecError
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from coupler_common.cpulist import parse_cpulist
 from scheduler import (
     GpuState,
     HostPlacement,
@@ -115,17 +116,6 @@ def apply(hosts: tuple[HostState, ...], placements: list[HostPlacement]) -> tupl
     return tuple(out)
 
 
-def _cpulist(text: str) -> tuple[int, ...]:
-    out: list[int] = []
-    for part in text.split(","):
-        if "-" in part:
-            a, b = part.split("-")
-            out.extend(range(int(a), int(b) + 1))
-        elif part:
-            out.append(int(part))
-    return tuple(out)
-
-
 def host_from_topo(path: Path, name: str, model: str, numa_cores: dict[int, tuple[int, ...]]
                    | None = None, mem_per_numa: int = 256) -> HostState:
     """A HostState from an ``nvidia-smi topo -m`` capture: GPU rows, link kinds, CPU and NUMA
@@ -149,7 +139,7 @@ def host_from_topo(path: Path, name: str, model: str, numa_cores: dict[int, tupl
             if header[j].startswith("GPU") and j > i:
                 links.append((i, j, kind))
         numa = int(rest[1])
-        cores.setdefault(numa, _cpulist(rest[0]))
+        cores.setdefault(numa, tuple(sorted(parse_cpulist(rest[0]))))
         gpus.append(GpuState(i, model, numa))
     numa_states = tuple(NumaState(n, cores[n], mem_per_numa) for n in sorted(cores))
     return HostState(name, tuple(gpus), numa_states, tuple(links))

@@ -120,7 +120,7 @@ def test_rerun_sends_the_firmware_baseline_of_the_hosts_board(cluster):
     from hostagent import sim
 
     host = Host.objects.get(name="dgx-1")
-    board = host.facts["board_name"]
+    board = host.board_name
     assert host_check_inputs(host)["baseline"] is None
     FirmwareBaseline.objects.create(board_name=board, bios_version="1.25", gpu_vbios="92.1")
     inputs = host_check_inputs(host)

@@ -49,21 +49,21 @@ def test_register_stores_the_endpoint_and_an_inventory_refresh_keeps_it(api_clie
     _register(api_client, tokens, "dgx-1", "10.0.0.1:7471",
               inventory=inventory_for("dgx_a100", "dgx-1", group="rack-a"))
     host = Host.objects.get(name="dgx-1")
-    assert host.facts["latency_endpoint"] == "10.0.0.1:7471"
-    assert host.facts["board_name"] == "DGXA100"  # the inventory's facts too
+    assert host.latency_endpoint == "10.0.0.1:7471"
+    assert host.board_name == "DGXA100"  # the inventory's facts too, typed
     # An admin's inventory refresh (import, seed) does not wipe what the agent reported.
     do_register_host(cluster=host.cluster, name="dgx-1",
                      inventory=inventory_for("dgx_a100", "dgx-1", group="rack-a"))
-    assert Host.objects.get(name="dgx-1").facts["latency_endpoint"] == "10.0.0.1:7471"
+    assert Host.objects.get(name="dgx-1").latency_endpoint == "10.0.0.1:7471"
     # A heartbeat may move it; an agent restarted without a responder clears it.
     _beat(api_client, tokens, "dgx-1", latency_endpoint="10.0.0.1:7500")
-    assert Host.objects.get(name="dgx-1").facts["latency_endpoint"] == "10.0.0.1:7500"
+    assert Host.objects.get(name="dgx-1").latency_endpoint == "10.0.0.1:7500"
     _beat(api_client, tokens, "dgx-1")  # an older agent's heartbeat says nothing: kept
-    assert Host.objects.get(name="dgx-1").facts["latency_endpoint"] == "10.0.0.1:7500"
+    assert Host.objects.get(name="dgx-1").latency_endpoint == "10.0.0.1:7500"
     _register(api_client, tokens, "dgx-1", "")
-    assert "latency_endpoint" not in Host.objects.get(name="dgx-1").facts
+    assert Host.objects.get(name="dgx-1").latency_endpoint == ""
     _register(api_client, tokens, "dgx-1", "no port here")  # malformed: not stored
-    assert "latency_endpoint" not in Host.objects.get(name="dgx-1").facts
+    assert Host.objects.get(name="dgx-1").latency_endpoint == ""
 
 
 def test_heartbeat_answers_list_peers_same_rack_first_never_self_never_offline(api_client,
@@ -91,7 +91,7 @@ def test_heartbeat_answers_list_peers_same_rack_first_never_self_never_offline(a
     assert latency_peers(Host.objects.get(name="dgx-1")) == ["10.0.0.2:7471", "10.0.0.5:7471",
                                                               "10.0.0.4:7471"]
     # One agent serving several hosts (the demo) advertises one endpoint: measured once.
-    Host.objects.exclude(cluster=other).update(facts={"latency_endpoint": "127.0.0.1:7000"})
+    Host.objects.exclude(cluster=other).update(latency_endpoint="127.0.0.1:7000")
     assert latency_peers(Host.objects.get(name="dgx-1")) == ["127.0.0.1:7000"]
 
 
@@ -110,10 +110,10 @@ def test_run_host_checks_sends_the_same_peers(api_client, tokens, monkeypatch):
     # The agent's own check rounds get the same inputs in the heartbeat answer.
     from console.core.models import FirmwareBaseline
 
-    FirmwareBaseline.objects.create(board_name=hgx.facts["board_name"], bios_version="2.1.4")
+    FirmwareBaseline.objects.create(board_name=hgx.board_name, bios_version="2.1.4")
     answer = _beat(api_client, tokens, "hgx-1")
     assert answer["peers"] == inputs["peers"]
-    assert answer["baseline"] == {"board_name": hgx.facts["board_name"], "bios_version": "2.1.4"}
+    assert answer["baseline"] == {"board_name": hgx.board_name, "bios_version": "2.1.4"}
 
 
 def test_two_agents_measure_each_other_end_to_end(api_client, tokens, tmp_path):
@@ -144,7 +144,7 @@ def test_two_agents_measure_each_other_end_to_end(api_client, tokens, tmp_path):
                 loops[name].beat_once()
         for name, other in (("dgx-1", "dgx-2"), ("dgx-2", "dgx-1")):
             host = Host.objects.get(name=name)
-            assert host.facts["latency_endpoint"] == responders[name].endpoint
+            assert host.latency_endpoint == responders[name].endpoint
             assert loops[name].peers[name] == [responders[other].endpoint]
             row = CheckResult.objects.get(host=host, check_id="network.hop_latency")
             assert row.status == "unknown", row.evidence  # loopback: proves no fabric

@@ -45,8 +45,8 @@ def test_a_two_host_gang_gets_close_vfs_passed_through_and_shown(
         gpus = {a.gpu.index for a in Allocation.objects.filter(
             job=job, host__name=part["host"], gpu__isnull=False).select_related("gpu")}
         close = set(GpuLink.objects.filter(host__name=part["host"], kind__in=["PIX", "PXB"],
-                                           a__in=[f"GPU{i}" for i in gpus])
-                    .values_list("b", flat=True))
+                                           a_gpu__in=gpus)
+                    .values_list("b_nic", flat=True))
         assert len(part["nic_vfs"]) == 8
         assert {vf["nic"] for vf in part["nic_vfs"]} <= close
         dom = ET.fromstring(runtime.domain_xml(part["host"], job.domain_name))

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 SUBMIT_BUDGET = 20
 CYCLE_BUDGET = 38          # whatever the number of jobs placed (leaves, recent workload mix)
 PROVISION_BUDGET = 10      # for every job one cycle placed, together (images read once)
-MEMBER_UP_BUDGET = 15  # incl. the check that the answering host holds the job
+MEMBER_UP_BUDGET = 16  # incl. the check that the answering host holds the job and its JobMember row
 CANCEL_BUDGET = 12
 QUIET_HEARTBEAT_BUDGET = 5
 

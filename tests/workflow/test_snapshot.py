@@ -4,7 +4,7 @@ import pytest
 
 from console.core.choices import CheckStatus, HostState, Risk
 from console.core.models import CheckResult, Gpu, Host, Job
-from console.core.snapshot import build_snapshot, build_snapshot_context, split_memory
+from console.core.snapshot import build_snapshot, build_snapshot_context, memory_by_numa
 
 pytestmark = pytest.mark.django_db
 
@@ -74,10 +74,12 @@ def test_it_lists_queued_jobs_except_those_in_backoff(cluster, tenant_a):
     assert b.pk in context.backoff
 
 
-def test_split_memory_spreads_evenly():
-    assert split_memory(10, [1, 0]) == {0: 5, 1: 5}
-    assert split_memory(7, [0, 1]) == {0: 4, 1: 3}
-    assert split_memory(7, []) == {}
+def test_an_allocations_memory_is_read_as_stored_never_split_by_guess():
+    assert memory_by_numa(128, [0, 1], [[0, 100], [1, 28]]) == {0: 100, 1: 28}
+    assert memory_by_numa(32, [3], []) == {3: 32}
+    assert memory_by_numa(0, [0, 1], []) == {}
+    with pytest.raises(ValueError, match="without the split"):
+        memory_by_numa(128, [0, 1], [])
 
 
 def test_the_planner_accepts_the_snapshot(cluster, tenant_a):

@@ -25,6 +25,7 @@ from console.core.actions.workflow import do_begin_teardown
 from console.core.agent_input import latency_endpoint_allowed
 from console.core.choices import (
     ACTIVE_JOB_STATES,
+    EventKind,
     FaultKind,
     HostState,
     Hypervisor,
@@ -32,18 +33,15 @@ from console.core.choices import (
     TeardownOutcome,
 )
 from console.core.models import CheckResult, Event, FirmwareBaseline, Gpu, Host, Incident, Job
+from coupler_common.naming import job_id_of_domain
 from hostagent import sim
 from hostagent.protocol import CheckResult as CheckMessage
 from hostagent.protocol import ChecksResult, Heartbeat, XidEvent, decode
 from hostagent.sim import roots as sim_roots
+from hostagent.xid import HARDWARE_XIDS, LAUNCH_FAILED_XIDS
 
 log = logging.getLogger(__name__)
 
-# Xids whose evidence the CUDA_ERROR_LAUNCH_FAILED runbook (CHECKS.md §4) walks through.
-LAUNCH_FAILED_XIDS = frozenset({13, 31, 43, 48, 63, 64, 74, 79, 94, 95})
-# Hardware-class Xids that take a GPU out of service even if the agent's catalog
-# does not say "cordon".
-FATAL_XIDS = frozenset({48, 63, 64, 74, 79, 92, 94, 95, 119, 120})
 
 
 def do_issue_agent_token(host: Host, *, actor: str) -> str:
@@ -52,7 +50,7 @@ def do_issue_agent_token(host: Host, *, actor: str) -> str:
         host = Host.objects.select_for_update().get(pk=host.pk)
         token = host.set_agent_token()
         host.save(update_fields=["agent_token_hash"])
-        Event.objects.create(host=host, kind="agent_token", actor=actor,
+        Event.objects.create(host=host, kind=EventKind.AGENT_TOKEN, actor=actor,
                              reason="agent token issued")
     return token
 
@@ -82,7 +80,7 @@ def _mark_online(host: Host, now: datetime) -> None:
             reason = ""
         host.facts = facts
         fields.update(state=before, state_reason=reason[:500], facts=facts)
-        Event.objects.create(host=host, kind="online", from_state=HostState.OFFLINE,
+        Event.objects.create(host=host, kind=EventKind.ONLINE, from_state=HostState.OFFLINE,
                              to_state=before, actor=f"agent:{host.name}",
                              reason=("heartbeats resumed" if before == HostState.READY
                                      else f"heartbeats resumed; {before} again: {reason}")
@@ -108,26 +106,18 @@ def clean_latency_endpoint(value: object) -> str:
     return text
 
 
-def _set_latency_endpoint(facts: dict, endpoint: str) -> None:
-    if endpoint:
-        facts["latency_endpoint"] = endpoint
-    else:
-        facts.pop("latency_endpoint", None)
-
-
 def latency_peers(host: Host, limit: int = LATENCY_PEERS) -> list[str]:
     """The echo responders ``host`` measures ``network.hop_latency`` against: up to
     ``limit`` distinct endpoints of other READY hosts of its cluster whose agent
-    advertised one (``facts["latency_endpoint"]``), hosts of its own group (rack)
+    advertised one (``Host.latency_endpoint``), hosts of its own group (rack)
     first, then by name. Never the host itself, never an offline host."""
     candidates = (
-        Host.objects.filter(cluster_id=host.cluster_id, state=HostState.READY,
-                            facts__has_key="latency_endpoint")
-        .exclude(pk=host.pk)
+        Host.objects.filter(cluster_id=host.cluster_id, state=HostState.READY)
+        .exclude(pk=host.pk).exclude(latency_endpoint="")
         .annotate(other_rack=Case(When(group=host.group, then=Value(0)), default=Value(1),
                                   output_field=IntegerField()))
         .order_by("other_rack", "name")
-        .values_list("facts__latency_endpoint", flat=True)
+        .values_list("latency_endpoint", flat=True)
     )
     peers: list[str] = []
     for endpoint in candidates.iterator():
@@ -159,13 +149,14 @@ def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
         facts = dict(host.facts or {})
         facts["agent_version"] = agent_version
         facts["protocol_version"] = protocol_version
-        _set_latency_endpoint(facts, clean_latency_endpoint(latency_endpoint))
         if isinstance(hypervisor, dict):
             facts["hypervisor"] = hypervisor
-        Host.objects.filter(pk=host.pk).update(facts=facts, hypervisor=_hypervisor(host, facts))
+        host.latency_endpoint = clean_latency_endpoint(latency_endpoint)
+        Host.objects.filter(pk=host.pk).update(facts=facts, hypervisor=_hypervisor(host, facts),
+                                               latency_endpoint=host.latency_endpoint)
         host.facts = facts
         _mark_online(host, timezone.now())
-        Event.objects.create(host=host, kind="agent_register", actor=f"agent:{host.name}",
+        Event.objects.create(host=host, kind=EventKind.AGENT_REGISTER, actor=f"agent:{host.name}",
                              reason=f"agent {agent_version or '?'} registered")
     host.refresh_from_db()
     return host
@@ -187,7 +178,7 @@ def _record_checks(host: Host, checks: tuple[CheckMessage, ...], now: datetime) 
         )
         if msg.risk == "critical" and (previous is None or previous.status != msg.status):
             changed = True
-            Event.objects.create(host=host, kind="check", actor=f"agent:{host.name}",
+            Event.objects.create(host=host, kind=EventKind.CHECK, actor=f"agent:{host.name}",
                                  reason=f"{msg.id}: {msg.status}", data={"check": msg.id})
     return changed
 
@@ -216,7 +207,7 @@ def checks_root(host: Host) -> str:
 
 def firmware_baseline(host: Host) -> dict[str, str] | None:
     """The admin's firmware baseline for the host's board, in the check's keys."""
-    board = (host.facts or {}).get("board_name")
+    board = host.board_name
     row = FirmwareBaseline.objects.filter(board_name=board).first() if board else None
     if row is None:
         return None
@@ -233,7 +224,7 @@ def host_check_inputs(host: Host) -> dict:
 
 def do_request_host_checks(host: Host, *, actor: str) -> Event:
     """Audit an admin's request to re-run the host's checks (the task is sent on commit)."""
-    return Event.objects.create(host=host, kind="checks_requested", actor=actor,
+    return Event.objects.create(host=host, kind=EventKind.CHECKS_REQUESTED, actor=actor,
                                 reason=f"checks re-run requested by {actor}")
 
 
@@ -251,7 +242,7 @@ def do_record_host_checks(host_id: int, payload: ChecksResult | dict, *,
     actor = f"agent:{host.name}"
     with transaction.atomic():
         if not result.ok or not checks:
-            Event.objects.create(host=host, kind="checks_result", actor=actor,
+            Event.objects.create(host=host, kind=EventKind.CHECKS_RESULT, actor=actor,
                                  reason=f"checks re-run failed: {result.error or 'no results'}"
                                  [:1000], data={"requested_by": requested_by})
             return False
@@ -262,7 +253,7 @@ def do_record_host_checks(host_id: int, payload: ChecksResult | dict, *,
         reason = (f"checks re-run: {counts['pass']} pass, {counts['fail']} fail, "
                   f"{counts['unknown']} unknown" + (f"; failing: {', '.join(failing)}"
                                                     if failing else ""))
-        Event.objects.create(host=host, kind="checks_result", actor=actor, reason=reason[:1000],
+        Event.objects.create(host=host, kind=EventKind.CHECKS_RESULT, actor=actor, reason=reason[:1000],
                              data={"requested_by": requested_by, "counts": counts,
                                    "failing": failing})
         if changed:
@@ -323,7 +314,7 @@ def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
     raw = event.line.strip()
     if Incident.objects.filter(host=host, raw_lines=raw, xid=event.xid).exists():
         return None  # the same line reported again (agent retried a heartbeat)
-    fatal = event.cordon or event.fault == FaultKind.HARDWARE or (event.xid in FATAL_XIDS)
+    fatal = event.cordon or event.fault == FaultKind.HARDWARE or (event.xid in HARDWARE_XIDS)
     fault = event.fault if event.fault in FaultKind.values else FaultKind.UNKNOWN
     if fatal and fault == FaultKind.UNKNOWN:
         fault = FaultKind.HARDWARE
@@ -375,10 +366,10 @@ def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
 
 
 def _reported_facts(facts: dict, beat: Heartbeat, at: str) -> dict:
-    """``facts`` with what this heartbeat reports (domains, agent and protocol version,
-    latency endpoint). ``reported_domains.at`` moves only when the domains changed:
-    the same report is confirmed by every later ``last_heartbeat`` (the reconciler
-    reads the later of the two)."""
+    """``facts`` with what this heartbeat reports (domains, agent and protocol version).
+    ``reported_domains.at`` moves only when the domains changed: the same report is
+    confirmed by every later ``last_heartbeat`` (the reconciler reads the later of
+    the two)."""
     facts = dict(facts or {})
     reported = {
         "running": sorted(beat.domains),
@@ -397,9 +388,14 @@ def _reported_facts(facts: dict, beat: Heartbeat, at: str) -> dict:
     if beat.agent_version:
         facts["agent_version"] = beat.agent_version
     facts["protocol_version"] = beat.version
-    if beat.latency_endpoint is not None:
-        _set_latency_endpoint(facts, clean_latency_endpoint(beat.latency_endpoint))
     return facts
+
+
+def _reported_latency_endpoint(host: Host, beat: Heartbeat) -> str:
+    """The echo responder this heartbeat advertises (the stored one if it says none)."""
+    if beat.latency_endpoint is None:
+        return host.latency_endpoint
+    return clean_latency_endpoint(beat.latency_endpoint)
 
 
 def do_agent_heartbeat(host: Host, body: Heartbeat | dict) -> dict:
@@ -418,7 +414,8 @@ def do_agent_heartbeat(host: Host, body: Heartbeat | dict) -> dict:
     ends = _domain_ends(beat)
     quiet = (host.state != HostState.OFFLINE and not beat.checks
              and not beat.xid_events and not ends
-             and _reported_facts(host.facts, beat, now.isoformat()) == (host.facts or {}))
+             and _reported_facts(host.facts, beat, now.isoformat()) == (host.facts or {})
+             and _reported_latency_endpoint(host, beat) == host.latency_endpoint)
     if quiet:
         Host.objects.filter(pk=host.pk).update(last_heartbeat=now)
         summary.update(check_inputs_for_agent(host))
@@ -431,6 +428,10 @@ def do_agent_heartbeat(host: Host, body: Heartbeat | dict) -> dict:
         if facts != (host.facts or {}):
             Host.objects.filter(pk=host.pk).update(facts=facts, hypervisor=_hypervisor(host, facts))
             host.facts = facts
+        endpoint = _reported_latency_endpoint(host, beat)
+        if endpoint != host.latency_endpoint:
+            Host.objects.filter(pk=host.pk).update(latency_endpoint=endpoint)
+            host.latency_endpoint = endpoint
         if beat.checks and _record_checks(host, beat.checks, now):
             enqueue.request_scheduling_cycle()
     for event in beat.xid_events:
@@ -440,7 +441,7 @@ def do_agent_heartbeat(host: Host, body: Heartbeat | dict) -> dict:
     for name, (succeeded, why) in ends.items():
         job = Job.objects.filter(
             state=JobState.RUNNING, allocations__host=host,
-            pk=_job_id_of(name) or 0,
+            pk=job_id_of_domain(name) or 0,
         ).first()
         if job is None:
             continue
@@ -517,7 +518,7 @@ def check_inputs_for_agent(host: Host, *, fresh: bool = False) -> dict:
         return {"peers": latency_peers(host), "baseline": firmware_baseline(host)}
     endpoints = _cached(f"coupler:latency-endpoints:{host.cluster_id}", ttl,
                         lambda: _ready_endpoints(host.cluster_id))
-    board = (host.facts or {}).get("board_name") or ""
+    board = host.board_name or ""
     board_key = hashlib.sha256(board.encode()).hexdigest()[:16]  # board names have spaces
     baseline = _cached(f"coupler:baseline:{board_key}", ttl,
                        lambda: {"value": firmware_baseline(host)})["value"]
@@ -535,9 +536,9 @@ def _cached(key: str, ttl: int, compute):
 def _ready_endpoints(cluster_id: int) -> list[tuple[str, str, int, str]]:
     """(group, name, id, endpoint) of the cluster's READY hosts that advertise an echo
     responder, by name."""
-    rows = (Host.objects.filter(cluster_id=cluster_id, state=HostState.READY,
-                                facts__has_key="latency_endpoint")
-            .order_by("name").values_list("group", "name", "pk", "facts__latency_endpoint"))
+    rows = (Host.objects.filter(cluster_id=cluster_id, state=HostState.READY)
+            .exclude(latency_endpoint="")
+            .order_by("name").values_list("group", "name", "pk", "latency_endpoint"))
     return [(group, name, pk, endpoint) for group, name, pk, endpoint in rows]
 
 
@@ -558,13 +559,6 @@ def _peers_of(host: Host, endpoints: list[tuple[str, str, int, str]],
     return peers
 
 
-def _job_id_of(domain: str) -> int | None:
-    prefix = "coupler-job-"
-    if domain.startswith(prefix) and domain[len(prefix):].isdigit():
-        return int(domain[len(prefix):])
-    return None
-
-
 def do_mark_host_offline(host: Host, *, reason: str, actor: str = "watchdog") -> list[int]:
     """A host stopped heartbeating: OFFLINE, and only its own jobs are moved off
     (requeued; their members on other hosts are cleaned up). Returns those job ids."""
@@ -572,7 +566,7 @@ def do_mark_host_offline(host: Host, *, reason: str, actor: str = "watchdog") ->
         host = Host.objects.select_for_update().get(pk=host.pk)
         if host.state == HostState.OFFLINE:
             return []
-        Event.objects.create(host=host, kind="offline", from_state=host.state,
+        Event.objects.create(host=host, kind=EventKind.OFFLINE, from_state=host.state,
                              to_state=HostState.OFFLINE, actor=actor, reason=reason[:1000])
         facts = dict(host.facts or {})
         facts[STATE_BEFORE_OFFLINE] = host.state

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from console.core.actions.hosts import do_uncordon_gpu, do_uncordon_host
-from console.core.choices import HostState, IncidentState
+from console.core.choices import EventKind, HostState, IncidentState
 from console.core.models import Event, Incident
 
 
@@ -41,7 +41,7 @@ def do_resolve_incident(
         incident.save(update_fields=["state", "resolved_at", "resolved_by", "resolution"])
         Event.objects.create(
             host=incident.host,
-            kind="incident_resolved",
+            kind=EventKind.INCIDENT_RESOLVED,
             reason=f"incident #{incident.pk} ({incident.title}): {resolution}"[:1000],
             actor=name,
             data={"incident": incident.pk, "release_gpu": release_gpu,
@@ -54,7 +54,7 @@ def do_resolve_incident(
         if release_gpu and incident.gpu is not None and incident.gpu.cordoned:
             if gpu_held:
                 Event.objects.create(
-                    host=incident.host, kind="incident_resolved", actor=name,
+                    host=incident.host, kind=EventKind.INCIDENT_RESOLVED, actor=name,
                     reason=f"GPU{incident.gpu.index} stays cordoned: another incident on it "
                     "is still open",
                     data={"incident": incident.pk},

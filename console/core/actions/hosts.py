@@ -1,7 +1,7 @@
 from django.db import transaction
 
 from console.core import enqueue
-from console.core.choices import ACTIVE_JOB_STATES, HostState, JobState, TeardownOutcome
+from console.core.choices import ACTIVE_JOB_STATES, EventKind, HostState, JobState, TeardownOutcome
 from console.core.models import Event, Gpu, Host, Job
 from console.core.transitions import transition_job
 
@@ -32,7 +32,7 @@ def _set_host_state(host: Host, to_state: str, *, actor: str, reason: str, kind:
 def do_cordon_host(host: Host, *, actor: str, reason: str = "") -> Host:
     """No new work lands on the host; running jobs stay."""
     return _set_host_state(
-        host, HostState.CORDONED, actor=actor, reason=reason or "cordoned", kind="cordon"
+        host, HostState.CORDONED, actor=actor, reason=reason or "cordoned", kind=EventKind.CORDON
     )
 
 
@@ -40,7 +40,7 @@ def do_uncordon_host(host: Host, *, actor: str, reason: str = "") -> Host:
     if host.state == HostState.OFFLINE:
         raise HostActionError("An offline host comes back by heartbeating, not by uncordon.")
     return _set_host_state(
-        host, HostState.READY, actor=actor, reason=reason or "uncordoned", kind="uncordon"
+        host, HostState.READY, actor=actor, reason=reason or "uncordoned", kind=EventKind.UNCORDON
     )
 
 
@@ -49,7 +49,7 @@ def do_drain_host(host: Host, *, actor: str, reason: str = "") -> Host:
     requeued (it will be placed elsewhere)."""
     reason = reason or "host drained"
     with transaction.atomic():
-        host = _set_host_state(host, HostState.DRAINING, actor=actor, reason=reason, kind="drain")
+        host = _set_host_state(host, HostState.DRAINING, actor=actor, reason=reason, kind=EventKind.DRAIN)
         job_ids = set(
             Job.objects.filter(allocations__host=host, state__in=ACTIVE_JOB_STATES)
             .values_list("pk", flat=True)
@@ -77,7 +77,7 @@ def do_override_host_checks(host: Host, *, actor: str, reason: str) -> Host:
         host.checks_override_reason = reason[:500]
         host.save(update_fields=["checks_override_reason"])
         Event.objects.create(
-            host=host, kind="checks_override", reason=reason[:1000], actor=actor
+            host=host, kind=EventKind.CHECKS_OVERRIDE, reason=reason[:1000], actor=actor
         )
         enqueue.request_scheduling_cycle()
     return host
@@ -90,7 +90,7 @@ def _set_gpu_cordon(gpu: Gpu, *, cordoned: bool, actor: str, reason: str) -> Gpu
         )
         Event.objects.create(
             host_id=gpu.host_id,
-            kind="gpu_cordon" if cordoned else "gpu_uncordon",
+            kind=EventKind.GPU_CORDON if cordoned else EventKind.GPU_UNCORDON,
             reason=f"GPU{gpu.index}: {reason}"[:1000],
             actor=actor,
             data={"gpu": gpu.index, "pci_address": gpu.pci_address},

@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from console.core import enqueue
+from console.core.choices import EventKind
 from console.core.models import (
     Cluster,
     Event,
@@ -36,8 +37,8 @@ from console.core.models import (
 
 # Host.facts keys the agent reports (registration, heartbeats) or the watchdog records
 # (the state an OFFLINE host had, restored on its first heartbeat) rather than the inventory.
-AGENT_FACTS = ("latency_endpoint", "state_before_offline", "state_reason_before_offline",
-               "hypervisor")
+AGENT_FACTS = ("state_before_offline", "state_reason_before_offline", "hypervisor",
+               "protocol_version")
 
 
 def inventory_digest(inventory: dict) -> str:
@@ -128,7 +129,7 @@ def _sync_gpus(host: Host, gpus: list[dict], *, actor: str) -> None:
             Gpu.objects.filter(pk=row.pk).update(**values(gpu))
             if row.index != int(gpu["index"]) or row.uuid != gpu["uuid"]:
                 Event.objects.create(
-                    host=host, kind="gpu_renumbered", actor=actor,
+                    host=host, kind=EventKind.GPU_RENUMBERED, actor=actor,
                     reason=(f"GPU {row.uuid} ({row.pci_address}) was GPU{row.index}, "
                             f"is GPU{gpu['index']} ({gpu['uuid']}, "
                             f"{gpu['pci_address'].lower()})")[:1000],
@@ -151,12 +152,17 @@ def _sync_gpus(host: Host, gpus: list[dict], *, actor: str) -> None:
         if row.health != "failed":
             fields["health"] = "failed"
             Event.objects.create(
-                host=host, kind="gpu_missing", actor=actor,
+                host=host, kind=EventKind.GPU_MISSING, actor=actor,
                 reason=(f"GPU{row.index} {row.uuid} ({row.pci_address}) is missing from "
                         f"the inventory" + (f"; now listed as GPU{index}"
                                             if index != row.index else ""))[:1000],
             )
         Gpu.objects.filter(pk=row.pk).update(**fields)
+
+
+def _link_ends(link: dict) -> dict:
+    (a_gpu, a_nic), (b_gpu, b_nic) = GpuLink.end_of(link["a"]), GpuLink.end_of(link["b"])
+    return {"a_gpu": a_gpu, "a_nic": a_nic, "b_gpu": b_gpu, "b_nic": b_nic}
 
 
 def do_register_host(
@@ -187,7 +193,13 @@ def do_register_host(
         host.memory_gib = int(inventory.get("memory_gib") or 0)
         # Facts the agent reports itself (not part of an inventory document) survive a refresh.
         kept = {k: host.facts[k] for k in AGENT_FACTS if k in (host.facts or {})}
-        host.facts = {**kept, **(inventory.get("facts") or {})}
+        facts = {**kept, **(inventory.get("facts") or {})}
+        for column in Host.INVENTORY_FACT_COLUMNS:
+            limit = Host._meta.get_field(column).max_length
+            setattr(host, column, str(facts.pop(column, "") or "")[:limit])
+        if "latency_endpoint" in facts:  # else the agent's own, kept across a refresh
+            host.latency_endpoint = str(facts.pop("latency_endpoint") or "")[:300]
+        host.facts = facts
         host.group = inventory.get("group", host.group) or ""
         host.reserved_cores = list(inventory.get("reserved_cores") or [])
         host.inventory_digest = inventory_digest(inventory)
@@ -215,13 +227,13 @@ def do_register_host(
         _sync_nics(host, inventory.get("nics") or [])
         GpuLink.objects.filter(host=host).delete()
         GpuLink.objects.bulk_create(
-            GpuLink(host=host, a=link["a"], b=link["b"], kind=link["kind"],
-                    nvlinks=int(link.get("nvlinks") or 0))
+            GpuLink(host=host, kind=link["kind"], nvlinks=int(link.get("nvlinks") or 0),
+                    **_link_ends(link))
             for link in inventory.get("links") or []
         )
         Event.objects.create(
             host=host,
-            kind="registered" if created else "inventory",
+            kind=EventKind.REGISTERED if created else EventKind.INVENTORY,
             reason=f"{len(gpus)} GPUs, {len(inventory.get('nics') or [])} NICs",
             actor=actor,
         )

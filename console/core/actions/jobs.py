@@ -3,7 +3,7 @@ from django.db import transaction
 
 from console.core import enqueue
 from console.core.admission import inventory_errors, quota_errors, shape_errors
-from console.core.choices import JobState, TeardownOutcome
+from console.core.choices import EventKind, JobState, PendingCode, TeardownOutcome
 from console.core.models import Event, Image, Job, Tenant
 from console.core.submit_limits import check_submit_limits
 from console.core.transitions import transition_job
@@ -59,13 +59,13 @@ def do_submit_job(*, tenant: Tenant, submitter=None, actor: str = "", **spec) ->
         if submitter is not None:
             check_submit_limits(tenant)
         job.state = JobState.QUEUED
-        job.pending_code = "new"
+        job.pending_code = PendingCode.NEW
         job.pending_reason = "Waiting for the next scheduling cycle."
         job.save()
         Job.objects.filter(pk=job.pk).update(queued_at=job.submitted_at)
         Event.objects.create(
             job=job,
-            kind="transition",
+            kind=EventKind.TRANSITION,
             from_state="",
             to_state=JobState.QUEUED,
             reason="submitted",

@@ -25,13 +25,21 @@ from django.db.models import Sum
 from console.core import enqueue
 from console.core.actions.hosts import do_cordon_host
 from console.core.actions.workflow import max_attempts
-from console.core.choices import FaultKind, HostState, IncidentState, JobState, TeardownOutcome
+from console.core.choices import (
+    EventKind,
+    FaultKind,
+    HostState,
+    IncidentState,
+    JobState,
+    MemberStatus,
+    TeardownOutcome,
+)
 from console.core.models import Allocation, Event, Gpu, Host, Incident, Job
 from console.core.planning import acquire_leader_lock, release_allocations
 from console.core.transitions import transition_job
 
 ACTOR = "reconciler"
-KIND = "reconcile"
+KIND = EventKind.RECONCILE
 STUCK_TEARDOWN_RUNBOOK = "stuck_teardown"
 
 REDRIVEN_STATES = (JobState.SCHEDULED, JobState.PROVISIONING, JobState.TEARDOWN)
@@ -129,10 +137,7 @@ def _give_up_start(job: Job, state: str, resends: int) -> None:
 def _give_up_teardown(job: Job, resends: int) -> None:
     """A host that cannot clean up: an Incident on it, and no new work lands there.
     The job stays in TEARDOWN holding its resources (its VM may still run)."""
-    down = {
-        e.host_id for e in Event.objects.filter(job=job, kind="member_down", host__isnull=False)
-        if job.teardown_at is None or e.created_at >= job.teardown_at
-    }
+    down = job.member_hosts(MemberStatus.DOWN)
     hosts = list(
         Host.objects.filter(allocations__job=job).exclude(pk__in=down).distinct().order_by("name")
     )

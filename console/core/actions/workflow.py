@@ -27,8 +27,24 @@ from django.db.models import F
 from django.utils import timezone
 
 from console.core import enqueue
-from console.core.choices import HostState, JobState, TeardownOutcome
-from console.core.models import Allocation, Event, Host, Image, Job, NicVfClaim, NumaNode
+from console.core.choices import (
+    EventKind,
+    HostState,
+    JobState,
+    MemberStatus,
+    PendingCode,
+    TeardownOutcome,
+)
+from console.core.models import (
+    Allocation,
+    Event,
+    Host,
+    Image,
+    Job,
+    JobMember,
+    NicVfClaim,
+    NumaNode,
+)
 from console.core.planning import release_allocations
 from console.core.snapshot import memory_by_numa
 from console.core.transitions import transition_job, transition_jobs
@@ -173,21 +189,12 @@ def _job_hosts(job_id: int) -> list[Host]:
     return list(Host.objects.filter(pk__in=host_ids).order_by("name"))
 
 
-def _reported(job: Job, kind: str, since) -> set[int]:
-    events = Event.objects.filter(job=job, kind=kind, host__isnull=False).order_by()
-    if since is not None:
-        events = events.filter(created_at__gte=since)
-    return {
-        host_id for host_id, data in events.values_list("host_id", "data")
-        if _generation_of(data) == job.generation
-    }
-
-
-def _generation_of(data: dict | None) -> int:
-    """The generation an event was recorded for (``attempt`` in events written
-    before the rename)."""
-    data = data or {}
-    return int(data.get("generation", data.get("attempt", -1)))
+def _mark_member(job: Job, host: Host, status: str, generation: int) -> None:
+    """Record a host's answer on its member row (created if the placement wrote none:
+    the caller has checked that the host holds part of the job)."""
+    if not JobMember.objects.filter(job=job, host=host).update(status=status,
+                                                               generation=generation):
+        JobMember.objects.create(job=job, host=host, status=status, generation=generation)
 
 
 # --- provisioning ---------------------------------------------------------------------
@@ -217,7 +224,7 @@ def do_start_provisioning(job_id: int) -> list[MemberCommand]:
             job.refresh_from_db()
         elif job.state != JobState.PROVISIONING:
             return []
-        up = _reported(job, "member_up", job.provisioning_at)
+        up = job.member_hosts(MemberStatus.UP)
         commands = []
         for host in _job_hosts(job_id):
             if host.pk in up:
@@ -271,9 +278,9 @@ def do_start_provisioning_many(job_ids: list[int]) -> list[MemberCommand]:
     return commands
 
 
-def _first_report(job_id: int, host_name: str, generation: int, *, state: str, kind: str,
-                  since_field: str) -> tuple[Job | None, Host | None]:
-    """Lock the job and return it with the host when this is the first ``kind``
+def _first_report(job_id: int, host_name: str, generation: int, *, state: str,
+                  status: str) -> tuple[Job | None, Host | None]:
+    """Lock the job and return it with the host when this is the first ``status``
     report of the current generation from that host, in ``state``; else (None, None)
     (a stale, late or repeated answer changes nothing)."""
     job = Job.objects.select_for_update().filter(pk=job_id).first()
@@ -282,7 +289,7 @@ def _first_report(job_id: int, host_name: str, generation: int, *, state: str, k
         return None, None
     if not _holds(host, job):
         return None, None
-    if host.pk in _reported(job, kind, getattr(job, since_field)):
+    if host.pk in job.member_hosts(status):
         return None, None
     return job, host
 
@@ -303,18 +310,19 @@ def do_record_member_up(job_id: int, host_name: str, generation: int, *, domain:
     """One member's VM runs. Returns True when this report made the job RUNNING."""
     with transaction.atomic():
         job, host = _first_report(job_id, host_name, generation, state=JobState.PROVISIONING,
-                                  kind="member_up", since_field="provisioning_at")
+                                  status=MemberStatus.UP)
         if job is None:
             return False
         Event.objects.create(
-            job=job, host=host, kind="member_up", actor=f"agent:{host_name}",
+            job=job, host=host, kind=EventKind.MEMBER_UP, actor=f"agent:{host_name}",
             reason=f"domain {domain or job.domain_name} {state or 'running'} on {host_name}",
             # evidence: the VM's isolation as the host read it back (hostagent.isolation)
             data={"generation": generation, "domain": domain, "state": state,
                   **({"evidence": evidence} if evidence else {})},
         )
         members = {h.pk for h in _job_hosts(job_id)}
-        if not members <= _reported(job, "member_up", job.provisioning_at):
+        _mark_member(job, host, MemberStatus.UP, generation)
+        if not members <= job.member_hosts(MemberStatus.UP):
             return False
         latency = (timezone.now() - job.submitted_at).total_seconds()
         moved = transition_job(
@@ -341,10 +349,11 @@ def do_record_member_failed(job_id: int, host_name: str, generation: int, *,
         if not _holds(host, job):
             return False
         Event.objects.create(
-            job=job, host=host, kind="member_failed", actor=f"agent:{host_name}",
+            job=job, host=host, kind=EventKind.MEMBER_FAILED, actor=f"agent:{host_name}",
             reason=f"{host_name}: {error}"[:1000],
             data={"generation": generation, "error": error[:2000]},
         )
+        _mark_member(job, host, MemberStatus.FAILED, generation)
         spent = job.attempts >= max_attempts()
         outcome = TeardownOutcome.FAILED if spent else TeardownOutcome.RETRY
         reason = f"provisioning failed on {host_name}: {error}"
@@ -405,17 +414,18 @@ def teardown_commands(job_id: int) -> list[MemberCommand]:
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.state != JobState.TEARDOWN:
             return []
-        down = _reported(job, "member_down", job.teardown_at)
+        down = job.member_hosts(MemberStatus.DOWN)
         commands = []
         for host in _job_hosts(job_id):
             if host.pk in down:
                 continue
             if host.state == HostState.OFFLINE:
                 Event.objects.create(
-                    job=job, host=host, kind="member_down", actor=ACTOR,
+                    job=job, host=host, kind=EventKind.MEMBER_DOWN, actor=ACTOR,
                     reason=f"{host.name} is offline: its domain is removed when it returns",
                     data={"generation": job.generation, "offline": True},
                 )
+                _mark_member(job, host, MemberStatus.DOWN, job.generation)
                 continue
             commands.append(MemberCommand(host=host.name, job_id=job_id, generation=job.generation,
                                           domain=job.domain_name))
@@ -426,14 +436,15 @@ def do_record_member_down(job_id: int, host_name: str, generation: int) -> bool:
     """One member is clean. Returns True when this report finished the teardown."""
     with transaction.atomic():
         job, host = _first_report(job_id, host_name, generation, state=JobState.TEARDOWN,
-                                  kind="member_down", since_field="teardown_at")
+                                  status=MemberStatus.DOWN)
         if job is None:
             return False
         Event.objects.create(
-            job=job, host=host, kind="member_down", actor=f"agent:{host_name}",
+            job=job, host=host, kind=EventKind.MEMBER_DOWN, actor=f"agent:{host_name}",
             reason=f"domain {job.domain_name} removed from {host_name}",
             data={"generation": generation},
         )
+        _mark_member(job, host, MemberStatus.DOWN, generation)
     return do_finish_teardown_if_clean(job_id)
 
 
@@ -444,14 +455,14 @@ def do_finish_teardown_if_clean(job_id: int) -> bool:
         if job is None or job.state != JobState.TEARDOWN:
             return False
         members = {h.pk for h in _job_hosts(job_id)}
-        if not members <= _reported(job, "member_down", job.teardown_at):
+        if not members <= job.member_hosts(MemberStatus.DOWN):
             return False
         return _finish_teardown(job)
 
 
 def _last_teardown_reason(job: Job) -> str:
     event = (
-        Event.objects.filter(job=job, kind="transition", to_state=JobState.TEARDOWN)
+        Event.objects.filter(job=job, kind=EventKind.TRANSITION, to_state=JobState.TEARDOWN)
         .order_by("-created_at", "-id").first()
     )
     return event.reason if event else ""
@@ -467,7 +478,7 @@ def _finish_teardown(job: Job) -> bool:
             job.pk, JobState.QUEUED, from_states=[JobState.TEARDOWN],
             reason=f"requeued for retry ({note})", actor=ACTOR,
             not_before=not_before, teardown_outcome="",
-            pending_code="retry_backoff",
+            pending_code=PendingCode.RETRY_BACKOFF,
             pending_reason=f"Start failed ({job.failure_reason[:200]}); retrying after "
             f"{not_before.isoformat(timespec='seconds')} (attempt {job.attempts + 1} of "
             f"{max_attempts()}).",
@@ -482,7 +493,7 @@ def _finish_teardown(job: Job) -> bool:
                 job.pk, JobState.QUEUED, from_states=[JobState.PREEMPTED],
                 reason="requeued after preemption", actor=ACTOR, teardown_outcome="",
                 not_before=None, attempts=0,
-                pending_code="preempted",
+                pending_code=PendingCode.PREEMPTED,
                 pending_reason=f"Requeued after preemption: {why}",
                 pending_data={"preempted_at": timezone.now().isoformat()},
             )

@@ -36,7 +36,14 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from console.core import counters
-from console.core.choices import GpuHealth, HostState, JobState
+from console.core.choices import (
+    EventKind,
+    GpuHealth,
+    HostState,
+    JobState,
+    MemberStatus,
+    PendingCode,
+)
 from console.core.models import (
     Allocation,
     CoreClaim,
@@ -44,6 +51,7 @@ from console.core.models import (
     Gpu,
     Host,
     Job,
+    JobMember,
     Tenant,
 )
 
@@ -250,7 +258,7 @@ class _History:
             pending_reason = pending_code = failure = ""
             wait = timedelta(seconds=rng.expovariate(1 / 40))
             if state == JobState.QUEUED:
-                pending_code = "over_limit"
+                pending_code = PendingCode.OVER_LIMIT
                 pending_reason = "Waiting for capacity: no host has the GPUs free."
             elif state == JobState.CANCELLED and rng.random() < 0.6:
                 finished = submitted + wait
@@ -283,7 +291,7 @@ class _History:
             stamps = [submitted, scheduled, provisioning, running, teardown, finished]
             moments = [s for s in stamps if s is not None]
             for (before, after, reason), at in zip(path, moments, strict=False):
-                events.append((job_id, "transition", before, after, reason, "seed_history",
+                events.append((job_id, EventKind.TRANSITION, before, after, reason, "seed_history",
                                at))
             updated = moments[-1]
             yield (
@@ -373,14 +381,17 @@ def _start_running_jobs(history: _History, gpus: list[Gpu], first_id: int) -> in
     for job_id, gpu, cores, submitted, running in plans:
         allocations.append(Allocation(job_id=job_id, host_id=gpu.host_id, gpu=None, milli=1000,
                                       cpus=cores, numa_nodes=[gpu.numa_node or 0],
-                                      memory_gib=32))
+                                      memory_gib=32, memory_by_numa=[[gpu.numa_node or 0, 32]]))
         allocations.append(Allocation(job_id=job_id, host_id=gpu.host_id, gpu=gpu, milli=1000))
         for before, after, at in (("", JobState.QUEUED, submitted),
                                   (JobState.QUEUED, JobState.SCHEDULED, submitted),
                                   (JobState.SCHEDULED, JobState.PROVISIONING, submitted),
                                   (JobState.PROVISIONING, JobState.RUNNING, running)):
-            events.append((job_id, "transition", before, after, "", "seed_history", at))
+            events.append((job_id, EventKind.TRANSITION, before, after, "", "seed_history", at))
     Allocation.objects.bulk_create(allocations, batch_size=1000)
+    JobMember.objects.bulk_create(
+        [JobMember(job_id=job_id, host_id=gpu.host_id, status=MemberStatus.UP, generation=1)
+         for job_id, gpu, _c, _s, _r in plans], batch_size=1000)
     cpu_rows = {a.job_id: a for a in allocations if a.gpu is None}
     CoreClaim.objects.bulk_create(
         [CoreClaim(allocation=cpu_rows[job_id], host_id=gpu.host_id, core=core)

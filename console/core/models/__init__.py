@@ -3,7 +3,7 @@ from console.core.models.counters import FinishedJobCount, StartLatencyBucket
 from console.core.models.faults import Incident
 from console.core.models.images import Image
 from console.core.models.inventory import Cluster, Gpu, GpuLink, Host, Nic, NicVf, NumaNode
-from console.core.models.jobs import Allocation, CoreClaim, Event, Job, NicVfClaim
+from console.core.models.jobs import Allocation, CoreClaim, Event, Job, JobMember, NicVfClaim
 from console.core.models.preferences import SavedFilter, UserPreference
 from console.core.models.tenancy import Membership, Quota, Tenant
 
@@ -21,6 +21,7 @@ __all__ = [
     "Image",
     "Incident",
     "Job",
+    "JobMember",
     "Membership",
     "Nic",
     "NicVf",

@@ -2,9 +2,11 @@ import hashlib
 import secrets
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 
 from console.core.choices import GpuHealth, GpuMode, HostState, Hypervisor
+from coupler_common import naming
 
 
 class Cluster(models.Model):
@@ -41,6 +43,12 @@ class Host(models.Model):
     last_heartbeat = models.DateTimeField(null=True, blank=True)
     # What the host reported about itself: CPU model, kernel, driver, VBIOS, …
     facts = models.JSONField(default=dict, blank=True)
+    # Facts the console relies on, as columns (FACT_COLUMNS): read from the inventory's
+    # facts at registration and shown among the facts.
+    board_name = models.CharField(max_length=200, blank=True, help_text="DMI board name")
+    bios_version = models.CharField(max_length=100, blank=True, help_text="DMI BIOS version")
+    # The agent's echo responder (host:port) its peers measure latency against; "" none.
+    latency_endpoint = models.CharField(max_length=300, blank=True)
     inventory_digest = models.CharField(max_length=64, blank=True)
     cpu_count = models.PositiveIntegerField(default=0)
     memory_gib = models.PositiveIntegerField(default=0)
@@ -55,15 +63,24 @@ class Host(models.Model):
     checks_override_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Facts kept as columns: from the inventory document, and from the agent itself.
+    INVENTORY_FACT_COLUMNS = ("board_name", "bios_version")
+    FACT_COLUMNS = (*INVENTORY_FACT_COLUMNS, "latency_endpoint")
+
     class Meta:
         ordering = ["cluster__name", "name"]
 
     def __str__(self) -> str:
         return self.name
 
+    def all_facts(self) -> dict:
+        """The reported facts with those kept as columns, as the agent reported them."""
+        columns = {c: getattr(self, c) for c in self.FACT_COLUMNS if getattr(self, c)}
+        return {**(self.facts or {}), **columns}
+
     @property
     def queue(self) -> str:
-        return f"host.{self.name}"
+        return naming.host_queue(self.name)
 
     def set_agent_token(self, token: str | None = None) -> str:
         token = token or secrets.token_urlsafe(32)
@@ -134,30 +151,61 @@ class Gpu(models.Model):
 
     @property
     def label(self) -> str:
-        return f"GPU{self.index}"
+        return gpu_label(self.index)
 
     @property
     def free_milli(self) -> int:
         return 1000 - self.allocated_milli
 
 
+def gpu_label(index: int) -> str:
+    """The name ``nvidia-smi topo -m`` and the pages give GPU ``index``: ``GPU3``."""
+    return f"GPU{index}"
+
+
 class GpuLink(models.Model):
-    """One cell of the host's `nvidia-smi topo -m` matrix (GPU or NIC pairs)."""
+    """One cell of the host's `nvidia-smi topo -m` matrix: two GPUs (by index) or a GPU
+    and a NIC (by name). Each end is either ``*_gpu`` or ``*_nic``."""
 
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="links")
-    a = models.CharField(max_length=32, help_text="GPU<i> or a NIC name")
-    b = models.CharField(max_length=32)
+    a_gpu = models.PositiveIntegerField(null=True, blank=True, help_text="GPU index")
+    a_nic = models.CharField(max_length=32, blank=True, help_text="NIC name")
+    b_gpu = models.PositiveIntegerField(null=True, blank=True)
+    b_nic = models.CharField(max_length=32, blank=True)
     kind = models.CharField(max_length=8, help_text="NV#, PIX, PXB, PHB, NODE or SYS")
     nvlinks = models.PositiveIntegerField(default=0)
 
     class Meta:
-        ordering = ["host", "a", "b"]
+        # GPUs by index, then NICs by name, on every database (NULLs last).
+        ordering = ["host", F("a_gpu").asc(nulls_last=True), "a_nic",
+                    F("b_gpu").asc(nulls_last=True), "b_nic"]
         constraints = [
-            models.UniqueConstraint(fields=["host", "a", "b"], name="link_unique"),
+            models.UniqueConstraint(
+                "host", Coalesce("a_gpu", Value(-1)), "a_nic", Coalesce("b_gpu", Value(-1)),
+                "b_nic", name="link_unique"),
+            models.CheckConstraint(
+                condition=(Q(a_gpu__isnull=False, a_nic="") | (Q(a_gpu__isnull=True) & ~Q(a_nic="")))
+                & (Q(b_gpu__isnull=False, b_nic="") | (Q(b_gpu__isnull=True) & ~Q(b_nic=""))),
+                name="link_ends_gpu_or_nic"),
         ]
 
     def __str__(self) -> str:
         return f"{self.host}:{self.a}-{self.b} {self.kind}"
+
+    @staticmethod
+    def end_of(label: str) -> tuple[int | None, str]:
+        """A matrix label as the agent reports it -> (GPU index, "") or (None, NIC name)."""
+        if label.startswith("GPU") and label[3:].isdigit():
+            return int(label[3:]), ""
+        return None, label
+
+    @property
+    def a(self) -> str:
+        return gpu_label(self.a_gpu) if self.a_gpu is not None else self.a_nic
+
+    @property
+    def b(self) -> str:
+        return gpu_label(self.b_gpu) if self.b_gpu is not None else self.b_nic
 
 
 class Nic(models.Model):

@@ -3,8 +3,16 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from console.core.choices import JOB_STATE_COLOURS, JobState, TeardownOutcome
+from console.core.choices import (
+    JOB_STATE_COLOURS,
+    EventKind,
+    JobState,
+    MemberStatus,
+    PendingCode,
+    TeardownOutcome,
+)
 from console.core.models.scoping import TenantScopedQuerySet
+from coupler_common import naming
 
 
 class JobQuerySet(TenantScopedQuerySet):
@@ -57,7 +65,7 @@ class Job(models.Model):
         max_length=16, choices=TeardownOutcome.choices, blank=True
     )
     pending_reason = models.CharField(max_length=1000, blank=True)
-    pending_code = models.CharField(max_length=64, blank=True)
+    pending_code = models.CharField(max_length=64, blank=True, choices=PendingCode.choices)
     pending_data = models.JSONField(default=dict, blank=True)
     failure_reason = models.CharField(max_length=1000, blank=True)
     attempts = models.PositiveIntegerField(
@@ -136,7 +144,13 @@ class Job(models.Model):
     @property
     def domain_name(self) -> str:
         """The libvirt domain's name: never the user's text, so nothing to inject."""
-        return f"coupler-job-{self.pk}"
+        return naming.domain_name(self.pk)
+
+    def member_hosts(self, status: str) -> set[int]:
+        """Ids of the hosts whose member reported ``status`` (``MemberStatus``) in the
+        job's current generation."""
+        return set(self.members.filter(status=status, generation=self.generation)
+                   .order_by().values_list("host_id", flat=True))
 
     def total_usage(self) -> dict[str, int]:
         """Resources the whole job holds when placed (per quota resource key)."""
@@ -198,6 +212,38 @@ class Allocation(models.Model):
         return f"{self.job} on {self.host} {self.gpu or 'cpu'}"
 
 
+class JobMemberQuerySet(TenantScopedQuerySet):
+    tenant_path = "job__tenant"
+
+
+class JobMember(models.Model):
+    """One host of a placed job (a gang has several): written when the job is placed,
+    moved by the hosts' answers (up, failed, down) for the job's current generation,
+    removed with the job's allocations. The workflow decides from these rows when
+    every member is up or down."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="members")
+    host = models.ForeignKey("core.Host", on_delete=models.PROTECT, related_name="job_members")
+    status = models.CharField(max_length=16, choices=MemberStatus.choices,
+                              default=MemberStatus.PENDING)
+    # The job generation (provisioning attempt) the status belongs to.
+    generation = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = JobMemberQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["job", "host__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "host"], name="job_member_unique"),
+            models.CheckConstraint(condition=Q(status__in=[s.value for s in MemberStatus]),
+                                   name="job_member_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} on {self.host}: {self.status}"
+
+
 class NicVfClaim(models.Model):
     """One NIC virtual function held by one job's allocation on its host. The unique
     ``vf`` is the database's guard against a VF handed out twice."""
@@ -238,7 +284,8 @@ class Event(models.Model):
                             related_name="events")
     host = models.ForeignKey("core.Host", on_delete=models.CASCADE, null=True, blank=True,
                              related_name="events")
-    kind = models.CharField(max_length=32, default="transition")
+    kind = models.CharField(max_length=32, choices=EventKind.choices,
+                            default=EventKind.TRANSITION)
     from_state = models.CharField(max_length=16, blank=True)
     to_state = models.CharField(max_length=16, blank=True)
     reason = models.CharField(max_length=1000, blank=True)

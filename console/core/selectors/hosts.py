@@ -14,7 +14,7 @@ def is_staff(user) -> bool:
 
 def host_facts_for(host: Host, user) -> dict:
     """Every fact for staff; the hardware facts (MEMBER_HOST_FACTS) for anyone else."""
-    facts = host.facts or {}
+    facts = host.all_facts()
     if is_staff(user):
         return dict(facts)
     return {key: facts[key] for key in MEMBER_HOST_FACTS if key in facts}

@@ -28,7 +28,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from console.core import enqueue
-from console.core.actions.agents import _job_id_of
 from console.core.actions.reconcile import (
     REDRIVEN_STATES,
     do_correct_gpu_counters,
@@ -40,6 +39,7 @@ from console.core.actions.workflow import do_begin_teardown
 from console.core.choices import ACTIVE_JOB_STATES, JobState, TeardownOutcome
 from console.core.hostcalls import send_host_task
 from console.core.models import Allocation, Host, Job
+from coupler_common.naming import job_id_of_domain
 
 ACTOR = "reconciler"
 
@@ -63,7 +63,7 @@ def destroy_orphan_domains(repairs: list[str]) -> None:
         if at is None:
             continue
         for name in sorted(running | stopped):
-            job_id = _job_id_of(name)
+            job_id = job_id_of_domain(name)
             if job_id is None:
                 continue
             holds = Allocation.objects.filter(
