@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -194,10 +195,11 @@ def _get(port: int, path: str, headers: dict) -> tuple[float, int]:
     return time.perf_counter() - started, response.status
 
 
-def load(port: int, path: str, headers: dict, *, concurrency: int, seconds: float,
+def load(request: Callable[[], tuple[float, int]], *, concurrency: int, seconds: float,
          max_requests: int = 100_000) -> tuple[list[float], dict[int, int], float]:
-    """(latencies, status counts, wall seconds) of ``concurrency`` clients
-    requesting ``path`` back to back for ``seconds``."""
+    """(latencies, status counts, wall seconds) of ``concurrency`` clients each
+    calling ``request`` (which returns its latency and HTTP status) back to back for
+    ``seconds``."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()
@@ -205,7 +207,7 @@ def load(port: int, path: str, headers: dict, *, concurrency: int, seconds: floa
 
     def client() -> None:
         while time.perf_counter() < stop_at:
-            elapsed, status = _get(port, path, headers)
+            elapsed, status = request()
             with lock:
                 latencies.append(elapsed)
                 statuses[status] = statuses.get(status, 0) + 1
@@ -221,7 +223,7 @@ def load(port: int, path: str, headers: dict, *, concurrency: int, seconds: floa
     return latencies, statuses, time.perf_counter() - started
 
 
-def _pct(values: list[float], q: float) -> float:
+def percentile_ms(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     if len(values) == 1:
@@ -236,20 +238,23 @@ def measure(server: Server, page: Page, jobs: int, *, seconds: float,
         headers["Cookie"] = session_cookie(page.user)
     figures = Figures(page=page.name, jobs=jobs)
     figures.queries, figures.sql_ms, _ = count_queries(page)
-    load(server.port, page.path, headers, concurrency=1, seconds=0.5)  # warm up
+    def get() -> tuple[float, int]:
+        return _get(server.port, page.path, headers)
+
+    load(get, concurrency=1, seconds=0.5)  # warm up
     cpu_before = server.worker_cpu_seconds()
-    latencies, statuses, wall = load(server.port, page.path, headers, concurrency=1,
+    latencies, statuses, wall = load(get, concurrency=1,
                                      seconds=seconds)
     cpu = server.worker_cpu_seconds() - cpu_before
     figures.rps_c1 = len(latencies) / wall
-    figures.p50_c1_ms = _pct(latencies, 50)
-    figures.p99_c1_ms = _pct(latencies, 99)
+    figures.p50_c1_ms = percentile_ms(latencies, 50)
+    figures.p99_c1_ms = percentile_ms(latencies, 99)
     figures.cpu_ms = 1000 * cpu / max(len(latencies), 1)
-    latencies, statuses8, wall = load(server.port, page.path, headers,
+    latencies, statuses8, wall = load(get,
                                       concurrency=concurrency, seconds=seconds)
     figures.rps_c8 = len(latencies) / wall
-    figures.p50_c8_ms = _pct(latencies, 50)
-    figures.p99_c8_ms = _pct(latencies, 99)
+    figures.p50_c8_ms = percentile_ms(latencies, 50)
+    figures.p99_c8_ms = percentile_ms(latencies, 99)
     for status, n in (*statuses.items(), *statuses8.items()):
         figures.statuses[status] = figures.statuses.get(status, 0) + n
     figures.errors = sum(n for status, n in figures.statuses.items() if status != 200)

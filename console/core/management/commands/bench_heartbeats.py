@@ -12,7 +12,6 @@ time for ``--seconds``. Prints heartbeats/s, latency, the worker's CPU per heart
 import http.client
 import itertools
 import json
-import statistics
 import threading
 import time
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from console.core.demo.fleet import FLEET_CLUSTER, register_fleet
-from console.core.history.bench import Server
+from console.core.history.bench import Server, load, percentile_ms
 from console.core.models import Host
 from hostagent.protocol import Heartbeat, encode
 
@@ -62,15 +61,15 @@ class Command(BaseCommand):
                 if status != 200:
                     raise CommandError(f"heartbeat of {host.name} answered {status}")
             cpu_before = server.worker_cpu_seconds()
-            latencies, statuses, wall = _load(server.port, hosts, tokens,
-                                              concurrency=opts["concurrency"],
-                                              seconds=opts["seconds"])
+            latencies, statuses, wall = load(_beats_in_turn(server.port, hosts, tokens),
+                                             concurrency=opts["concurrency"],
+                                             seconds=opts["seconds"])
             cpu = server.worker_cpu_seconds() - cpu_before
         count = len(latencies)
-        pct = statistics.quantiles(latencies, n=100, method="inclusive") if count > 1 else [0] * 99
         out = {
             "hosts": len(hosts), "heartbeats": count, "per_s": round(count / wall, 1),
-            "p50_ms": round(pct[49] * 1000, 1), "p99_ms": round(pct[98] * 1000, 1),
+            "p50_ms": round(percentile_ms(latencies, 50), 1),
+            "p99_ms": round(percentile_ms(latencies, 99), 1),
             "worker_cpu_ms_per_heartbeat": round(1000 * cpu / max(count, 1), 2),
             "sql_per_heartbeat": queries, "statuses": statuses,
             "cores_for_fleet_at_5s": round(len(hosts) / 5 * cpu / max(count, 1), 2),
@@ -112,28 +111,14 @@ def _post(port: int, host: Host, token: str) -> tuple[float, int]:
     return time.perf_counter() - started, response.status
 
 
-def _load(port: int, hosts: list[Host], tokens: dict, *, concurrency: int,
-          seconds: float) -> tuple[list[float], dict[int, int], float]:
-    """Hosts in turn (each beat newer than its host's last), ``concurrency`` at once."""
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
+def _beats_in_turn(port: int, hosts: list[Host], tokens: dict):
+    """A request for ``bench.load``: the hosts beat in turn (each beat newer than its
+    host's last)."""
     turn = itertools.cycle(hosts)
-    stop_at = time.perf_counter() + seconds
+    lock = threading.Lock()
 
-    def client() -> None:
-        while time.perf_counter() < stop_at:
-            with lock:
-                host = next(turn)
-            elapsed, status = _post(port, host, tokens[host.name])
-            with lock:
-                latencies.append(elapsed)
-                statuses[status] = statuses.get(status, 0) + 1
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, statuses, time.perf_counter() - started
+    def request() -> tuple[float, int]:
+        with lock:
+            host = next(turn)
+        return _post(port, host, tokens[host.name])
+    return request
