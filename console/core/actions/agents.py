@@ -327,9 +327,11 @@ def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
         jobs = []
     else:
         # Only a job that held the GPU when the line was logged can have caused it.
+        # Syslog and ctime stamps stop at the second: a job that started within the
+        # second the line names may have caused it.
         at = event_time(event.timestamp)
         jobs = [j for j in _jobs_on(host, gpu) if j.running_at is not None
-                and (at is None or j.running_at <= at)]
+                and (at is None or j.running_at < at + timedelta(seconds=1))]
     where = f"{host.name} GPU{gpu.index} ({gpu.pci_address})" if gpu else host.name
     title = (f"Xid {event.xid} on {where}" if event.xid is not None
              else f"{event.kind.upper()} error on {where}")
