@@ -71,3 +71,30 @@ def test_an_aer_incident_reads_in_chinese(login, admin_user, cluster):
     html = login(admin_user).get(f"/faults/{inc.pk}/", **ZH).content.decode()
     assert "未纠正的致命 PCIe 错误：隔离该主机" in html
     assert "cordon the host, check the slot" not in html
+
+
+def test_incident_titles_read_in_the_readers_language_everywhere(login, admin_user, cluster):
+    """The title is built from the incident's fields at render time: the Xid, the host,
+    the GPU and its PCI address in the reader's words; the English one stays in the API."""
+    host = Host.objects.get(name="dgx-1")
+    gpu = host.gpus.order_by("index").first()
+    xid = Incident.objects.create(
+        host=host, gpu=gpu, xid=79, fault=FaultKind.HARDWARE,
+        title=f"Xid 79 on dgx-1 GPU{gpu.index} ({gpu.pci_address})",
+        recommended_action="Drain the GPU, reset it or replace it.")
+    # an action the console wrote itself (no catalogue entry to read it from)
+    aer = Incident.objects.create(host=host, title="AER error on dgx-1",
+                                  fault=FaultKind.HARDWARE,
+                                  recommended_action="Drain the GPU, reset it or replace it.")
+    client = login(admin_user)
+    where = f"dgx-1 的 GPU{gpu.index}（{gpu.pci_address}）"
+    for page in ("/faults/", f"/faults/{xid.pk}/", "/"):
+        html = client.get(page, **ZH).content.decode()
+        assert f"{where} 上的 Xid 79" in html, page
+        assert "Xid 79 on dgx-1" not in html, page
+    assert "dgx-1 上的 AER 错误" in client.get("/faults/", **ZH).content.decode()
+    assert "排空该 GPU，然后重置或更换它。" in client.get(f"/faults/{aer.pk}/", **ZH).content.decode()
+    en = client.get(f"/faults/{aer.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "AER error on dgx-1" in en
+    api = client.get(f"/api/v1/incidents/{xid.pk}/").json()
+    assert api["title"] == xid.title

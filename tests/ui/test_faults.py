@@ -81,8 +81,8 @@ def test_resolving_twice_is_refused(admin_user, incident):
 
 def test_the_list_filters_by_state(login, admin_user, incident):
     client = login(admin_user)
-    assert incident.title in client.get("/faults/?state=open").content.decode()
-    assert incident.title not in client.get("/faults/?state=resolved").content.decode()
+    assert incident.heading() in client.get("/faults/?state=open").content.decode()
+    assert incident.heading() not in client.get("/faults/?state=resolved").content.decode()
 
 
 def test_a_reported_xid_line_drills_down_to_its_gpu(login, admin_user, cluster):

@@ -17,6 +17,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from console.core import enqueue
 from console.core.actions.hosts import do_cordon_gpu, do_cordon_host
@@ -340,9 +341,10 @@ def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
             host=host, gpu=gpu, title=title[:200], xid=event.xid, fault=fault,
             pci_address=(event.pci or "")[:16], raw_lines=raw,
             meaning=event.name or event.message,
+            # English at rest, marked so the pages show it in the reader's language
             recommended_action=event.action or (
-                "Drain the GPU, reset it or replace it." if fatal
-                else "Check the application; the GPU stays in service."),
+                gettext_noop("Drain the GPU, reset it or replace it.") if fatal
+                else gettext_noop("Check the application; the GPU stays in service.")),
             runbook="cuda_launch_failed" if event.xid in LAUNCH_FAILED_XIDS else "",
             runbook_evidence={"kernel_log": [raw], "timestamp": event.timestamp,
                               "pid": event.pid, "process": event.process},

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext as _
 
 from console.core.choices import FaultKind, IncidentState
 from console.core.models.scoping import TenantScopedQuerySet
@@ -49,3 +50,19 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def heading(self) -> str:
+        """The title in the reader's language, built from the incident's fields
+        (``title`` keeps the English one written when it opened: logs and the API)."""
+        if self.gpu_id is not None:
+            where = _("%(host)s GPU%(index)s (%(pci)s)") % {
+                "host": self.host.name, "index": self.gpu.index, "pci": self.gpu.pci_address}
+        else:
+            where = self.host.name
+        if self.xid is not None:
+            return _("Xid %(xid)s on %(where)s") % {"xid": self.xid, "where": where}
+        # AER, KVM …: the kernel's own names, as the English title starts
+        kind, sep, _rest = self.title.partition(" error on ")
+        if not sep:
+            return self.title
+        return _("%(kind)s error on %(where)s") % {"kind": kind, "where": where}
