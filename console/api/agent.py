@@ -19,11 +19,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from console.core.actions.agents import (
-    check_inputs_for_agent,
-    do_agent_heartbeat,
-    do_agent_register,
-)
+from console.core.actions.agent_checks import check_inputs_for_agent
+from console.core.actions.agents import do_agent_heartbeat, do_agent_register
 from console.core.agent_input import check_heartbeat_time
 from console.core.models import Host
 from hostagent.protocol import ConsoleAnswer, Heartbeat, Registration, SpecError, decode, encode

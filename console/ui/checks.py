@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from console.core.actions.agents import do_request_host_checks
+from console.core.actions.agent_checks import do_request_host_checks
 from console.core.choices import CheckStatus, Risk
 from console.core.models import CheckResult, Host
 from console.ui.access import get_host, staff_required

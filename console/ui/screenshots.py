@@ -64,7 +64,7 @@ def seed() -> dict:
     credentials = seed_demo()
     # Named by string: the console does not import the agent's check drivers.
     checks = importlib.import_module("hostagent.checks")
-    from console.core.actions.agents import checks_root
+    from console.core.actions.agent_checks import checks_root
 
     for host in Host.objects.all():
         root = checks_root(host)  # the sim root its agent reads (hostagent.sim.root_for)

@@ -115,7 +115,7 @@ def test_rerun_refreshes_the_hosts_check_results_through_the_agent(
 
 
 def test_rerun_sends_the_firmware_baseline_of_the_hosts_board(cluster):
-    from console.core.actions.agents import host_check_inputs
+    from console.core.actions.agent_checks import host_check_inputs
     from console.core.models import FirmwareBaseline
     from hostagent import sim
 
@@ -136,7 +136,7 @@ def test_a_simulated_dgx_passes_its_firmware_baseline_and_a_different_bios_fails
     """Eager: the check reads the DMI, driver and VBIOS of the host's own kind (its sim
     root), so a DGX at the seeded baseline passes; a BIOS off the baseline fails and the
     evidence names both versions."""
-    from console.core.actions.agents import checks_root
+    from console.core.actions.agent_checks import checks_root
     from console.core.models import FirmwareBaseline
     from console.core.tasks.hosts import run_host_checks
     from hostagent import sim

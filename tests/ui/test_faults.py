@@ -88,7 +88,7 @@ def test_the_list_filters_by_state(login, admin_user, incident):
 def test_a_reported_xid_line_drills_down_to_its_gpu(login, admin_user, cluster):
     """A real kernel line names the GPU without its PCI function; the incident
     still finds GPU0 of dgx-1 (0000:07:00.0)."""
-    from console.core.actions.agents import do_handle_xid
+    from console.core.actions.xid_events import do_handle_xid
     from hostagent.protocol import XidEvent
 
     host = Host.objects.get(name="dgx-1")

@@ -7,11 +7,7 @@ from datetime import UTC, timedelta
 import pytest
 from django.utils import timezone
 
-from console.core.actions.agents import (
-    do_agent_heartbeat,
-    do_agent_register,
-    do_mark_host_offline,
-)
+from console.core.actions.agents import do_agent_heartbeat, do_agent_register, do_mark_host_offline
 from console.core.actions.hosts import do_cordon_host, do_drain_host
 from console.core.choices import HostState, JobState
 from console.core.models import Event, Host
@@ -250,7 +246,7 @@ def test_an_application_xid_logged_before_the_job_ran_fails_nothing(cluster, sub
 def test_event_time_reads_the_scanners_timestamps():
     from datetime import datetime
 
-    from console.core.actions.agents import event_time
+    from console.core.actions.xid_events import event_time
 
     now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     assert event_time("2026-02-28T10:00:00+00:00", now=now) == datetime(2026, 2, 28, 10,

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from console.core.actions.agents import do_issue_agent_token, latency_peers
+from console.core.actions.agent_checks import latency_peers
+from console.core.actions.agents import do_issue_agent_token
 from console.core.actions.inventory import do_register_host
 from console.core.choices import HostState
 from console.core.demo.profiles import inventory_for

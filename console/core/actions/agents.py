@@ -1,4 +1,5 @@
-"""What host agents report: registration, heartbeats, check results, Xid events.
+"""What host agents report: registration and heartbeats (check results are in
+``agent_checks``, kernel-log faults in ``xid_events``).
 
 Agents authenticate with a per-host token (``Host.set_agent_token``); the API
 layer checks it before calling these. Every state change is recorded as an
@@ -8,41 +9,33 @@ and opens an ``Incident`` with the evidence and the jobs and tenants it hits.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
-from django.utils.translation import gettext_noop
 
 from console.core import enqueue
-from console.core.actions.hosts import do_cordon_gpu, do_cordon_host
+from console.core.actions.agent_checks import (
+    check_inputs_for_agent,
+    clean_latency_endpoint,
+    record_checks,
+)
 from console.core.actions.inventory import do_register_host
 from console.core.actions.workflow import do_begin_teardown
-from console.core.agent_input import latency_endpoint_allowed
+from console.core.actions.xid_events import do_handle_xid, jobs_on_host
 from console.core.choices import (
-    ACTIVE_JOB_STATES,
     EventKind,
-    FaultKind,
     HostState,
     Hypervisor,
     JobState,
     TeardownOutcome,
 )
-from console.core.models import CheckResult, Event, FirmwareBaseline, Gpu, Host, Incident, Job
+from console.core.models import Event, Host, Job
 from coupler_common.naming import job_id_of_domain
-from hostagent import sim
-from hostagent.protocol import CheckResult as CheckMessage
-from hostagent.protocol import ChecksResult, Heartbeat, XidEvent, decode
-from hostagent.sim import roots as sim_roots
-from hostagent.xid import HARDWARE_XIDS, LAUNCH_FAILED_XIDS
+from hostagent.protocol import Heartbeat, decode
 
 log = logging.getLogger(__name__)
-
 
 
 def do_issue_agent_token(host: Host, *, actor: str) -> str:
@@ -91,46 +84,6 @@ def _mark_online(host: Host, now: datetime) -> None:
     Host.objects.filter(pk=host.pk).update(**fields)
 
 
-# How many peers an agent measures network.hop_latency against.
-LATENCY_PEERS = 3
-
-
-def clean_latency_endpoint(value: object) -> str:
-    """``host:port`` of an agent's echo responder, or "" when absent or malformed."""
-    text = str(value or "").strip()
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or len(text) > 255 or not port.isdigit() or not 0 < int(port) < 65536:
-        return ""
-    if not latency_endpoint_allowed(text):  # outside the cluster's networks: never dialled
-        log.warning("latency endpoint %r is outside COUPLER_AGENT_NETWORKS: ignored", text)
-        return ""
-    return text
-
-
-def latency_peers(host: Host, limit: int = LATENCY_PEERS) -> list[str]:
-    """The echo responders ``host`` measures ``network.hop_latency`` against: up to
-    ``limit`` distinct endpoints of other READY hosts of its cluster whose agent
-    advertised one (``Host.latency_endpoint``), hosts of its own group (rack)
-    first, then by name. Never the host itself, never an offline host."""
-    candidates = (
-        Host.objects.filter(cluster_id=host.cluster_id, state=HostState.READY)
-        .exclude(pk=host.pk).exclude(latency_endpoint="")
-        .annotate(other_rack=Case(When(group=host.group, then=Value(0)), default=Value(1),
-                                  output_field=IntegerField()))
-        .order_by("other_rack", "name")
-        .values_list("latency_endpoint", flat=True)
-    )
-    peers: list[str] = []
-    for endpoint in candidates.iterator():
-        endpoint = clean_latency_endpoint(endpoint)
-        # One agent may serve several hosts (the demo): measure each endpoint once.
-        if endpoint and endpoint not in peers:
-            peers.append(endpoint)
-            if len(peers) >= limit:
-                break
-    return peers
-
-
 def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
                       agent_version: str = "", latency_endpoint: str = "",
                       protocol_version: int = 1, hypervisor: dict | None = None) -> Host:
@@ -161,212 +114,6 @@ def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
                              reason=f"agent {agent_version or '?'} registered")
     host.refresh_from_db()
     return host
-
-
-def _record_checks(host: Host, checks: tuple[CheckMessage, ...], now: datetime) -> bool:
-    """Store the latest result per check; True when a critical check changed status."""
-    changed = False
-    for msg in checks:
-        previous = CheckResult.objects.filter(host=host, check_id=msg.id).first()
-        evidence = dict(msg.evidence)
-        if msg.reason:
-            evidence.setdefault("reason", msg.reason)
-        CheckResult.objects.update_or_create(
-            host=host, check_id=msg.id,
-            defaults={"status": msg.status, "risk": msg.risk, "title": msg.title[:200],
-                      "evidence": evidence, "remediation": msg.remediation,
-                      "measured_at": now},
-        )
-        if msg.risk == "critical" and (previous is None or previous.status != msg.status):
-            changed = True
-            Event.objects.create(host=host, kind=EventKind.CHECK, actor=f"agent:{host.name}",
-                                 reason=f"{msg.id}: {msg.status}", data={"check": msg.id})
-    return changed
-
-
-# FirmwareBaseline fields → the keys the agent's firmware.baseline check observes.
-_BASELINE_KEYS = {"board_name": "board_name", "bios_version": "bios_version",
-                  "gpu_vbios": "vbios_version", "driver_version": "driver_version"}
-
-
-def checks_root(host: Host) -> str:
-    """Where the host's checks read from: an explicit ``facts["checks_root"]``; for a
-    simulated host, the tree of its own machine (``hostagent.sim.roots.kind_root``:
-    its kind's board, BIOS, driver and VBIOS with its misconfiguration
-    ``facts["sim_root"]``, built under ``var/sim-roots/`` — the one its agent is
-    configured with); else the host's own ``/``."""
-    facts = host.facts or {}
-    if facts.get("checks_root"):
-        return str(facts["checks_root"])
-    if facts.get("sim_root") or host.simulated:
-        variant = facts.get("sim_root") or "good"
-        if facts.get("kind") in sim.KINDS:
-            return str(sim_roots.kind_root(settings.VAR_DIR / "sim-roots", facts["kind"], variant))
-        return str(sim.root_path(variant))
-    return "/"
-
-
-def firmware_baseline(host: Host) -> dict[str, str] | None:
-    """The admin's firmware baseline for the host's board, in the check's keys."""
-    board = host.board_name
-    row = FirmwareBaseline.objects.filter(board_name=board).first() if board else None
-    if row is None:
-        return None
-    return {_BASELINE_KEYS[k]: v for k, v in row.as_dict().items() if v}
-
-
-def host_check_inputs(host: Host) -> dict:
-    """The fully specified inputs of ``hostagent.run_checks`` for this host: its check
-    root, its board's firmware baseline and the peers its heartbeats are answered with
-    (``latency_peers``; none → ``network.hop_latency`` is ``unknown``, never a pass)."""
-    return {"root": checks_root(host), "baseline": firmware_baseline(host),
-            "peers": latency_peers(host)}
-
-
-def do_request_host_checks(host: Host, *, actor: str) -> Event:
-    """Audit an admin's request to re-run the host's checks (the task is sent on commit)."""
-    return Event.objects.create(host=host, kind=EventKind.CHECKS_REQUESTED, actor=actor,
-                                reason=f"checks re-run requested by {actor}")
-
-
-def do_record_host_checks(host_id: int, payload: ChecksResult | dict, *,
-                          requested_by: str = "") -> bool:
-    """Apply the answer of a re-run (``ChecksResult``, decoded first: a malformed one
-    raises SpecError and changes nothing): refresh CheckResult rows, record an Event
-    with the outcome, and re-plan when a critical check changed. False if the host is
-    gone."""
-    result = decode(ChecksResult, payload)
-    host = Host.objects.filter(pk=host_id).first()
-    if host is None:
-        return False
-    checks = result.checks
-    actor = f"agent:{host.name}"
-    with transaction.atomic():
-        if not result.ok or not checks:
-            Event.objects.create(host=host, kind=EventKind.CHECKS_RESULT, actor=actor,
-                                 reason=f"checks re-run failed: {result.error or 'no results'}"
-                                 [:1000], data={"requested_by": requested_by})
-            return False
-        changed = _record_checks(host, checks, timezone.now())
-        counts = {s: sum(1 for c in checks if c.status == s)
-                  for s in ("pass", "fail", "unknown")}
-        failing = sorted(c.id for c in checks if c.status == "fail")
-        reason = (f"checks re-run: {counts['pass']} pass, {counts['fail']} fail, "
-                  f"{counts['unknown']} unknown" + (f"; failing: {', '.join(failing)}"
-                                                    if failing else ""))
-        Event.objects.create(host=host, kind=EventKind.CHECKS_RESULT, actor=actor, reason=reason[:1000],
-                             data={"requested_by": requested_by, "counts": counts,
-                                   "failing": failing})
-        if changed:
-            enqueue.request_scheduling_cycle()
-    return True
-
-
-def _jobs_on(host: Host, gpu: Gpu | None) -> list[Job]:
-    jobs = Job.objects.filter(state__in=ACTIVE_JOB_STATES, allocations__host=host)
-    if gpu is not None:
-        jobs = jobs.filter(allocations__gpu=gpu)
-    return list(jobs.select_related("tenant").distinct())
-
-
-def event_time(timestamp: str | None, *, now: datetime | None = None) -> datetime | None:
-    """The wall-clock time of a kernel-log line's timestamp (``hostagent.xid``: ISO,
-    ``dmesg --ctime``, syslog without a year), aware; None for dmesg's seconds since
-    boot, no timestamp, or one that does not parse. Naive times are the console's
-    time zone; a syslog time is in the current year (the previous one if that is
-    in the future)."""
-    text = (timestamp or "").strip()
-    if not text:
-        return None
-    now = now or timezone.now()
-    parsed = None
-    try:
-        parsed = datetime.fromisoformat(text.replace(",", ".").replace("Z", "+00:00"))
-    except ValueError:
-        words = " ".join(text.split())
-        for value, fmt in ((words, "%a %b %d %H:%M:%S %Y"),
-                           (f"{now.year} {words}", "%Y %b %d %H:%M:%S")):
-            try:
-                parsed = datetime.strptime(value, fmt)
-            except ValueError:
-                continue
-            break
-    if parsed is None:
-        return None
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.get_current_timezone())
-        if len(text) <= 15 and parsed > now + timedelta(days=1):
-            parsed = parsed.replace(year=parsed.year - 1)  # a syslog line from last year
-    return parsed
-
-
-def do_handle_xid(host: Host, event: XidEvent) -> Incident | None:
-    """Classify one kernel-log event and open an Incident. Hardware: cordon the GPU
-    (unknown GPU: the host) and requeue its jobs. Application: fail only the jobs that
-    held the named GPU when the line was logged (``running_at`` no later than the
-    event's time, when it has one); a GPU we cannot resolve fails no job."""
-    gpu = None
-    if event.pci:
-        # Xid lines name the device without its function ("PCI:0000:07:00");
-        # the inventory stores "0000:07:00.0".
-        pci = event.pci.lower()
-        candidates = [pci] if pci.count(".") else [pci, f"{pci}.0"]
-        gpu = Gpu.objects.filter(host=host, pci_address__in=candidates).first()
-    raw = event.line.strip()
-    if Incident.objects.filter(host=host, raw_lines=raw, xid=event.xid).exists():
-        return None  # the same line reported again (agent retried a heartbeat)
-    fatal = event.cordon or event.fault == FaultKind.HARDWARE or (event.xid in HARDWARE_XIDS)
-    fault = event.fault if event.fault in FaultKind.values else FaultKind.UNKNOWN
-    if fatal and fault == FaultKind.UNKNOWN:
-        fault = FaultKind.HARDWARE
-    if fatal:
-        # Hardware: everyone on the GPU (or, unknown GPU, on the host) is moved off.
-        jobs = _jobs_on(host, gpu)
-    elif gpu is None:
-        # An application fault we cannot tie to a GPU: whose process it was is
-        # unknown, so no job is failed; the incident keeps the evidence.
-        jobs = []
-    else:
-        # Only a job that held the GPU when the line was logged can have caused it.
-        # Syslog and ctime stamps stop at the second: a job that started within the
-        # second the line names may have caused it.
-        at = event_time(event.timestamp)
-        jobs = [j for j in _jobs_on(host, gpu) if j.running_at is not None
-                and (at is None or j.running_at < at + timedelta(seconds=1))]
-    where = f"{host.name} GPU{gpu.index} ({gpu.pci_address})" if gpu else host.name
-    title = (f"Xid {event.xid} on {where}" if event.xid is not None
-             else f"{event.kind.upper()} error on {where}")
-    with transaction.atomic():
-        incident = Incident.objects.create(
-            host=host, gpu=gpu, title=title[:200], xid=event.xid, fault=fault,
-            pci_address=(event.pci or "")[:16], raw_lines=raw,
-            meaning=event.name or event.message,
-            # English at rest, marked so the pages show it in the reader's language
-            recommended_action=event.action or (
-                gettext_noop("Drain the GPU, reset it or replace it.") if fatal
-                else gettext_noop("Check the application; the GPU stays in service.")),
-            runbook="cuda_launch_failed" if event.xid in LAUNCH_FAILED_XIDS else "",
-            runbook_evidence={"kernel_log": [raw], "timestamp": event.timestamp,
-                              "pid": event.pid, "process": event.process},
-        )
-        incident.jobs.set(jobs)
-        incident.tenants.set({j.tenant for j in jobs})
-        actor = f"agent:{host.name}"
-        if fatal:
-            if gpu is not None:
-                if not gpu.cordoned:
-                    do_cordon_gpu(gpu, actor=actor, reason=title)
-            elif host.state == HostState.READY:
-                do_cordon_host(host, actor=actor, reason=title)
-            for job in jobs:
-                do_begin_teardown(job.pk, TeardownOutcome.PREEMPTED, actor=actor,
-                                  reason=f"hardware fault: {title}; requeued elsewhere")
-        else:
-            for job in jobs:
-                do_begin_teardown(job.pk, TeardownOutcome.FAILED, actor=actor,
-                                  reason=f"application fault: {title}",
-                                  failure_reason=f"{title}: {event.name or event.message}")
-    return incident
 
 
 def _reported_facts(facts: dict, beat: Heartbeat, at: str) -> dict:
@@ -436,7 +183,7 @@ def do_agent_heartbeat(host: Host, body: Heartbeat | dict) -> dict:
         if endpoint != host.latency_endpoint:
             Host.objects.filter(pk=host.pk).update(latency_endpoint=endpoint)
             host.latency_endpoint = endpoint
-        if beat.checks and _record_checks(host, beat.checks, now):
+        if beat.checks and record_checks(host, beat.checks, now):
             enqueue.request_scheduling_cycle()
     for event in beat.xid_events:
         if do_handle_xid(host, event) is not None:
@@ -507,62 +254,6 @@ def _hypervisor(host: Host, facts: dict) -> str:
     return Hypervisor.of_report(facts.get("hypervisor")) or host.hypervisor
 
 
-def check_inputs_for_agent(host: Host, *, fresh: bool = False) -> dict:
-    """What registration and heartbeat answers carry for the agent's own check rounds:
-    the same ``peers`` and firmware ``baseline`` as ``run_host_checks`` sends.
-
-    Every heartbeat asks for them, and reading them from the database each time was
-    more than half of a quiet heartbeat's CPU at 1,000 hosts (``manage.py
-    bench_heartbeats``). So what they are made of — the cluster's advertised endpoints,
-    the board's baseline — is kept in the cache for ``COUPLER_CHECK_INPUTS_CACHE_S``
-    (``fresh``: read anew, as a registration does); a check round measuring against
-    peers up to that old loses nothing."""
-    ttl = 0 if fresh else settings.COUPLER_CHECK_INPUTS_CACHE_S
-    if not ttl:
-        return {"peers": latency_peers(host), "baseline": firmware_baseline(host)}
-    endpoints = _cached(f"coupler:latency-endpoints:{host.cluster_id}", ttl,
-                        lambda: _ready_endpoints(host.cluster_id))
-    board = host.board_name or ""
-    board_key = hashlib.sha256(board.encode()).hexdigest()[:16]  # board names have spaces
-    baseline = _cached(f"coupler:baseline:{board_key}", ttl,
-                       lambda: {"value": firmware_baseline(host)})["value"]
-    return {"peers": _peers_of(host, endpoints), "baseline": baseline}
-
-
-def _cached(key: str, ttl: int, compute):
-    value = cache.get(key)
-    if value is None:
-        value = compute()
-        cache.set(key, value, ttl)
-    return value
-
-
-def _ready_endpoints(cluster_id: int) -> list[tuple[str, str, int, str]]:
-    """(group, name, id, endpoint) of the cluster's READY hosts that advertise an echo
-    responder, by name."""
-    rows = (Host.objects.filter(cluster_id=cluster_id, state=HostState.READY)
-            .exclude(latency_endpoint="")
-            .order_by("name").values_list("group", "name", "pk", "latency_endpoint"))
-    return [(group, name, pk, endpoint) for group, name, pk, endpoint in rows]
-
-
-def _peers_of(host: Host, endpoints: list[tuple[str, str, int, str]],
-              limit: int = LATENCY_PEERS) -> list[str]:
-    """``latency_peers`` over the cluster's endpoints read once: same rack first, then by
-    name, never the host itself, each endpoint once."""
-    peers: list[str] = []
-    for same_rack in (True, False):
-        for group, _name, pk, endpoint in endpoints:
-            if pk == host.pk or (group == host.group) != same_rack:
-                continue
-            endpoint = clean_latency_endpoint(endpoint)
-            if endpoint and endpoint not in peers:
-                peers.append(endpoint)
-                if len(peers) >= limit:
-                    return peers
-    return peers
-
-
 def do_mark_host_offline(host: Host, *, reason: str, actor: str = "watchdog") -> list[int]:
     """A host stopped heartbeating: OFFLINE, and only its own jobs are moved off
     (requeued; their members on other hosts are cleaned up). Returns those job ids."""
@@ -578,7 +269,7 @@ def do_mark_host_offline(host: Host, *, reason: str, actor: str = "watchdog") ->
         Host.objects.filter(pk=host.pk).update(state=HostState.OFFLINE,
                                                state_reason=reason[:500], facts=facts)
         moved = []
-        for job in _jobs_on(host, None):
+        for job in jobs_on_host(host, None):
             if do_begin_teardown(job.pk, TeardownOutcome.PREEMPTED, actor=actor,
                                  reason=f"{host.name} offline ({reason}); requeued"):
                 moved.append(job.pk)

@@ -7,11 +7,8 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from console.core.actions.agents import (
-    do_mark_host_offline,
-    do_record_host_checks,
-    host_check_inputs,
-)
+from console.core.actions.agent_checks import do_record_host_checks, host_check_inputs
+from console.core.actions.agents import do_mark_host_offline
 from console.core.choices import HostState
 from console.core.hostcalls import send_host_task
 from console.core.models import Host

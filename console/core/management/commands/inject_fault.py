@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from console.core.actions.agents import do_handle_xid
+from console.core.actions.xid_events import do_handle_xid
 from console.core.choices import ACTIVE_JOB_STATES
 from console.core.models import Allocation, Gpu, Host
 from hostagent.xid import scan_text

@@ -29,7 +29,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from console.core.actions.agents import checks_root, do_issue_agent_token
+from console.core.actions.agent_checks import checks_root
+from console.core.actions.agents import do_issue_agent_token
 from console.core.demo.profiles import inventory_for
 from console.core.demo.seed import credentials_path
 from console.core.management.processes import run_processes
