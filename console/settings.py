@@ -75,7 +75,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -231,7 +230,7 @@ AXES_HTTP_RESPONSE_CODE = 429
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "console.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -256,6 +255,11 @@ REST_FRAMEWORK = {
     },
 }
 COUPLER_API_THROTTLE = env_bool("API_THROTTLE", True)
+# Personal API tokens (console/core/models/tokens.py): hashed at rest, valid for
+# COUPLER_API_TOKEN_DAYS unless their creator asks for fewer or more days, up to
+# COUPLER_API_TOKEN_MAX_DAYS.
+COUPLER_API_TOKEN_DAYS = env_int("COUPLER_API_TOKEN_DAYS", 90)
+COUPLER_API_TOKEN_MAX_DAYS = env_int("COUPLER_API_TOKEN_MAX_DAYS", 365)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Coupler API",
@@ -272,6 +276,7 @@ SPECTACULAR_SETTINGS = {
         "JobStateEnum": "console.core.choices.JobState",
         "HostStateEnum": "console.core.choices.HostState",
         "IncidentStateEnum": "console.core.choices.IncidentState",
+        "ApiTokenStateEnum": "console.core.models.tokens.TokenState",
     },
 }
 

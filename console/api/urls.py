@@ -1,4 +1,4 @@
-"""REST API v1 (tenants, quotas, clusters, hosts, jobs, incidents)."""
+"""REST API v1 (tenants, quotas, clusters, hosts, jobs, incidents, API tokens)."""
 
 from rest_framework.routers import DefaultRouter
 
@@ -14,6 +14,7 @@ router.register("clusters", views.ClusterViewSet, basename="cluster")
 router.register("hosts", views.HostViewSet, basename="host")
 router.register("jobs", views.JobViewSet, basename="job")
 router.register("incidents", views.IncidentViewSet, basename="incident")
+router.register("tokens", views.ApiTokenViewSet, basename="token")
 
 # Namespaced by console/urls.py ("api"): the root view then links its entries
 # to the API's own list views, not to the console pages of the same name.

@@ -2,7 +2,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console.ui import checks, dashboard, faults, hosts, jobs, preferences, tenants, topology
+from console.ui import (
+    checks,
+    dashboard,
+    faults,
+    hosts,
+    jobs,
+    preferences,
+    tenants,
+    tokens,
+    topology,
+)
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -10,6 +20,8 @@ urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("preferences/", preferences.preferences, name="preferences"),
     path("language/", preferences.switch_language, name="switch-language"),
+    path("tokens/", tokens.token_list, name="api-tokens"),
+    path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="api-token-revoke"),
     # Jobs
     path("jobs/", jobs.job_list, name="job-list"),
     path("jobs/new/", jobs.job_submit, name="job-submit"),

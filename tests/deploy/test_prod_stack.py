@@ -116,7 +116,7 @@ def _backup_and_restore_lose_nothing(live_url, tmp_path):
         live_counts, live_jobs = _row_counts(live_url)
         assert restored_jobs == live_jobs and any(s == "running" for _, s, _ in restored_jobs)
         for table in ("core_job", "core_allocation", "core_host", "core_gpu", "core_tenant",
-                      "core_quota", "auth_user", "authtoken_token", "django_migrations"):
+                      "core_quota", "auth_user", "core_apitoken", "django_migrations"):
             assert restored_counts[table] == live_counts[table] > 0, table
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
