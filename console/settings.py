@@ -272,6 +272,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Every operation's error answers (400/401/403/404/429), not only its success.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "console.api.schema.document_error_responses"],
     "ENUM_NAME_OVERRIDES": {
         "JobStateEnum": "console.core.choices.JobState",
         "HostStateEnum": "console.core.choices.HostState",
