@@ -39,7 +39,7 @@ USER_PREFIX = "host-"
 # What kombu's consumer and producer send, and nothing that reaches other keys
 # without naming them (no KEYS, SCAN, FLUSHDB, CONFIG, PUBLISH, SUBSCRIBE).
 COMMANDS = ("+@connection", "-@dangerous", "+brpop", "+rpop", "+lpush", "+llen", "+sadd", "+srem",
-            "+smembers", "+exists", "+del", "+pexpire", "+zadd", "+zrem", "+zrangebyscore",
+            "+smembers", "+exists", "+del", "+pexpire", "+zadd", "+zrem", "+zrange", "+zrangebyscore",
             "+hset", "+hget", "+hdel", "+set", "+get", "+eval", "+evalsha", "+script|load",
             "+multi", "+exec", "+discard")
 

@@ -10,7 +10,12 @@ deleted afterwards; the ``default`` user is never touched.
 
 import os
 import secrets
+import signal
+import subprocess
+import sys
+import time
 from io import StringIO
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -22,6 +27,7 @@ from console.core.models import Host
 from hostagent import broker_acl
 
 A, B = "dgx-1", "dgx-2"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _queue(name):
@@ -135,3 +141,43 @@ def test_the_printed_rules_name_every_host_and_the_console(cluster):
     call_command("broker_acl", "--rabbitmq", "--host", A, stdout=rabbit)
     assert f"set_permissions -p coupler host-{A} '^host\\.{A}$' '^(host\\.{A}|workflow)$'" \
         in rabbit.getvalue()
+
+
+def test_a_real_agent_worker_runs_with_its_restricted_user(host_users, redis_url, tmp_path):
+    """The agent's Celery worker (hostagent.agent_tasks, the options `python -m
+    hostagent run` passes) starts, consumes its queue and acknowledges as host A's
+    user: an unsigned command is received and refused, with no NOPERM anywhere."""
+    import redis
+    from celery import Celery
+
+    log_path = tmp_path / "agent-worker.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "PYTEST"))}
+    env.update(COUPLER_BROKER_URL=host_users[A], PYTHONUNBUFFERED="1")
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "hostagent.agent_tasks", "worker",
+             "--pool=solo", f"--queues=host.{A}", f"--hostname=agent-{A}@test",
+             "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_for(lambda: "ready" in log_path.read_text(), 60, log_path)
+            console = Celery(broker=redis_url)
+            console.send_task("hostagent.list_domains", args=[{"to": f"host:{A}"}],
+                              queue=f"host.{A}")
+            _wait_for(lambda: "refused hostagent.list_domains" in log_path.read_text(), 30,
+                      log_path)
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=30)
+    text = log_path.read_text()
+    assert "NOPERM" not in text and "NoPermission" not in text, text[-3000:]
+    assert redis.Redis.from_url(redis_url).llen(f"host.{A}") == 0
+
+
+def _wait_for(check, timeout, log_path):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError(log_path.read_text()[-3000:])
