@@ -75,7 +75,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -232,7 +231,7 @@ AXES_HTTP_RESPONSE_CODE = 429
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "console.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -257,6 +256,11 @@ REST_FRAMEWORK = {
     },
 }
 COUPLER_API_THROTTLE = env_bool("API_THROTTLE", True)
+# Personal API tokens (console/core/models/tokens.py): hashed at rest, valid for
+# COUPLER_API_TOKEN_DAYS unless their creator asks for fewer or more days, up to
+# COUPLER_API_TOKEN_MAX_DAYS.
+COUPLER_API_TOKEN_DAYS = env_int("COUPLER_API_TOKEN_DAYS", 90)
+COUPLER_API_TOKEN_MAX_DAYS = env_int("COUPLER_API_TOKEN_MAX_DAYS", 365)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Coupler API",
@@ -269,10 +273,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Every operation's error answers (400/401/403/404/429), not only its success.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "console.api.schema.document_error_responses"],
     "ENUM_NAME_OVERRIDES": {
         "JobStateEnum": "console.core.choices.JobState",
         "HostStateEnum": "console.core.choices.HostState",
         "IncidentStateEnum": "console.core.choices.IncidentState",
+        "ApiTokenStateEnum": "console.core.models.tokens.TokenState",
     },
 }
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from celery import Celery
 
-from hostagent import runtime, signing, transport
+from hostagent import broker_acl, runtime, signing, transport
 from hostagent.protocol import (
     COMMANDS,
     PROTOCOL_VERSION,
@@ -54,8 +54,10 @@ log = logging.getLogger(__name__)
 def _broker_config() -> dict[str, Any]:
     url = os.environ.get("COUPLER_BROKER_URL") or os.environ.get("REDIS_URL") or ""
     if url:
+        # A per-host broker user (manage.py broker_acl) keeps its own unacked keys.
         return {"broker_url": url,
-                "broker_transport_options": {"visibility_timeout": 600}}
+                "broker_transport_options": {"visibility_timeout": 600,
+                                             **broker_acl.transport_options(url)}}
     options = transport.filesystem_broker_options(
         os.environ.get("COUPLER_BROKER_DIR", "var/broker"))
     transport.ensure_folders(options)
@@ -70,6 +72,9 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,
+    # No remote control: its fanout channel would let any host broadcast to every
+    # worker, and a per-host broker user has no pub/sub access at all.
+    worker_enable_remote_control=False,
     **_broker_config(),
 )
 

@@ -125,7 +125,8 @@ def main(args: Any = None, app: Any = None) -> int:
         "--pool=threads", f"--concurrency={threads}"]
     argv = ["worker", *pool, f"--queues={queues}",
             f"--hostname=agent-{config.hosts[0].name}@%h", "--loglevel=INFO",
-            "--without-gossip", "--without-mingle"]
+            # No worker events either: a per-host broker user has no pub/sub (broker_acl.py).
+            "--without-gossip", "--without-mingle", "--without-heartbeat"]
     try:
         app.worker_main(argv)
     finally:

@@ -136,15 +136,19 @@ def api_client():
 
 @pytest.fixture
 def client_for():
-    """client_for(user) -> an APIClient authenticated by the user's API token."""
-    from rest_framework.authtoken.models import Token
+    """client_for(user) -> an APIClient authenticated by a personal API token of the user."""
     from rest_framework.test import APIClient
+
+    from console.core.actions.tokens import do_create_api_token
+
+    secrets: dict = {}
 
     def make(user):
         client = APIClient()
         if user is not None:
-            token, _ = Token.objects.get_or_create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            if user.pk not in secrets:
+                _token, secrets[user.pk] = do_create_api_token(user, name="tests", actor="test")
+            client.credentials(HTTP_AUTHORIZATION=f"Token {secrets[user.pk]}")
         return client
 
     return make

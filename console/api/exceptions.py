@@ -9,6 +9,8 @@ cannot be done in the object's current state raises its own error (409).
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -50,3 +52,10 @@ def exception_handler(exc, context):
     elif isinstance(exc, JobActionError | HostActionError):
         exc = Conflict(str(exc))
     return drf_exception_handler(exc, context)
+
+
+@csrf_exempt  # it changes nothing; a POST to a wrong URL is a 404, not a CSRF refusal
+def api_not_found(request, path: str = ""):
+    """A URL under /api/ that names no endpoint (a malformed id or slug): the API's
+    JSON 404, not the console's HTML page."""
+    return JsonResponse({"detail": str(exceptions.NotFound.default_detail)}, status=404)

@@ -23,7 +23,7 @@ from console.core.admission import (
     REQUIRED_MESSAGE,
     validate_job_name,
 )
-from console.core.choices import HostState, IncidentState, QuotaResource
+from console.core.choices import HostState, IncidentState, QuotaResource, TeardownOutcome
 from console.core.models import (
     Cluster,
     Event,
@@ -451,7 +451,11 @@ def placement_of(job: Job) -> list[dict]:
 
 class JobSerializer(serializers.ModelSerializer):
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    submitter = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # Null once the submitting user is deleted; blank outside TEARDOWN (the schema says so).
+    submitter = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                             allow_null=True)
+    teardown_outcome = serializers.ChoiceField(choices=TeardownOutcome.choices, read_only=True,
+                                               allow_blank=True)
     hosts = serializers.IntegerField(source="host_count", read_only=True)
 
     class Meta:

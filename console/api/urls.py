@@ -1,4 +1,5 @@
-"""REST API v1 (tenants, quotas, clusters, hosts, images, capacity, jobs, incidents)."""
+"""REST API v1 (tenants, quotas, clusters, hosts, images, capacity, jobs, incidents, API
+tokens)."""
 
 from rest_framework.routers import DefaultRouter
 
@@ -16,6 +17,7 @@ router.register("images", views.ImageViewSet, basename="image")
 router.register("capacity", views.CapacityViewSet, basename="capacity")
 router.register("jobs", views.JobViewSet, basename="job")
 router.register("incidents", views.IncidentViewSet, basename="incident")
+router.register("tokens", views.ApiTokenViewSet, basename="token")
 
 # Namespaced by console/urls.py ("api"): the root view then links its entries
 # to the API's own list views, not to the console pages of the same name.

@@ -213,6 +213,9 @@ class EventKind(models.TextChoices):
     MEMBER_FAILED = "member_failed", _("Member failed")
     MEMBER_DOWN = "member_down", _("Member down")
     RECONCILE = "reconcile", _("Reconciled")
+    # People's API tokens
+    API_TOKEN_CREATED = "api_token_created", _("API token created")
+    API_TOKEN_REVOKED = "api_token_revoked", _("API token revoked")
 
 
 class PendingCode(models.TextChoices):

@@ -5,6 +5,7 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 
@@ -40,5 +41,8 @@ def get_incident_for_user(user, pk) -> Incident:
 
 def get_host(name) -> Host:
     """Hosts are shared infrastructure: every signed-in user may read them; what
-    runs on them is filtered per tenant by the views."""
+    runs on them is filtered per tenant by the views. A name with a NUL byte names
+    no host (PostgreSQL would refuse the query: a 500)."""
+    if "\x00" in name:
+        raise Http404
     return get_object_or_404(Host.objects.select_related("cluster"), name=name)

@@ -172,7 +172,7 @@ def host_bulk_action(request):
     if action not in ("cordon", "drain"):
         raise Http404(_("No such host action."))
     spec = HOST_ACTIONS[action]
-    names = sorted(set(request.POST.getlist("host")))[:500]
+    names = sorted({n for n in request.POST.getlist("host") if "\x00" not in n})[:500]
     hosts = list(Host.objects.filter(name__in=names).order_by("name"))
     if not hosts:
         messages.info(request, _("Select at least one host."))

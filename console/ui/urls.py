@@ -11,6 +11,7 @@ from console.ui import (
     preferences,
     saved_filters,
     tenants,
+    tokens,
     topology,
 )
 
@@ -20,6 +21,8 @@ urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("preferences/", preferences.preferences, name="preferences"),
     path("language/", preferences.switch_language, name="switch-language"),
+    path("tokens/", tokens.token_list, name="api-tokens"),
+    path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="api-token-revoke"),
     # Jobs
     path("jobs/", jobs.job_list, name="job-list"),
     path("jobs/new/", jobs.job_submit, name="job-submit"),

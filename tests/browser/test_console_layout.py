@@ -122,7 +122,7 @@ def _pages(data, staff: bool) -> list[str]:
     pages = ["/", "/jobs/", "/jobs/new/", f"/jobs/{gang}/", f"/jobs/{pending}/",
              f"/jobs/{pending}/cancel/", "/tenants/", "/tenants/tenant-a/", "/hosts/",
              "/hosts/dgx-1/", "/hosts/dgx-1/topology/", "/topology/", "/faults/",
-             f"/faults/{inc}/", "/preferences/", "/no/such/page/"]
+             f"/faults/{inc}/", "/preferences/", "/tokens/", "/no/such/page/"]
     if staff:
         pages += ["/tenants/tenant-a/edit/", "/hosts/dgx-1/checks/", "/checks/",
                   "/hosts/dgx-1/drain/", f"/faults/{inc}/resolve/"]

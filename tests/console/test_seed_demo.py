@@ -39,3 +39,22 @@ def test_seeding_again_keeps_passwords_and_tokens(var_dir):
     second = seed_demo()
     assert first == second
     assert Client().login(username="admin", password=second["admin"]["password"])
+
+
+@pytest.mark.django_db
+def test_seeding_again_replaces_a_revoked_token_and_stores_no_secret(var_dir):
+    from console.core.actions.tokens import do_revoke_api_token
+    from console.core.models import ApiToken
+
+    first = seed_demo()
+    member = first["tenants"][0]
+    assert not ApiToken.objects.filter(prefix=member["token"]).exists()
+    assert member["token"] not in str(list(ApiToken.objects.values_list()))
+    for token in ApiToken.objects.filter(user__username=member["username"]):
+        do_revoke_api_token(token, actor="test")
+    second = seed_demo()
+    assert second["tenants"][0]["token"] != member["token"]
+    assert second["admin"]["token"] == first["admin"]["token"]
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {second['tenants'][0]['token']}")
+    assert api.get("/api/v1/jobs/").status_code == 200

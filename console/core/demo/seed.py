@@ -11,10 +11,10 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from console.core.actions.inventory import do_register_host
 from console.core.actions.tenants import do_set_quota
+from console.core.actions.tokens import do_issue_demo_token
 from console.core.demo.profiles import inventory_for
 from console.core.models import Cluster, FirmwareBaseline, Membership, Tenant
 from hostagent import sim
@@ -49,7 +49,9 @@ def _load_previous() -> dict:
     return {}
 
 
-def _user(username: str, password: str, *, staff: bool) -> tuple[object, str]:
+def _user(username: str, password: str, *, staff: bool, token: str = "") -> tuple[object, str]:
+    """The demo user with this password, and its API token: ``token`` (last run's,
+    from the credentials file) while it is still usable, else a new one."""
     User = get_user_model()
     user, created = User.objects.get_or_create(username=username)
     if created or not user.check_password(password):
@@ -57,16 +59,18 @@ def _user(username: str, password: str, *, staff: bool) -> tuple[object, str]:
     user.is_staff = staff
     user.is_superuser = staff
     user.save()
-    token, _ = Token.objects.get_or_create(user=user)
-    return user, token.key
+    return user, do_issue_demo_token(user, name="demo", actor="seed_demo", keep=token)
 
 
 def seed_demo(url: str = "http://127.0.0.1:8000/") -> dict:
     previous = _load_previous()
     old_passwords = {previous.get("admin", {}).get("username"): previous.get("admin", {}).get(
         "password")}
+    old_tokens = {previous.get("admin", {}).get("username"): previous.get("admin", {}).get(
+        "token")}
     for entry in previous.get("tenants", []):
         old_passwords[entry["username"]] = entry["password"]
+        old_tokens[entry["username"]] = entry.get("token")
 
     def password_for(username: str) -> str:
         return old_passwords.get(username) or secrets.token_urlsafe(12)
@@ -91,7 +95,8 @@ def seed_demo(url: str = "http://127.0.0.1:8000/") -> dict:
                       "driver_version": dgx.driver_version},
         )
         admin_password = password_for("admin")
-        _admin, admin_token = _user("admin", admin_password, staff=True)
+        _admin, admin_token = _user("admin", admin_password, staff=True,
+                                    token=old_tokens.get("admin") or "")
         tenants = []
         for slug, name, weight, quotas in DEMO_TENANTS:
             tenant, _ = Tenant.objects.update_or_create(
@@ -102,7 +107,8 @@ def seed_demo(url: str = "http://127.0.0.1:8000/") -> dict:
                              guaranteed=guaranteed, limit=limit)
             username = f"{slug}-member"
             password = password_for(username)
-            user, token = _user(username, password, staff=False)
+            user, token = _user(username, password, staff=False,
+                                token=old_tokens.get(username) or "")
             Membership.objects.get_or_create(user=user, tenant=tenant)
             tenants.append({"slug": slug, "username": username, "password": password,
                             "token": token})

@@ -6,9 +6,11 @@ from console.core.models.inventory import Cluster, Gpu, GpuLink, Host, Nic, NicV
 from console.core.models.jobs import Allocation, CoreClaim, Event, Job, JobMember, NicVfClaim
 from console.core.models.preferences import SavedFilter, UserPreference
 from console.core.models.tenancy import Membership, Quota, Tenant
+from console.core.models.tokens import ApiToken
 
 __all__ = [
     "Allocation",
+    "ApiToken",
     "CheckResult",
     "Cluster",
     "CoreClaim",

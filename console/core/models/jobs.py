@@ -284,6 +284,9 @@ class Event(models.Model):
                             related_name="events")
     host = models.ForeignKey("core.Host", on_delete=models.CASCADE, null=True, blank=True,
                              related_name="events")
+    # An API token's creation, rotation or revocation (who did it is the actor).
+    token = models.ForeignKey("core.ApiToken", on_delete=models.CASCADE, null=True, blank=True,
+                              related_name="events")
     kind = models.CharField(max_length=32, choices=EventKind.choices,
                             default=EventKind.TRANSITION)
     from_state = models.CharField(max_length=16, blank=True)
@@ -299,11 +302,11 @@ class Event(models.Model):
         ordering = ["created_at", "id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(job__isnull=False) | Q(host__isnull=False),
+                condition=Q(job__isnull=False) | Q(host__isnull=False) | Q(token__isnull=False),
                 name="event_has_subject",
             ),
         ]
 
     def __str__(self) -> str:
-        subject = self.job or self.host
+        subject = self.job or self.host or self.token
         return f"{subject}: {self.from_state} → {self.to_state} ({self.reason})"

@@ -19,13 +19,13 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.authtoken.models import Token
 
 from console.core.actions.agents import do_issue_agent_token
 from console.core.actions.hosts import do_override_host_checks
 from console.core.actions.images import do_create_image, do_update_image
 from console.core.actions.inventory import do_register_host
 from console.core.actions.tenants import do_set_quota
+from console.core.actions.tokens import do_issue_demo_token
 from console.core.models import Cluster, Image, Membership, Tenant
 
 HOST = "coupler-local"
@@ -99,7 +99,16 @@ class Command(BaseCommand):
     def _people(self) -> dict:
         path = settings.VAR_DIR / "demo-host-credentials.json"
         if path.exists():
-            return json.loads(path.read_text())
+            creds = json.loads(path.read_text())
+            user = get_user_model().objects.filter(username=creds.get("username")).first()
+            if user is not None:
+                # The last run's token while it is usable; a new one once expired or revoked.
+                token = do_issue_demo_token(user, name="demo-host", actor="demo_host",
+                                            keep=creds.get("token") or "")
+                if token != creds.get("token"):
+                    creds["token"] = token
+                    path.write_text(json.dumps(creds, indent=1))
+                return creds
         tenant, _ = Tenant.objects.get_or_create(slug="local", defaults={"name": "Local",
                                                                          "weight": 1})
         for resource, limit in (("vcpus", 2), ("memory_gib", 8)):
@@ -112,8 +121,8 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save()
         Membership.objects.get_or_create(user=user, tenant=tenant)
-        token, _ = Token.objects.get_or_create(user=user)
-        creds = {"username": user.username, "password": password, "token": token.key}
+        token = do_issue_demo_token(user, name="demo-host", actor="demo_host")
+        creds = {"username": user.username, "password": password, "token": token}
         path.write_text(json.dumps(creds, indent=1))
         path.chmod(0o600)
         return creds

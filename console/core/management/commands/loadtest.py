@@ -168,6 +168,9 @@ class Api:
         url: str | None = path
         while url:
             status, page = self.call("GET", url, token)
+            if status == 401:
+                raise CommandError(f"GET {url}: the API refused the credentials file's token "
+                                   f"({page}); `make demo` (seed_demo) issues new ones")
             if status != 200:
                 raise CommandError(f"GET {url}: HTTP {status}: {page}")
             if isinstance(page, list):

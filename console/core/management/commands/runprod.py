@@ -40,6 +40,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-seed", action="store_true",
                             help="no simulated cluster or demo users (real agents register)")
         parser.add_argument("--no-agents", action="store_true")
+        parser.add_argument("--agents-only", action="store_true",
+                            help="only the simulated agent (for a console started apart, "
+                                 "e.g. restarted on a restored database while hosts run on)")
         parser.add_argument("--duration", type=float, default=0,
                             help="stop after this many seconds (0: until Ctrl-C)")
 
@@ -51,10 +54,11 @@ class Command(BaseCommand):
             raise CommandError("runprod needs PostgreSQL: set DATABASE_URL=postgres://…")
         if not settings.REDIS_URL:
             raise CommandError("runprod needs Redis as the broker: set REDIS_URL=redis://…")
-        call_command("migrate", interactive=False, verbosity=0)
-        call_command("collectstatic", interactive=False, verbosity=0)
         url = f"http://{options['bind']}:{options['port']}"
-        if not options["no_seed"]:
+        if not options["agents_only"]:
+            call_command("migrate", interactive=False, verbosity=0)
+            call_command("collectstatic", interactive=False, verbosity=0)
+        if not options["no_seed"] and not options["agents_only"]:
             from console.core.demo.seed import seed_demo
 
             seed_demo(url + "/")
@@ -72,6 +76,8 @@ class Command(BaseCommand):
             "beat": [py, "-m", "celery", "-A", "console", "beat", "--loglevel=INFO",
                      "-s", str(settings.VAR_DIR / "celerybeat-schedule")],
         }
+        if options["agents_only"]:
+            commands = {}
         if not options["no_agents"] and not options["no_seed"]:
             config = write_agent_config(url, options["heartbeat"])
             env.update(COUPLER_AGENT_CONFIG=str(config),
