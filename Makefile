@@ -50,16 +50,20 @@ hypervisor-deps:
 # in their own process and test database, and both must pass. The rest run on
 # TEST_WORKERS pytest-xdist workers (each with its own test database, test_<db>_gwN);
 # the tests that start real processes on shared resources (a Redis database, the
-# prod-stack database, Chromium) stay together on one worker each (xdist_group,
-# tests/conftest.py). TEST_WORKERS=0 runs them serially.
+# prod-stack database, Chromium) run one after another in a third process beside
+# them, with its own test database (COUPLER_TEST_PART, tests/conftest.py).
+# TEST_WORKERS=0 runs the rest serially too.
 TEST_WORKERS ?= auto
 test: lint hypervisor-deps
 	@mkdir -p var; \
 	( if [ -n "$$DATABASE_URL" ]; then export DATABASE_URL="$${DATABASE_URL}_hv"; fi; \
 	  exec $(VENV)/bin/pytest tests/hypervisor -p no:cacheprovider -rs ) >var/hypervisor-tests.log 2>&1 & hv=$$!; \
-	$(VENV)/bin/pytest --ignore=tests/hypervisor -n $(TEST_WORKERS) --dist loadgroup; rest=$$?; \
+	( if [ -n "$$DATABASE_URL" ]; then export DATABASE_URL="$${DATABASE_URL}_serial"; fi; \
+	  COUPLER_TEST_PART=serial exec $(VENV)/bin/pytest --ignore=tests/hypervisor -p no:cacheprovider -p no:xdist -rs ) >var/serial-tests.log 2>&1 & serial=$$!; \
+	COUPLER_TEST_PART=parallel $(VENV)/bin/pytest --ignore=tests/hypervisor -n $(TEST_WORKERS); rest=$$?; \
+	wait $$serial; serialrc=$$?; echo "--- serial tests: broker, browser, production stack (var/serial-tests.log):"; tail -n 15 var/serial-tests.log; \
 	wait $$hv; hvrc=$$?; echo "--- tests/hypervisor (var/hypervisor-tests.log):"; tail -n 15 var/hypervisor-tests.log; \
-	[ $$rest = 0 ] && [ $$hvrc = 0 ]
+	[ $$rest = 0 ] && [ $$serialrc = 0 ] && [ $$hvrc = 0 ]
 
 # The demo chooses its development settings explicitly (DEBUG on, a dev key,
 # loopback only); console.settings alone is production.

@@ -2,15 +2,22 @@
 B, a user with no membership), an admin, and a small cluster of real machines
 built from real `nvidia-smi topo -m` captures."""
 
+import os
+
 import pytest
 
-# Tests that start real processes on resources fixed for the whole run run on one
-# pytest-xdist worker per group, one after another (`make test` runs `-n auto --dist
-# loadgroup`); everything else spreads over the workers, each with its own test
-# database (test_<db>_gwN). The groups, by path:
+# Tests that start real processes on resources fixed for the whole run (a Redis
+# database, a database name, Chromium) run apart from the rest, one after another:
+# `make test` runs them in their own pytest process (COUPLER_TEST_PART=serial)
+# beside the pytest-xdist run of everything else (COUPLER_TEST_PART=parallel). Not
+# as an xdist group: a group shares its worker with other tests, and a stack of
+# real workers left up by a module fixture would run their cycles against that
+# worker's database while eager tests ran there. Serial are the tests marked
+# ``broker`` or ``browser`` and these paths:
 SERIAL_GROUPS = {
     "tests/workflow/test_broker.py": "broker",  # one Redis database, one orchestrator + agent
     "tests/deploy/test_prod_stack.py": "prod-stack",  # <db>_prod_smoke, COUPLER_SMOKE_REDIS_DB
+    "tests/deploy/test_broker_acl.py": "broker-acl",  # Redis users, a real agent worker
     "tests/browser/": "browser",  # one Chromium per module, the memory of a worker
 }
 
@@ -20,20 +27,38 @@ def serial_group(nodeid: str) -> str | None:
                 None)
 
 
-def pytest_xdist_make_scheduler(config, log):
-    """``--dist loadgroup`` with the groups above. Decided here, on the controller, by
-    node id: pytest 9.2 ignores the node-id suffix by which xdist 3.8 carries
-    ``xdist_group`` marks from the workers (pytest-xdist issue #1386), so marks alone
-    would spread a group over the workers."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    from xdist.scheduler import LoadGroupScheduling
+def is_serial(item) -> bool:
+    return (serial_group(item.nodeid) is not None
+            or item.get_closest_marker("broker") is not None
+            or item.get_closest_marker("browser") is not None)
 
-    class SerialGroups(LoadGroupScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return serial_group(nodeid) or super()._split_scope(nodeid)
 
-    return SerialGroups(config, log)
+def pytest_collection_modifyitems(config, items):
+    part = os.environ.get("COUPLER_TEST_PART", "")
+    if part not in ("serial", "parallel"):
+        return
+    keep = [item for item in items if is_serial(item) == (part == "serial")]
+    dropped = [item for item in items if is_serial(item) != (part == "serial")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def pytest_configure(config):
+    """With Redis as the cache (CI), each pytest process keeps its entries under its
+    own prefix and empties only those (``_empty_cache``): Django's ``clear()`` would
+    flush the database the other processes' tests use at the same time."""
+    if not config.pluginmanager.hasplugin("django") or not os.environ.get("REDIS_URL"):
+        return
+    from django.conf import settings
+    from django.core.cache import caches
+
+    if "RedisCache" not in settings.CACHES["default"]["BACKEND"]:
+        return
+    settings.CACHES["default"]["KEY_PREFIX"] = f"coupler-test-{os.getpid()}"
+    caches.close_all()
+    caches.__dict__.pop("settings", None)
+    caches._connections = type(caches._connections)()
 
 
 @pytest.fixture(autouse=True)
@@ -71,9 +96,15 @@ def _fast_password_hashing(request):
 @pytest.fixture(autouse=True)
 def _empty_cache():
     """Each test starts with an empty cache (the dashboard caches what it derives)."""
+    from django.conf import settings
     from django.core.cache import cache
 
-    cache.clear()
+    if "RedisCache" in settings.CACHES["default"]["BACKEND"]:
+        client = cache._cache.get_client(write=True)
+        for key in client.scan_iter(match=f"{settings.CACHES['default']['KEY_PREFIX']}:*"):
+            client.delete(key)
+    else:
+        cache.clear()
 
 
 @pytest.fixture

@@ -23,7 +23,13 @@ from console.core.admission import (
     REQUIRED_MESSAGE,
     validate_job_name,
 )
-from console.core.choices import HostState, IncidentState, QuotaResource, TeardownOutcome
+from console.core.choices import (
+    HostState,
+    IncidentState,
+    PendingCode,
+    QuotaResource,
+    TeardownOutcome,
+)
 from console.core.models import (
     Cluster,
     Event,
@@ -456,6 +462,9 @@ class JobSerializer(serializers.ModelSerializer):
                                              allow_null=True)
     teardown_outcome = serializers.ChoiceField(choices=TeardownOutcome.choices, read_only=True,
                                                allow_blank=True)
+    # Blank once the job no longer waits.
+    pending_code = serializers.ChoiceField(choices=PendingCode.choices, read_only=True,
+                                           allow_blank=True)
     hosts = serializers.IntegerField(source="host_count", read_only=True)
 
     class Meta:

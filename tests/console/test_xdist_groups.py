@@ -1,6 +1,7 @@
-"""`make test` runs on pytest-xdist workers; the tests that share a fixed resource
-(a Redis database, a database name, Chromium) must stay in one serial group
-(tests/conftest.py SERIAL_GROUPS), whatever file they are added to."""
+"""`make test` runs most tests on pytest-xdist workers; the tests that share a fixed
+resource (a Redis database, a database name, Chromium) run apart, one after another
+(tests/conftest.py: SERIAL_GROUPS, the ``broker`` and ``browser`` marks), whatever file
+they are added to."""
 
 import re
 from pathlib import Path
@@ -29,3 +30,26 @@ def test_each_serial_group_names_files_that_exist():
 def test_other_tests_spread_over_the_workers():
     assert serial_group("tests/workflow/test_workflow.py::test_x") is None
     assert serial_group("tests/workflow/test_broker.py::test_x[agent]") == "broker"
+
+
+def test_the_two_parts_split_the_suite_between_them():
+    import os
+    import subprocess
+    import sys
+
+    files = ["tests/workflow/test_broker.py", "tests/deploy/test_broker_acl.py",
+             "tests/console/test_constraints.py"]
+
+    def collected(part):
+        out = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+             "-p", "no:xdist", *files],
+            cwd=TESTS.parent, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "COUPLER_TEST_PART": part}).stdout
+        # -qq (the project's -q and this one): one "path: count" line per file
+        return {line.rsplit(":", 1)[0] for line in out.splitlines()
+                if line.startswith("tests/") and line.rsplit(":", 1)[-1].strip().isdigit()}
+
+    assert collected("serial") == {"tests/workflow/test_broker.py",
+                                   "tests/deploy/test_broker_acl.py"}
+    assert collected("parallel") == {"tests/console/test_constraints.py"}

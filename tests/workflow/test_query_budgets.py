@@ -25,7 +25,7 @@ from console.core.planning import run_cycle
 pytestmark = pytest.mark.django_db
 
 SUBMIT_BUDGET = 20
-CYCLE_BUDGET = 38          # whatever the number of jobs placed (leaves, recent workload mix)
+CYCLE_BUDGET = 39          # whatever the number placed (leaves, workload mix, image catalogue, JobMember rows)
 PROVISION_BUDGET = 10      # for every job one cycle placed, together (images read once)
 MEMBER_UP_BUDGET = 16  # incl. the check that the answering host holds the job and its JobMember row
 CANCEL_BUDGET = 12

@@ -2,6 +2,7 @@
 it; cordon, uncordon and drain are admin actions."""
 
 from django.db.models import Count
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
@@ -33,9 +34,19 @@ class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
         ).order_by("name")
 
 
+class _OneObjectSchema(AutoSchema):
+    """The capacity is one object, though the router serves it as the ``list`` route
+    (so that it is listed in the API root): document it as an object, not an array."""
+
+    def _is_list_view(self, serializer=None) -> bool:
+        return False
+
+
 class CapacityViewSet(viewsets.ViewSet):
     """Total, out of service, in service, allocated, free and utilisation per
     resource and per GPU model: the figures the dashboard and /metrics show."""
+
+    schema = _OneObjectSchema()
 
     @extend_schema(responses=CapacitySerializer, summary="The cluster's capacity figures")
     def list(self, request):
