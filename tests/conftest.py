@@ -56,9 +56,12 @@ def pytest_configure(config):
     if "RedisCache" not in settings.CACHES["default"]["BACKEND"]:
         return
     settings.CACHES["default"]["KEY_PREFIX"] = f"coupler-test-{os.getpid()}"
+    from asgiref.local import Local
+
+    # Any cache made before this point was made with the old prefix: start afresh.
     caches.close_all()
     caches.__dict__.pop("settings", None)
-    caches._connections = type(caches._connections)()
+    caches._connections = Local(caches.thread_critical)
 
 
 @pytest.fixture(autouse=True)
