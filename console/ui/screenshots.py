@@ -1,7 +1,7 @@
 """Capture a screenshot of every console page into docs/screenshots/ (English)
 and docs/screenshots/zh-Hans/ (简体中文, the browser asking for zh-CN).
 
-    .venv/bin/python -m console.ui.screenshots [--out docs/screenshots]
+    DJANGO_SETTINGS_MODULE=console.settings_dev .venv/bin/python -m console.ui.screenshots [--out docs/screenshots]
 
 Seeds the demo into a throw-away database (its own ``COUPLER_VAR_DIR``), runs
 the real workflow in-process (eager Celery, simulated hosts on libvirt's
