@@ -34,3 +34,27 @@ def submit(tenant_a):
         return do_submit_job(tenant=tenant or tenant_a, actor="test", **body)
 
     return make
+
+
+@pytest.fixture
+def unsent(monkeypatch):
+    """The console's commands, caught before the broker: the hosts never answer."""
+    sent = []
+    import console.core.tasks.workflow as workflow_tasks
+
+    monkeypatch.setattr(workflow_tasks, "send_host_task",
+                        lambda host, verb, kwargs, context=None, **kw:
+                        sent.append((host, verb, kwargs, context)))
+    return sent
+
+
+@pytest.fixture
+def answers(monkeypatch):
+    """What the agent sends back over the broker (agent_tasks.report)."""
+    from hostagent import agent_tasks
+
+    out = []
+    monkeypatch.setattr(agent_tasks.app, "send_task",
+                        lambda name, args=None, kwargs=None, queue=None, **kw:
+                        out.append((name, args, queue)))
+    return out

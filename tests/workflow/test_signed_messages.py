@@ -38,26 +38,6 @@ def tokens(cluster):
     return issued
 
 
-@pytest.fixture
-def unsent(monkeypatch):
-    """The console's commands, caught before the broker: the hosts never answer."""
-    sent = []
-    import console.core.tasks.workflow as workflow_tasks
-
-    monkeypatch.setattr(workflow_tasks, "send_host_task",
-                        lambda host, verb, kwargs, context=None, **kw:
-                        sent.append((host, verb, kwargs, context)))
-    return sent
-
-
-@pytest.fixture
-def answers(monkeypatch):
-    """What the agent sends back over the broker (agent_tasks.report)."""
-    out = []
-    monkeypatch.setattr(agent_tasks.app, "send_task",
-                        lambda name, args=None, kwargs=None, queue=None, **kw:
-                        out.append((name, args, queue)))
-    return out
 
 
 def _forged_answer(signer_token, *, sender, payload, context, task=RESULT_TASK):

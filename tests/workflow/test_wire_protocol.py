@@ -169,24 +169,6 @@ def _teardown_command(host):
 # --- the broker -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def unsent(monkeypatch):
-    sent = []
-    import console.core.tasks.workflow as workflow_tasks
-
-    monkeypatch.setattr(workflow_tasks, "send_host_task",
-                        lambda host, verb, kwargs, context=None, **kw:
-                        sent.append((host, verb, kwargs, context)))
-    return sent
-
-
-@pytest.fixture
-def answers(monkeypatch):
-    out = []
-    monkeypatch.setattr(agent_tasks.app, "send_task",
-                        lambda name, args=None, kwargs=None, queue=None, **kw:
-                        out.append((name, args, queue)))
-    return out
 
 
 def _provisioning(submit, unsent):

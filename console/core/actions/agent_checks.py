@@ -12,7 +12,6 @@ from datetime import datetime
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 
 from console.core import enqueue
@@ -51,23 +50,7 @@ def latency_peers(host: Host, limit: int = LATENCY_PEERS) -> list[str]:
     ``limit`` distinct endpoints of other READY hosts of its cluster whose agent
     advertised one (``Host.latency_endpoint``), hosts of its own group (rack)
     first, then by name. Never the host itself, never an offline host."""
-    candidates = (
-        Host.objects.filter(cluster_id=host.cluster_id, state=HostState.READY)
-        .exclude(pk=host.pk).exclude(latency_endpoint="")
-        .annotate(other_rack=Case(When(group=host.group, then=Value(0)), default=Value(1),
-                                  output_field=IntegerField()))
-        .order_by("other_rack", "name")
-        .values_list("latency_endpoint", flat=True)
-    )
-    peers: list[str] = []
-    for endpoint in candidates.iterator():
-        endpoint = clean_latency_endpoint(endpoint)
-        # One agent may serve several hosts (the demo): measure each endpoint once.
-        if endpoint and endpoint not in peers:
-            peers.append(endpoint)
-            if len(peers) >= limit:
-                break
-    return peers
+    return _peers_of(host, _ready_endpoints(host.cluster_id), limit)
 
 
 def record_checks(host: Host, checks: tuple[CheckMessage, ...], now: datetime) -> bool:
@@ -210,8 +193,9 @@ def _ready_endpoints(cluster_id: int) -> list[tuple[str, str, int, str]]:
 
 def _peers_of(host: Host, endpoints: list[tuple[str, str, int, str]],
               limit: int = LATENCY_PEERS) -> list[str]:
-    """``latency_peers`` over the cluster's endpoints read once: same rack first, then by
-    name, never the host itself, each endpoint once."""
+    """The peers of ``latency_peers`` among ``endpoints`` (``_ready_endpoints``, read
+    anew or kept): same rack first, then by name, never the host itself, each endpoint
+    once (one agent may serve several hosts, as in the demo)."""
     peers: list[str] = []
     for same_rack in (True, False):
         for group, _name, pk, endpoint in endpoints:
