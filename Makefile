@@ -75,9 +75,9 @@ demo: venv
 
 # Re-extract the translatable strings into locale/zh_Hans and recompile the
 # catalogue; `make test` fails while a string has no zh-Hans translation.
-# Of the host agent, only the check catalogue holds console text (its titles and
+# Of the host agent, only the check catalogue (hostagent/protocol/checks.py) holds console text (its titles and
 # remediations): ignore every other path under hostagent/.
-HOSTAGENT_NOT_CATALOGUE := -i 'hostagent/[!c]*' -i 'hostagent/c[!h]*' -i 'hostagent/checks/[!c]*'
+HOSTAGENT_NOT_CATALOGUE := -i 'hostagent/[!p]*' -i 'hostagent/p[!r]*' -i 'hostagent/protocol/[!c]*' -i 'hostagent/protocol/c[!h]*'
 messages: export DJANGO_SETTINGS_MODULE := console.settings_dev
 messages: venv
 	$(PY) manage.py makemessages -l zh_Hans --no-location -i '.venv/*' -i 'var/*' -i 'staticfiles/*' -i 'tests/*' -i 'scheduler/*' -i 'coupler_common/*' $(HOSTAGENT_NOT_CATALOGUE)

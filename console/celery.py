@@ -4,7 +4,7 @@ import os
 from celery import Celery, signals
 
 from console.logging import job_id_var
-from hostagent import transport
+from coupler_common import transport
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 

@@ -82,6 +82,8 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "console.core",
+    # The demo, its simulated hosts and the benchmarks (management commands only).
+    "coupler_demo",
 ]
 
 MIDDLEWARE = [
@@ -294,7 +296,7 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 600}
 else:
     # No broker server: the atomic filesystem transport shared with the agents.
-    from hostagent.transport import BROKER_URL, filesystem_broker_options
+    from coupler_common.transport import BROKER_URL, filesystem_broker_options
 
     CELERY_BROKER_URL = BROKER_URL
     CELERY_RESULT_BACKEND = None
@@ -339,7 +341,7 @@ COUPLER_METRICS_PUBLIC = env_bool("COUPLER_METRICS_PUBLIC", False)
 COUPLER_TENANT_MAX_QUEUED = env_int("COUPLER_TENANT_MAX_QUEUED", 200)
 COUPLER_TENANT_SUBMITS_PER_MIN = env_int("COUPLER_TENANT_SUBMITS_PER_MIN", 60)
 
-# Broker messages between console and agents are signed (hostagent/signing.py):
+# Broker messages between console and agents are signed (hostagent/protocol/signing.py):
 # a message older than this is refused, and one seen before is a replay.
 COUPLER_MESSAGE_TTL_S = env_int("COUPLER_MESSAGE_TTL_S", 600)
 # Heartbeats: refused when older than this or from further in the future.

@@ -13,7 +13,7 @@ filesystem transport in ``COUPLER_BROKER_DIR`` (``var/broker``), the same
 folders as the console's default. Late acks: a task of a crashed agent is
 redelivered, and every action is idempotent.
 
-Every task arrives as one signed envelope (``hostagent.signing``): sent by the
+Every task arrives as one signed envelope (``hostagent.protocol.signing``): sent by the
 console, addressed to a host this agent serves, signed with that host's key,
 not expired and not seen before. Anything else is refused and logged, and has
 no effect. Answers go back signed with the host's key, naming the host.
@@ -28,24 +28,23 @@ from typing import Any
 
 from celery import Celery
 
-from hostagent import broker_acl, runtime, signing, transport
+from coupler_common import broker_acl, transport
+from hostagent import runtime
 from hostagent.protocol import (
     COMMANDS,
     PROTOCOL_VERSION,
-    ChecksResult,
-    DomainsResult,
+    RESULTS,
     ListDomainsCommand,
     Message,
     ProvisionCommand,
-    ProvisionResult,
     ReportTo,
     RunChecksCommand,
     SpecError,
     TeardownCommand,
-    TeardownResult,
     decode,
     encode,
     peer_version,
+    signing,
 )
 
 log = logging.getLogger(__name__)
@@ -106,13 +105,6 @@ def open_command(task: str, signed: object) -> Message:
     except SpecError as exc:
         _answer_malformed(task, opened.body, exc)
         raise
-
-
-# The answer type of each command.
-RESULTS: dict[str, type[Message]] = {
-    "hostagent.provision": ProvisionResult, "hostagent.teardown": TeardownResult,
-    "hostagent.list_domains": DomainsResult, "hostagent.run_checks": ChecksResult,
-}
 
 
 def report(report_to: ReportTo | None, payload: dict[str, Any], task: str,
@@ -213,7 +205,10 @@ TASKS = {t.name: t for t in (provision, teardown, list_domains, run_checks)}
 
 
 def run_inline(task_name: str, command: dict[str, Any]) -> dict[str, Any]:
-    """Run a command in this process, without a broker (the console's eager mode):
-    nothing crosses a wire, so there is no envelope to check; the command is
-    decoded and validated as over the broker (``SpecError`` when malformed)."""
-    return HANDLERS[task_name](decode(COMMANDS[task_name], command))
+    """Run a command in this process, without a broker (the console's eager mode,
+    wired by ``coupler_demo.simhosts``): the command arrives in wire form and is
+    decoded and validated as over the broker (``SpecError`` when malformed), and
+    the answer leaves in wire form as its declared type (``RESULTS``). Nothing
+    crosses a process boundary, so there is no envelope to check."""
+    result = HANDLERS[task_name](decode(COMMANDS[task_name], command))
+    return encode(decode(RESULTS[task_name], result))

@@ -46,8 +46,12 @@ def configure(config: AgentConfig) -> None:
 
 
 def configure_host(host: HostConfig) -> None:
-    """Add or replace one host's configuration (its connection is reopened)."""
-    drop_connection(host.name)
+    """Add or replace one host's configuration (its connection is reopened when its
+    libvirt URI changed: a ``test://`` node file's domains live in the connection)."""
+    with _registry_lock:
+        previous = _hosts.get(host.name)
+    if previous is None or previous.libvirt_uri != host.libvirt_uri:
+        drop_connection(host.name)
     with _registry_lock:
         _hosts[host.name] = host
 

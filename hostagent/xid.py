@@ -11,44 +11,26 @@ rotated or truncated.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from hostagent.protocol import XidEvent
+from hostagent.protocol.faults import (
+    AER_CORRECTED_ACTION,
+    AER_FATAL_ACTION,
+    AER_NAME,
+    AER_NON_FATAL_ACTION,
+    KVM_DISABLED_ACTION,
+    KVM_OTHER_ACTION,
+    classify_xid,
+)
 
-__all__ = [
-    "APPLICATION_XIDS",
-    "CORDON_XIDS",
-    "DRIVER_XIDS",
-    "HARDWARE_XIDS",
-    "LAUNCH_FAILED_XIDS",
-    "CatalogEntry",
-    "XidScanner",
-    "classify_xid",
-    "load_catalog",
-    "parse_line",
-    "scan_text",
-]
-
-CATALOG_PATH = Path(__file__).resolve().parent / "data" / "xid_catalog.csv"
-
-# Fault owner per Xid, from the catalog's likely causes and the NVIDIA device
-# plugin's application-error list (13, 31, 43, 45, 68).
-APPLICATION_XIDS = frozenset({13, 31, 43, 45, 68})
-DRIVER_XIDS = frozenset({8, 32, 38, 61})
-HARDWARE_XIDS = frozenset({48, 62, 63, 64, 69, 74, 79, 92, 94, 95, 119, 120, 140})
-# The host must stop taking work: the GPU needs a reset, a reboot or repair.
-CORDON_XIDS = frozenset({48, 62, 64, 74, 79, 95, 119, 140})
-# Xids whose evidence the CUDA_ERROR_LAUNCH_FAILED runbook (CHECKS.md §4) walks through.
-LAUNCH_FAILED_XIDS = frozenset({13, 31, 43, 48, 63, 64, 74, 79, 94, 95})
+# The Xid table and fault sets are the protocol's (``hostagent.protocol.faults``).
+__all__ = ["XidScanner", "kernel_log_source", "parse_line", "read_kernel_messages", "scan_text"]
 
 _TIMESTAMP_RE = re.compile(
     r"^\s*(?:"
@@ -71,48 +53,6 @@ _KVM_BENIGN = re.compile(
     r"(nested (virtualization|paging)|enabled$|supported$|^using |tsc scaling|"
     r"lapic timer period limited|already loaded the other module|"
     r"virtual apic|pml enabled|\bept\b|hardware virtualization)")
-
-
-@dataclass(frozen=True)
-class CatalogEntry:
-    xid: int
-    name: str
-    meaning: str
-    likely_cause: str
-    recommended_action: str
-    source: str
-
-
-@cache
-def load_catalog(path: Path | None = None) -> dict[int, CatalogEntry]:
-    """The Xid catalog shipped in ``hostagent/data/xid_catalog.csv``."""
-    text = (path or CATALOG_PATH).read_text()
-    body = "".join(ln for ln in io.StringIO(text) if not ln.startswith("#"))
-    out: dict[int, CatalogEntry] = {}
-    for row in csv.DictReader(io.StringIO(body)):
-        entry = CatalogEntry(xid=int(row["xid"]), name=row["name"], meaning=row["meaning"],
-                             likely_cause=row["likely_cause"],
-                             recommended_action=row["recommended_action"], source=row["source"])
-        out[entry.xid] = entry
-    return out
-
-
-def classify_xid(xid: int) -> tuple[str, str, str, bool]:
-    """``(fault, name, recommended action, cordon)`` for an Xid number."""
-    entry = load_catalog().get(xid)
-    if xid in APPLICATION_XIDS:
-        fault = "application"
-    elif xid in HARDWARE_XIDS:
-        fault = "hardware"
-    elif xid in DRIVER_XIDS:
-        fault = "driver"
-    else:
-        fault = "unknown"
-    if entry is None:
-        return (fault, f"Xid {xid}",
-                "Not in the Xid catalog: look it up in NVIDIA's Xid documentation and "
-                "check the surrounding kernel log", xid in CORDON_XIDS)
-    return fault, entry.name, entry.recommended_action, xid in CORDON_XIDS
 
 
 def _timestamp(line: str) -> str | None:
@@ -151,16 +91,13 @@ def parse_line(line: str, *, host: str = "") -> XidEvent | None:
         pci = _norm_pci(src.group("src") if src else m.group("dev"))
         fatal = "Fatal" in message and "Non-Fatal" not in message
         if "Corrected" in message and "Uncorrected" not in message:
-            action = ("Corrected PCIe error: no action for a single one; repeated ones mean a "
-                      "marginal link or riser, reseat or replace at the next maintenance")
+            action = AER_CORRECTED_ACTION
         elif fatal:
-            action = ("Uncorrected fatal PCIe error: cordon the host, check the slot, riser "
-                      "and GPU; expect Xid 79 on that GPU")
+            action = AER_FATAL_ACTION
         else:
-            action = ("Uncorrected non-fatal PCIe error: watch for Xid lines on the device; "
-                      "drain the host if it repeats")
+            action = AER_NON_FATAL_ACTION
         return XidEvent(kind="aer", line=line, message=message, pci=pci,
-                        timestamp=_timestamp(line), fault="hardware", name="PCIe AER",
+                        timestamp=_timestamp(line), fault="hardware", name=AER_NAME,
                         action=action, host=host, cordon=fatal)
     if (m := _KVM_RE.search(line)) and "NVRM" not in line:
         message = m.group("msg").strip()
@@ -168,9 +105,9 @@ def parse_line(line: str, *, host: str = "") -> XidEvent | None:
         if _KVM_BENIGN.search(lowered):
             return None  # module load / capability lines every boot prints
         if "disabled by bios" in lowered or "not supported" in lowered:
-            fault, action = "hardware", "Enable VT-x/AMD-V (SVM) in the BIOS; the host cannot run VMs"
+            fault, action = "hardware", KVM_DISABLED_ACTION
         else:
-            fault, action = "unknown", "Check the guest named by the vCPU/pid; usually harmless"
+            fault, action = "unknown", KVM_OTHER_ACTION
         return XidEvent(kind="kvm", line=line, message=message, timestamp=_timestamp(line),
                         fault=fault, name=m.group("mod"), action=action, host=host,
                         cordon=fault == "hardware")

@@ -64,6 +64,21 @@ def pytest_configure(config):
     caches._connections = Local(caches.thread_critical)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _in_process_agent(request):
+    """Eager mode's host side: the agent's own handlers, behind the console's
+    in-process transport (``console.core.hostcalls``), wired as the demo wires it."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        yield
+        return
+    from console.core import hostcalls
+    from coupler_demo.simhosts import install_in_process_agent
+
+    install_in_process_agent()
+    yield
+    hostcalls.install_local_agent(None)
+
+
 @pytest.fixture(autouse=True)
 def _eager_celery_unless_broker_test(request):
     """Logic tests run Celery tasks in-process; tests marked ``broker`` talk to
@@ -192,8 +207,8 @@ def client_for():
 def cluster(db):
     """Two DGX A100s, one HGX H100 and one 4× RTX 6000 Ada PCIe server."""
     from console.core.actions.inventory import do_register_host
-    from console.core.demo.profiles import inventory_for
     from console.core.models import Cluster
+    from coupler_demo.profiles import inventory_for
 
     cluster = Cluster.objects.create(name="Test cluster", slug="test")
     for name, kind, rack in [

@@ -8,44 +8,63 @@ outcome and the ``context`` it was given (job id, generation, operation), so no
 worker blocks waiting for a host and a lost answer is repaired by the
 reconciler from database state.
 
-In eager mode (logic tests, the UI's browser test) there is no broker and no
-agent process: the agent's task module (``COUPLER_INLINE_AGENT_MODULE``,
-imported by name so the import contract holds) runs the command in this
-process, against the libvirt URI the agent runtime is configured with
-(``test:///default`` unless told otherwise), and its answer is handled at once.
-
 Over the broker a command travels as one signed envelope
 (``console.core.signed_messages``): the agent checks it came from the console,
 for that host, and is neither expired nor replayed.
+
+In eager mode (logic tests, the screenshots, the load test's in-process mode)
+there is no broker: the command crosses the same typed boundary through an
+in-process transport. It is encoded as its protocol type and handed to the
+local agent the process was wired with (``install_local_agent``; the demo
+package wires the agent's own handlers, ``coupler_demo.simhosts``), and its
+answer is decoded as its declared type (``hostagent.protocol.RESULTS``) and
+applied at once by the handler the answer task registered
+(``answer_handler``). The console imports nothing of the agent here.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from console.celery import app
 from console.core.signed_messages import NoKey, seal_command
 from coupler_common.naming import host_queue
-from hostagent.protocol import COMMANDS, PROTOCOL_VERSION, decode, encode
+from hostagent.protocol import COMMANDS, PROTOCOL_VERSION, RESULTS, decode, encode
 
 log = logging.getLogger(__name__)
 
 RESULT_TASK = "console.core.tasks.workflow.host_result"
 RESULT_QUEUE = "workflow"
-# Answer task -> the function it applies a verified (payload, context) with.
-EAGER_HANDLERS = {
-    RESULT_TASK: "console.core.tasks.workflow:handle_host_result",
-    "console.core.tasks.hosts.host_checks_result": "console.core.tasks.hosts:handle_checks_result",
-}
+
+# (task name, command in wire form) -> the agent's answer in wire form.
+LocalAgent = Callable[[str, dict[str, Any]], dict[str, Any]]
+AnswerHandler = Callable[[dict[str, Any], dict[str, Any]], Any]
+
+_local_agent: LocalAgent | None = None
+# Answer task name -> the function that applies a verified (payload, context).
+_answer_handlers: dict[str, AnswerHandler] = {}
 
 
-def inline_agent_module():
-    name = getattr(settings, "COUPLER_INLINE_AGENT_MODULE", "hostagent.agent_tasks")
-    return importlib.import_module(name)
+def install_local_agent(agent: LocalAgent | None) -> LocalAgent | None:
+    """Make ``agent`` the host side of eager mode (None: none); returns the previous one."""
+    global _local_agent
+    previous, _local_agent = _local_agent, agent
+    return previous
+
+
+def answer_handler(task_name: str) -> Callable[[AnswerHandler], AnswerHandler]:
+    """Register the function that applies the answers sent to ``task_name`` (the
+    task itself opens the signed envelope first, then calls the same function)."""
+
+    def register(handler: AnswerHandler) -> AnswerHandler:
+        _answer_handlers[task_name] = handler
+        return handler
+
+    return register
 
 
 def send_host_task(host_name: str, verb: str, kwargs: dict[str, Any],
@@ -64,12 +83,7 @@ def send_host_task(host_name: str, verb: str, kwargs: dict[str, Any],
         fields["report_to"] = {"task": result_task, "queue": RESULT_QUEUE, "context": context}
     command = decode(COMMANDS[task_name], fields)
     if app.conf.task_always_eager:
-        module = inline_agent_module()
-        payload = module.run_inline(task_name, encode(command))
-        if context is not None:
-            # The answer's handler itself: the task would want a signed envelope.
-            module, _, handler = EAGER_HANDLERS[result_task].partition(":")
-            getattr(importlib.import_module(module), handler)(payload, context)
+        _send_in_process(task_name, encode(command), context, result_task)
         return
     try:
         envelope = seal_command(host_name, task_name, command)
@@ -77,3 +91,14 @@ def send_host_task(host_name: str, verb: str, kwargs: dict[str, Any],
         log.error("%s not sent: %s", task_name, exc)
         return
     app.send_task(task_name, kwargs={"signed": envelope}, queue=host_queue(host_name))
+
+
+def _send_in_process(task_name: str, wire: dict[str, Any], context: dict[str, Any] | None,
+                     result_task: str) -> None:
+    if _local_agent is None:
+        raise ImproperlyConfigured(
+            "eager mode has no in-process agent: call "
+            "coupler_demo.simhosts.install_in_process_agent(), or run agents over a broker")
+    answer = decode(RESULTS[task_name], _local_agent(task_name, wire))
+    if context is not None:
+        _answer_handlers[result_task](encode(answer), context)

@@ -1,4 +1,4 @@
-"""The console's end of the signed broker messages (``hostagent.signing``).
+"""The console's end of the signed broker messages (``hostagent.protocol.signing``).
 
 Commands to host X are sealed with X's message key (derived from the stored
 SHA-256 of X's agent token); answers are opened with the key of the host the
@@ -19,8 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from console.core.models import Host
-from hostagent import signing
-from hostagent.protocol import Message, encode, peer_version
+from hostagent.protocol import Message, encode, peer_version, signing
 
 log = logging.getLogger("coupler.security")
 

@@ -12,12 +12,12 @@ from console.core.actions.agent_checks import do_request_host_checks
 from console.core.choices import CheckStatus, Risk
 from console.core.models import CheckResult, Host
 from console.ui.access import get_host, staff_required
-from hostagent.checks.catalogue import CATALOGUE, CheckSpec
+from hostagent.protocol.checks import CATALOGUE, CheckSpec
 
 # What each check is (id, section, risk, title, remediation): the agent's
 # catalogue, the one list both sides read; titles and remediations are
 # translated here by check id, whatever language the agent reported in
-# (hostagent.checks.catalogue).
+# (hostagent.protocol.checks).
 RISK_ORDER = {Risk.CRITICAL: 0, Risk.HIGH: 1, Risk.MEDIUM: 2, Risk.LOW: 3}
 STATUS_COLOURS = {CheckStatus.PASS: "green", CheckStatus.FAIL: "red", CheckStatus.UNKNOWN: "grey"}
 NOT_MEASURED = "not_measured"

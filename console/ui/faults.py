@@ -18,7 +18,7 @@ from console.ui.access import get_incident_for_user, staff_required
 from console.ui.faulttext import fault_text, xid_catalog
 from console.ui.forms import ResolveIncidentForm
 from console.ui.saved_filters import saved_filters_context
-from hostagent.checks.catalogue import BY_ID
+from hostagent.protocol.checks import BY_ID
 
 KERNEL_NOISE = re.compile(r"kvm|AER|pcieport|Xid|NVRM", re.IGNORECASE)
 

@@ -1,8 +1,8 @@
 """Fault text in the reader's language.
 
-The Xid table is the agent's (``hostagent/data/xid_catalog.csv``, read by
-``hostagent.xid.load_catalog``), and so are the names and actions it gives
-PCIe AER and KVM lines; both arrive in English. The console translates them at
+The Xid table and the names and actions the agent gives PCIe AER and KVM
+lines are the protocol's vocabulary (``hostagent.protocol.faults``); both
+arrive in English. The console translates them at
 render time, by Xid code for catalogue entries and by their English text for
 the rest, through gettext. Their translations live in their own catalogue,
 ``locale/faults/zh_Hans/LC_MESSAGES/django.po`` (a second entry of
@@ -25,21 +25,9 @@ from pathlib import Path
 
 from django.utils.translation import gettext
 
-from hostagent.xid import CatalogEntry, load_catalog, parse_line
+from hostagent.protocol.faults import EVENT_TEXTS, CatalogEntry, load_catalog
 
 LOCALE = Path(__file__).resolve().parents[2] / "locale" / "faults"
-
-# Kernel lines of every kind the agent names without a catalogue row, fed to
-# the agent's own parser to learn the texts it sends (never copied here).
-SAMPLE_LINES = (
-    "pcieport 0000:40:01.1: AER: Corrected error received: 0000:41:00.0",
-    "pcieport 0000:40:01.1: AER: Uncorrected (Fatal) error received: 0000:41:00.0",
-    "pcieport 0000:40:01.1: AER: Uncorrected (Non-Fatal) error received: 0000:41:00.0",
-    "kvm: disabled by bios",
-    "kvm [1234]: vcpu0, guest rIP: 0xffffffff unhandled rdmsr: 0x140",
-    "NVRM: Xid (PCI:0000:41:00): 99999, unknown",
-)
-
 
 @cache
 def xid_catalog() -> dict[int, CatalogEntry]:
@@ -79,13 +67,8 @@ def texts() -> list[str]:
     for entry in xid_catalog().values():
         for text in (entry.name, entry.meaning, entry.likely_cause, entry.recommended_action):
             seen.setdefault(text, None)
-    for line in SAMPLE_LINES:
-        event = parse_line(line)
-        if event is None:
-            continue
-        if event.kind == "aer":  # a KVM event's name is the kernel module's
-            seen.setdefault(event.name, None)
-        seen.setdefault(event.action, None)
+    for text in EVENT_TEXTS:
+        seen.setdefault(text, None)
     return [text for text in seen if text]
 
 
@@ -99,7 +82,7 @@ def write_catalogue(language: str = "zh_Hans") -> Path:
     pot = Path(tempfile.mkdtemp()) / "django.pot"
     header = ('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n'
               '"Content-Transfer-Encoding: 8bit\\n"\n"Plural-Forms: nplurals=1; plural=0;\\n"\n')
-    body = "".join(f"\n#. hostagent/data/xid_catalog.csv or hostagent/xid.py\nmsgid {_quote(t)}"
+    body = "".join(f"\n#. hostagent/protocol/faults.py\nmsgid {_quote(t)}"
                    f'\nmsgstr ""\n' for t in texts())
     pot.write_text(f"# Fault texts from the host agent (console/ui/faulttext.py).\n{header}{body}")
     po = LOCALE / language / "LC_MESSAGES" / "django.po"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hostagent.checks.catalogue import CHECK_IDS
+from hostagent.protocol.checks import CHECK_IDS
 
 __all__ = ["CHECK_IDS", "REGISTRY", "Check", "CheckContext", "echo_responder", "run_checks",
            "tcp_round_trip_us"]

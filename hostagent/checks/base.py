@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hostagent.checks.catalogue import BY_ID
 from hostagent.protocol import CheckResult
+from hostagent.protocol.checks import BY_ID
 
 NVIDIA_VENDOR = "0x10de"
 
@@ -98,7 +98,7 @@ REGISTRY: list[Check] = []
 def check(id: str) -> Callable[[Callable[[CheckContext, Check], CheckResult]],
                                Callable[[CheckContext, Check], CheckResult]]:
     """Register the function that measures catalogue entry ``id``: its risk,
-    title, standard and remediation come from ``hostagent.checks.catalogue``."""
+    title, standard and remediation come from ``hostagent.protocol.checks``."""
     spec = BY_ID[id]
 
     def register(fn: Callable[[CheckContext, Check], CheckResult]

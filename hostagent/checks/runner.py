@@ -13,9 +13,9 @@ from typing import Any
 
 from hostagent.checks import network, predeploy, tuning
 from hostagent.checks.base import REGISTRY, Check, CheckContext
-from hostagent.checks.catalogue import CHECK_IDS
 from hostagent.checks.network import echo_responder, tcp_round_trip_us
 from hostagent.protocol import CheckResult
+from hostagent.protocol.checks import CHECK_IDS
 
 __all__ = ["CHECK_IDS", "REGISTRY", "Check", "CheckContext", "echo_responder", "run_checks",
            "tcp_round_trip_us"]

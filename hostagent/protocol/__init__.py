@@ -69,10 +69,17 @@ COMMANDS: dict[str, type[Message]] = {
     "hostagent.list_domains": ListDomainsCommand,
     "hostagent.run_checks": RunChecksCommand,
 }
+# Each command task and the type of the answer the agent sends back.
+RESULTS: dict[str, type[Message]] = {
+    "hostagent.provision": ProvisionResult,
+    "hostagent.teardown": TeardownResult,
+    "hostagent.list_domains": DomainsResult,
+    "hostagent.run_checks": ChecksResult,
+}
 
 __all__ = [
     "CHECK_STATUSES", "COMMANDS", "EVENT_KINDS", "FAULTS", "FILE_NAME_RE", "IMAGE_FORMATS",
-    "PCI_ADDRESS_RE", "PROTOCOL_VERSION", "RISKS", "SHA256_RE", "CgroupSettings",
+    "PCI_ADDRESS_RE", "PROTOCOL_VERSION", "RESULTS", "RISKS", "SHA256_RE", "CgroupSettings",
     "CheckResult", "ChecksContext", "ChecksResult", "ConsoleAnswer", "DomainEnd",
     "DomainReport", "DomainsResult", "GpuShare", "GuestReport", "Heartbeat", "ImageSpec",
     "Inventory", "InventoryGpu", "InventoryLink", "InventoryNic", "InventoryNumaNode",

@@ -124,7 +124,7 @@ def render() -> str:
         "as written.)",
         "",
         "**Transport.** Broker messages travel inside the signed envelope "
-        "(`hostagent.signing`): the envelope's `body` is the message's JSON.",
+        "(`hostagent.protocol.signing`): the envelope's `body` is the message's JSON.",
         "",
     ]
     for title, text, types_ in SECTIONS:

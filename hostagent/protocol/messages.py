@@ -1,7 +1,7 @@
 """Every message between the console and the agents, by direction.
 
 Console → agent, through the broker, inside the signed envelope
-(``hostagent.signing``): ``ProvisionCommand``, ``TeardownCommand``,
+(``hostagent.protocol.signing``): ``ProvisionCommand``, ``TeardownCommand``,
 ``ListDomainsCommand``, ``RunChecksCommand`` — commands: unknown keys refused.
 
 Agent → console, through the broker (signed, ``{"payload", "context"}``):

@@ -8,8 +8,8 @@ import pytest
 from django.apps import apps
 
 from console.core.actions.inventory import do_register_host
-from console.core.demo.profiles import inventory_for
 from console.core.models import Host
+from coupler_demo.profiles import inventory_for
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,8 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from console.core.demo.profiles import CAPTURES, PROFILES
 from console.core.models import Gpu, GpuLink, Host, Nic, NumaNode
+from coupler_demo.profiles import CAPTURES, PROFILES
 
 
 @pytest.mark.django_db

@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from console.core.demo.seed import seed_demo
 from console.core.models import Host, Tenant
+from coupler_demo.seed import seed_demo
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from kombu import Connection, Exchange, Queue
 
 from console.core.actions.agents import do_issue_agent_token
 from console.core.models import Host
-from hostagent import broker_acl
+from coupler_common import broker_acl
 
 A, B = "dgx-1", "dgx-2"
 ROOT = Path(__file__).resolve().parents[2]

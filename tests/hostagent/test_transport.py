@@ -4,7 +4,7 @@ import threading
 
 from kombu import Connection
 
-from hostagent import transport
+from coupler_common import transport
 
 
 def connection(tmp_path):

@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from hostagent.xid import XidScanner, classify_xid, load_catalog, parse_line, scan_text
+from hostagent.protocol.faults import classify_xid, load_catalog
+from hostagent.xid import XidScanner, parse_line, scan_text
 
 from .conftest import FIXTURES
 

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from console.core.models import CheckResult, Event, Host
-from hostagent.checks.catalogue import BY_ID, CATALOGUE
+from hostagent.protocol.checks import BY_ID, CATALOGUE
 
 
 def result(host_name, check_id, status, risk, **evidence):
@@ -126,8 +126,15 @@ def test_rerun_sends_the_firmware_baseline_of_the_hosts_board(cluster):
     inputs = host_check_inputs(host)
     assert inputs["baseline"] == {"board_name": board, "bios_version": "1.25",
                                   "vbios_version": "92.1"}
-    assert inputs["root"] == str(sim.roots.kind_root(settings.VAR_DIR / "sim-roots", "dgx_a100",
-                                                     host.facts["sim_root"]))
+    # No root pinned: the agent checks its own configured root; the demo configures a
+    # simulated host's agent with its kind's tree.
+    assert inputs["root"] is None
+    from coupler_demo.simhosts import sim_checks_root
+
+    assert sim_checks_root(host.facts) == str(sim.roots.kind_root(
+        settings.VAR_DIR / "sim-roots", "dgx_a100", host.facts["sim_root"]))
+    host.facts = {**host.facts, "checks_root": "/srv/captured-tree"}
+    assert host_check_inputs(host)["root"] == "/srv/captured-tree"
     assert inputs["peers"] == []  # no other host's agent advertised an echo responder
 
 
@@ -139,6 +146,7 @@ def test_a_simulated_dgx_passes_its_firmware_baseline_and_a_different_bios_fails
     from console.core.actions.agent_checks import checks_root
     from console.core.models import FirmwareBaseline
     from console.core.tasks.hosts import run_host_checks
+    from coupler_demo.simhosts import sim_checks_root
     from hostagent import sim
     from hostagent.sim.roots import build_root, kind_overrides
 
@@ -152,7 +160,8 @@ def test_a_simulated_dgx_passes_its_firmware_baseline_and_a_different_bios_fails
     assert row.status == "pass", row.evidence
     assert row.evidence["observed"]["vbios_version"] == dgx.vbios
     assert row.evidence["observed"]["driver_version"] == dgx.driver_version
-    assert checks_root(host) == str(settings.VAR_DIR / "sim-roots" / "dgx_a100" / "good")
+    assert checks_root(host) is None  # the in-process agent read its own (simulated) root
+    assert sim_checks_root(host.facts) == str(settings.VAR_DIR / "sim-roots" / "dgx_a100" / "good")
 
     old_bios = build_root(tmp_path / "old-bios", **{**kind_overrides("dgx_a100"),
                                                     "bios_version": "1.19"})

@@ -44,9 +44,9 @@ def test_the_catalogue_is_complete(tmp_path):
     for name in ("console", "templates"):
         (tmp_path / name).symlink_to(root / name)
     # The check catalogue's titles and remediations (the agent's package, pure data).
-    (tmp_path / "hostagent" / "checks").mkdir(parents=True)
-    (tmp_path / "hostagent" / "checks" / "catalogue.py").symlink_to(
-        root / "hostagent" / "checks" / "catalogue.py")
+    (tmp_path / "hostagent" / "protocol").mkdir(parents=True)
+    (tmp_path / "hostagent" / "protocol" / "checks.py").symlink_to(
+        root / "hostagent" / "protocol" / "checks.py")
     shutil.copytree(PO.parents[2], tmp_path / "locale")
     env = {**os.environ, "PYTHONPATH": str(root), "DJANGO_SETTINGS_MODULE": "console.settings"}
     subprocess.run([sys.executable, "-m", "django", "makemessages", "-l", "zh_Hans",

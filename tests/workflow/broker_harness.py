@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from hostagent import signing
+from hostagent.protocol import signing
 
 REPO = Path(__file__).resolve().parents[2]
 SIM = REPO / "hostagent" / "sim"
@@ -201,7 +201,7 @@ class Stack:
 
     @staticmethod
     def write_agent_config(workdir: Path) -> Path:
-        from console.core.demo.profiles import inventory_for
+        from coupler_demo.profiles import inventory_for
 
         not_a_dir = workdir / "cgroupfs-missing"  # a file: no cgroup can be made under it
         not_a_dir.write_text("not a cgroup filesystem\n")

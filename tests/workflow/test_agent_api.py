@@ -34,7 +34,7 @@ def test_a_token_for_one_host_is_refused_for_another(api_client, tokens):
 
 
 def test_register_refreshes_the_inventory_and_heartbeat_marks_online(api_client, tokens):
-    from console.core.demo.profiles import inventory_for
+    from coupler_demo.profiles import inventory_for
 
     Host.objects.filter(name="dgx-1").update(state=HostState.OFFLINE)
     inv = inventory_for("dgx_a100", "dgx-1", group="rack-z")

@@ -26,7 +26,7 @@ import pytest
 
 from console.core.choices import ACTIVE_JOB_STATES, JobState
 from console.core.models import Allocation, Event, Gpu, Host, Job
-from hostagent import signing
+from hostagent.protocol import signing
 from tests.workflow.broker_harness import (
     BROKEN_HOST,
     HOSTS,
@@ -239,7 +239,7 @@ def test_a_host_failing_mid_gang_releases_everything(stack, cluster, client_for,
     """A 2-host gang on dgx-1 + dgx-3, whose agent cannot create the job's cgroup."""
     from console.core.actions.hosts import do_cordon_host
     from console.core.actions.inventory import do_register_host
-    from console.core.demo.profiles import inventory_for
+    from coupler_demo.profiles import inventory_for
 
     do_cordon_host(Host.objects.get(name="dgx-2"), actor="test", reason="keep the gang off")
     do_register_host(cluster=cluster, name=BROKEN_HOST,

@@ -24,7 +24,7 @@ def _offline_then_back(host, *, register=False):
     host.refresh_from_db()
     assert host.state == HostState.OFFLINE
     if register:
-        from console.core.demo.profiles import inventory_for
+        from coupler_demo.profiles import inventory_for
 
         do_agent_register(host, inventory=inventory_for("dgx_a100", host.name, group="rack-a"),
                           agent_version="t")
@@ -264,7 +264,7 @@ def test_event_time_reads_the_scanners_timestamps():
 def _dgx_inventory(name="dgx-1"):
     import copy
 
-    from console.core.demo.profiles import inventory_for
+    from coupler_demo.profiles import inventory_for
 
     return copy.deepcopy(inventory_for("dgx_a100", name, group="rack-a"))
 

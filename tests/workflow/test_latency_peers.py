@@ -10,8 +10,8 @@ from console.core.actions.agent_checks import latency_peers
 from console.core.actions.agents import do_issue_agent_token
 from console.core.actions.inventory import do_register_host
 from console.core.choices import HostState
-from console.core.demo.profiles import inventory_for
 from console.core.models import CheckResult, Cluster, Host
+from coupler_demo.profiles import inventory_for
 from hostagent import runtime
 
 pytestmark = pytest.mark.django_db

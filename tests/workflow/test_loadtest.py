@@ -19,7 +19,7 @@ from django.core.management import call_command
 
 @pytest.fixture
 def demo_credentials(transactional_db, settings, tmp_path):
-    from console.core.demo.seed import seed_demo
+    from coupler_demo.seed import seed_demo
 
     settings.VAR_DIR = tmp_path
     seed_demo()
@@ -73,7 +73,7 @@ def test_live_loadtest_human_summary(live_server, demo_credentials):
 
 
 def test_plan_fits_the_tenants_quotas():
-    from console.core.management.commands.loadtest import plan_jobs
+    from coupler_demo.management.commands.loadtest import plan_jobs
 
     budgets = {"a": {"gpus": 2, "gpu_milli": 200, "vcpus": 100, "memory_gib": 1000},
                "b": {}}

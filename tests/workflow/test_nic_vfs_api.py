@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def dgx_pair(db):
     from console.core.actions.inventory import do_register_host
-    from console.core.demo.profiles import inventory_for
     from console.core.models import Cluster
+    from coupler_demo.profiles import inventory_for
 
     cluster = Cluster.objects.create(name="RDMA", slug="rdma")
     for name in ("dgx-1", "dgx-2"):
@@ -71,8 +71,8 @@ def test_a_two_host_gang_gets_close_vfs_passed_through_and_shown(
 
 def test_a_single_leaf_gang_over_two_leaves_waits_with_the_reason(member_a, client_for, db):
     from console.core.actions.inventory import do_register_host
-    from console.core.demo.profiles import inventory_for
     from console.core.models import Cluster
+    from coupler_demo.profiles import inventory_for
 
     cluster = Cluster.objects.create(name="Leaves", slug="leaves")
     for name, leaf in (("dgx-1", "leaf-a"), ("dgx-2", "leaf-b")):

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def fleet(db):
     """One DGX A100 and two HGX H100, registered as the demo registers them."""
     from console.core.actions.inventory import do_register_host
-    from console.core.demo.profiles import inventory_for
     from console.core.models import Cluster
+    from coupler_demo.profiles import inventory_for
 
     cluster = Cluster.objects.create(name="NUMA", slug="numa")
     for name, kind in [("dgx-1", "dgx_a100"), ("hgx-1", "hgx_h100"), ("hgx-2", "hgx_h100")]:

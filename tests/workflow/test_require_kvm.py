@@ -78,8 +78,8 @@ def test_a_heartbeat_without_a_hypervisor_keeps_the_column(cluster):
 def test_a_job_naming_an_image_runs_in_the_cluster_whose_catalogue_holds_it(cluster, submit):
     from console.core.actions.images import do_create_image
     from console.core.actions.inventory import do_register_host
-    from console.core.demo.profiles import inventory_for
     from console.core.models import Cluster
+    from coupler_demo.profiles import inventory_for
 
     other = Cluster.objects.create(name="Other", slug="other")
     do_create_image(cluster=other, actor="test", name="busybox", format="raw",

@@ -22,7 +22,8 @@ from console.core.actions.agents import do_issue_agent_token
 from console.core.choices import JobState
 from console.core.models import Event, Host, Job
 from console.core.signed_messages import seal_command
-from hostagent import agent_tasks, runtime, signing
+from hostagent import agent_tasks, runtime
+from hostagent.protocol import signing
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,8 +19,8 @@ from console.core.actions.agents import do_issue_agent_token
 from console.core.choices import JobState
 from console.core.models import CheckResult, Event, Gpu, Host, Incident, Job
 from console.core.signed_messages import seal_command
-from hostagent import agent_tasks, runtime, signing
-from hostagent.protocol import PROTOCOL_VERSION
+from hostagent import agent_tasks, runtime
+from hostagent.protocol import PROTOCOL_VERSION, signing
 
 RESULT_TASK = "console.core.tasks.workflow.host_result"
 # What a version 1 (untyped) agent's ProvisionSpec accepted: a v1 command holds no other key.
@@ -114,7 +114,7 @@ BAD_REGISTRATIONS = {
 @pytest.mark.django_db
 @pytest.mark.parametrize("why", list(BAD_REGISTRATIONS))
 def test_a_malformed_registration_is_refused_and_changes_nothing(api_client, tokens, why):
-    from console.core.demo.profiles import inventory_for
+    from coupler_demo.profiles import inventory_for
 
     inventory = inventory_for("dgx_a100", "dgx-1", group="rack-z")
     body = {"version": PROTOCOL_VERSION, "inventory": inventory, "agent_version": "t",
@@ -127,7 +127,7 @@ def test_a_malformed_registration_is_refused_and_changes_nothing(api_client, tok
 @pytest.mark.django_db
 def test_a_version_1_agent_is_understood_and_answered_in_version_1(api_client, tokens):
     """Today's agent: no version, Unix times, the extras as loose keys."""
-    from console.core.demo.profiles import inventory_for
+    from coupler_demo.profiles import inventory_for
 
     registration = {"inventory": inventory_for("dgx_a100", "dgx-1", group="rack-z"),
                     "libvirt_uri": "test:///default", "agent_version": "0.2.0",

@@ -21,10 +21,8 @@ from console.core.choices import (
     HostState,
 )
 from console.core.models import CheckResult, Event, FirmwareBaseline, Host
-from hostagent import sim
 from hostagent.protocol import CheckResult as CheckMessage
 from hostagent.protocol import ChecksResult, decode
-from hostagent.sim import roots as sim_roots
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +77,11 @@ _BASELINE_KEYS = {"board_name": "board_name", "bios_version": "bios_version",
                   "gpu_vbios": "vbios_version", "driver_version": "driver_version"}
 
 
-def checks_root(host: Host) -> str:
-    """Where the host's checks read from: an explicit ``facts["checks_root"]``; for a
-    simulated host, the tree of its own machine (``hostagent.sim.roots.kind_root``:
-    its kind's board, BIOS, driver and VBIOS with its misconfiguration
-    ``facts["sim_root"]``, built under ``var/sim-roots/`` — the one its agent is
-    configured with); else the host's own ``/``."""
-    facts = host.facts or {}
-    if facts.get("checks_root"):
-        return str(facts["checks_root"])
-    if facts.get("sim_root") or host.simulated:
-        variant = facts.get("sim_root") or "good"
-        if facts.get("kind") in sim.KINDS:
-            return str(sim_roots.kind_root(settings.VAR_DIR / "sim-roots", facts["kind"], variant))
-        return str(sim.root_path(variant))
-    return "/"
+def checks_root(host: Host) -> str | None:
+    """The root an admin pinned the host's checks to (``facts["checks_root"]``, e.g. a
+    captured tree to re-check); None: the agent's own configured root (``/`` on a real
+    host, its machine's tree on a simulated one)."""
+    return str((host.facts or {}).get("checks_root") or "") or None
 
 
 def firmware_baseline(host: Host) -> dict[str, str] | None:

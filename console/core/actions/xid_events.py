@@ -22,7 +22,7 @@ from console.core.choices import (
 )
 from console.core.models import Gpu, Host, Incident, Job
 from hostagent.protocol import XidEvent
-from hostagent.xid import HARDWARE_XIDS, LAUNCH_FAILED_XIDS
+from hostagent.protocol.faults import HARDWARE_XIDS, LAUNCH_FAILED_XIDS
 
 log = logging.getLogger(__name__)
 

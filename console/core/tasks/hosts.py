@@ -10,7 +10,7 @@ from django.utils import timezone
 from console.core.actions.agent_checks import do_record_host_checks, host_check_inputs
 from console.core.actions.agents import do_mark_host_offline
 from console.core.choices import HostState
-from console.core.hostcalls import send_host_task
+from console.core.hostcalls import answer_handler, send_host_task
 from console.core.models import Host
 from console.core.signed_messages import open_answer
 from hostagent.protocol import ChecksContext, ChecksResult, SpecError, decode
@@ -58,6 +58,7 @@ def run_host_checks(host_id: int, actor: str = "system") -> bool:
     return True
 
 
+@answer_handler(CHECKS_RESULT_TASK)
 def handle_checks_result(payload: dict, context: dict) -> bool:
     """Apply a check round's answer (``ChecksResult``) for the host of its context
     (``ChecksContext``); a malformed one is refused, logged, and changes nothing."""

@@ -11,7 +11,7 @@ import logging
 from celery import shared_task
 
 from console.core.actions import workflow as wf
-from console.core.hostcalls import RESULT_TASK, send_host_task
+from console.core.hostcalls import RESULT_TASK, answer_handler, send_host_task
 from console.core.signed_messages import open_answer
 from hostagent.protocol import (
     JobContext,
@@ -53,6 +53,7 @@ def teardown_job(job_id: int) -> int:
     return len(commands)
 
 
+@answer_handler(RESULT_TASK)
 def handle_host_result(payload: dict, context: dict) -> bool:
     """Apply one host's answer (see ``console.core.hostcalls``): the context the
     console gave (``JobContext``) and the answer (``ProvisionResult`` or

@@ -5,7 +5,7 @@ every registered host a Redis user of its own (its queue, the answer queue
 write-only, nothing else) and the console one with full access;
 ``--apply`` runs them against ``--redis-url`` (default ``REDIS_URL``).
 ``--rabbitmq`` prints the ``rabbitmqctl`` commands of the same policy.
-Rules and passwords come from ``hostagent.broker_acl``; a host's broker
+Rules and passwords come from ``coupler_common.broker_acl``; a host's broker
 password derives from its agent token (``do_issue_agent_token`` rotates both).
 """
 
@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from console.core.models import Host
-from hostagent import broker_acl
+from coupler_common import broker_acl
 
 
 def _cli_quote(arg: str) -> str:

@@ -344,8 +344,10 @@ class Command(BaseCommand):
         from console.core.actions.jobs import do_cancel_job, do_submit_job
         from console.core.choices import JobState
         from console.core.models import Job, Tenant
+        from coupler_demo.simhosts import install_in_process_agent
 
         app.conf.task_always_eager = True
+        install_in_process_agent()
         tenant, _ = Tenant.objects.get_or_create(slug="loadtest", defaults={"name": "Load test"})
         latencies: list[float] = []
         done = 0
@@ -380,7 +382,7 @@ class Command(BaseCommand):
     # ---- live (REST API against the running demo) -----------------------------
 
     def live(self, options) -> dict:
-        from console.core.demo.seed import credentials_path
+        from coupler_demo.seed import credentials_path
 
         path = options["credentials"] or credentials_path()
         try:

@@ -1,6 +1,6 @@
 """Per-host broker users: what a host agent may touch in Redis, and its password.
 
-Defence in depth under the signed messages (``hostagent/signing.py``): a
+Defence in depth under the signed messages (``hostagent/protocol/signing.py``): a
 compromised host must not even read other hosts' commands or the answers of
 others. kombu's Redis transport keeps
 

@@ -1,7 +1,7 @@
 """Capture a screenshot of every console page into docs/screenshots/ (English)
 and docs/screenshots/zh-Hans/ (简体中文, the browser asking for zh-CN).
 
-    DJANGO_SETTINGS_MODULE=console.settings_dev .venv/bin/python -m console.ui.screenshots [--out docs/screenshots]
+    DJANGO_SETTINGS_MODULE=console.settings_dev .venv/bin/python -m coupler_demo.screenshots [--out docs/screenshots]
 
 Seeds the demo into a throw-away database (its own ``COUPLER_VAR_DIR``), runs
 the real workflow in-process (eager Celery, simulated hosts on libvirt's
@@ -12,7 +12,6 @@ on a free local port and drives headless Chromium (Debian's
 """
 
 import argparse
-import importlib
 import os
 import sys
 import tempfile
@@ -32,8 +31,10 @@ def _setup(var_dir: str) -> None:
 
     django.setup()
     from console.celery import app
+    from coupler_demo.simhosts import install_in_process_agent
 
     app.conf.task_always_eager = True
+    install_in_process_agent()
 
 
 def _heartbeat(host, *, checks=None, xid_events=None) -> None:
@@ -57,17 +58,16 @@ def seed() -> dict:
     from django.core.management import call_command
 
     from console.core.actions.jobs import do_submit_job
-    from console.core.demo.seed import seed_demo
     from console.core.models import Host, Job, Tenant
+    from coupler_demo.seed import seed_demo
 
     call_command("migrate", verbosity=0, interactive=False)
     credentials = seed_demo()
-    # Named by string: the console does not import the agent's check drivers.
-    checks = importlib.import_module("hostagent.checks")
-    from console.core.actions.agent_checks import checks_root
+    from coupler_demo.simhosts import sim_checks_root
+    from hostagent import checks
 
     for host in Host.objects.all():
-        root = checks_root(host)  # the sim root its agent reads (hostagent.sim.root_for)
+        root = sim_checks_root(host.facts, simulated=host.simulated) or "/"  # its agent's root
         gpus = [{"index": g.index, "pci_address": g.pci_address, "uuid": g.uuid}
                 for g in host.gpus.all()]
         results = [r.to_dict() for r in checks.run_checks(
@@ -102,7 +102,7 @@ def seed() -> dict:
                       **{"vcpus_per_host": 8, "memory_gib_per_host": 64, **spec})
 
     # A hardware Xid under a running job, and an application one.
-    xid = importlib.import_module("hostagent.xid")
+    from hostagent import xid
     victim = Job.objects.filter(name="vision-finetune").first()
     alloc = victim.allocations.filter(gpu__isnull=False).select_related("gpu", "host").first() \
         if victim else None

@@ -83,7 +83,7 @@ class Transport(filesystem.Transport):
 
 
 def register() -> None:
-    TRANSPORT_ALIASES[ALIAS] = "hostagent.transport:Transport"
+    TRANSPORT_ALIASES[ALIAS] = "coupler_common.transport:Transport"
 
 
 def filesystem_broker_options(folder: Path | str) -> dict[str, Any]:

@@ -13,9 +13,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from console.core.choices import JobState
-from console.core.demo.fleet import measure_cycle, queue_jobs, register_fleet
 from console.core.history.seed import seed_history
 from console.core.models import Job
+from coupler_demo.fleet import measure_cycle, queue_jobs, register_fleet
 
 
 class Command(BaseCommand):

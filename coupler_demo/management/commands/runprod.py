@@ -25,8 +25,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from console.core.management.commands.rundemo import write_agent_config
-from console.core.management.processes import run_processes
+from coupler_demo.management.commands.rundemo import write_agent_config
+from coupler_demo.processes import run_processes
 
 
 class Command(BaseCommand):
@@ -59,7 +59,7 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             call_command("collectstatic", interactive=False, verbosity=0)
         if not options["no_seed"] and not options["agents_only"]:
-            from console.core.demo.seed import seed_demo
+            from coupler_demo.seed import seed_demo
 
             seed_demo(url + "/")
         env = dict(os.environ, PYTHONUNBUFFERED="1")

@@ -21,9 +21,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from console.core.demo.fleet import FLEET_CLUSTER, register_fleet
 from console.core.history.bench import Server, load, percentile_ms
 from console.core.models import Host
+from coupler_demo.fleet import FLEET_CLUSTER, register_fleet
 from hostagent.protocol import Heartbeat, encode
 
 

@@ -14,8 +14,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from console.core.actions.inventory import do_register_host
-from console.core.demo.profiles import PROFILES, inventory_for
 from console.core.models import Cluster
+from coupler_demo.profiles import PROFILES, inventory_for
 from hostagent.topo import TopoParseError, parse_topo
 
 

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from console.core.demo.seed import credentials_path, seed_demo
+from coupler_demo.seed import credentials_path, seed_demo
 
 
 class Command(BaseCommand):

@@ -29,56 +29,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from console.core.actions.agent_checks import checks_root
-from console.core.actions.agents import do_issue_agent_token
-from console.core.demo.profiles import inventory_for
-from console.core.demo.seed import credentials_path
-from console.core.management.processes import run_processes
-from console.core.models import Host
-from hostagent import sim
-
-
-def _sim_kernel_log(name: str) -> Path:
-    from console.core.management.commands.inject_fault import sim_kernel_log
-
-    path = sim_kernel_log(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
-    return path
-
-
-def agent_host_config(host: Host) -> dict | None:
-    """One simulated host's entry in the agent configuration, from the same facts
-    the console seeded it with (hostagent.sim via inventory_for): its node file,
-    its check root (``checks_root``: its kind's tree with its ``facts["sim_root"]``
-    misconfiguration, the root the console's re-runs send too) and its inventory."""
-    facts = host.facts or {}
-    kind = facts.get("kind", "")
-    if kind not in sim.KINDS:
-        return None
-    index = int(facts.get("sim_index") or 0)
-    inventory = inventory_for(kind, host.name, group=host.group, index=index)
-    return {
-        "name": host.name,
-        "token": do_issue_agent_token(host, actor="rundemo"),
-        "libvirt_uri": f"test://{sim.node_file_for(kind)}",
-        "checks_root": checks_root(host),
-        # Where `manage.py inject_fault` writes kernel lines for the agent to scan.
-        "kernel_log": str(_sim_kernel_log(host.name)),
-        "inventory": inventory,
-    }
-
-
-def write_agent_config(console_url: str, heartbeat_s: float) -> Path:
-    hosts = [entry for host in Host.objects.filter(simulated=True).order_by("name")
-             if (entry := agent_host_config(host)) is not None]
-    path = settings.VAR_DIR / "agent-config.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"console_url": console_url, "heartbeat_interval_s": heartbeat_s,
-                                # One responder for all the simulated hosts, on loopback.
-                                "latency_listen": "127.0.0.1:0", "hosts": hosts}, indent=1))
-    path.chmod(0o600)
-    return path
+from coupler_demo.processes import run_processes
+from coupler_demo.seed import credentials_path
+from coupler_demo.simhosts import write_agent_config
 
 
 class Command(BaseCommand):

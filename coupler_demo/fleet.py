@@ -19,11 +19,11 @@ from django.db import connection, transaction
 import scheduler
 from console.core.actions.inventory import do_register_host
 from console.core.choices import JobState
-from console.core.demo.profiles import inventory_for
 from console.core.history import seed as history
 from console.core.models import Cluster, Gpu, Host, Job, Tenant
 from console.core.planning import acquire_leader_lock, commit_plan
 from console.core.snapshot import build_snapshot_context
+from coupler_demo.profiles import inventory_for
 
 FLEET_CLUSTER = "bench-fleet"
 # 8-GPU kinds of the demo (DGX A100, HGX H100), alternated.

@@ -15,8 +15,8 @@ from django.db import transaction
 from console.core.actions.inventory import do_register_host
 from console.core.actions.tenants import do_set_quota
 from console.core.actions.tokens import do_issue_demo_token
-from console.core.demo.profiles import inventory_for
 from console.core.models import Cluster, FirmwareBaseline, Membership, Tenant
+from coupler_demo.profiles import inventory_for
 from hostagent import sim
 
 # The demo's hosts (dgx-a100-01…, hgx-h100-01…, ada-pcie-01…, ws-5090-01…) come
