@@ -9,7 +9,7 @@ heartbeat carries the event to the console, exactly as on a real host. With
 ``--now`` the console also handles it at once, in this process, from the same
 parsed event (for a demo without the agent running, and for tests).
 
-Kinds (lines in the shape of real captures, see hostagent/data):
+Kinds (lines in the shape of real captures, see hostagent/protocol/data and tests/fixtures):
   xid79  GPU has fallen off the bus: hardware; the GPU is cordoned and its
          jobs are moved to other hosts.
   xid13  Graphics engine exception in a job: application; the job holding the
@@ -19,19 +19,15 @@ Kinds (lines in the shape of real captures, see hostagent/data):
 
 from datetime import UTC, datetime
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from console.core.actions.xid_events import do_handle_xid
 from console.core.choices import ACTIVE_JOB_STATES
 from console.core.models import Allocation, Gpu, Host
+from coupler_demo.simhosts import sim_kernel_log
 from hostagent.xid import scan_text
 
 KINDS = ("xid79", "xid13", "aer")
-
-
-def sim_kernel_log(host_name: str):
-    return settings.VAR_DIR / "sim-kernel" / f"{host_name}.log"
 
 
 def fault_line(kind: str, gpu: Gpu, *, pid: int = 4242, process: str = "python3",
