@@ -258,6 +258,7 @@ class HostSerializer(serializers.ModelSerializer):
         model = Host
         fields = ["id", "name", "cluster", "state", "state_reason", "group", "cpu_count",
                   "memory_gib", "reserved_cores", "last_heartbeat", "simulated", "hypervisor",
+                  "cgroup_layout", "hugetlbfs_1g",
                   "checks_override_reason", "facts", "gpus", "numa_nodes", "links", "nics",
                   "created_at"]
 

@@ -176,6 +176,22 @@ class Hypervisor(models.TextChoices):
         return value if value in cls.values else ""
 
 
+class CgroupLayout(models.TextChoices):
+    """How the host's kernel mounts cgroups, as its agent reports it
+    (``hostagent.cgroups.layout``): where per-job limits are written. Blank: not
+    reported (a simulated host, or an agent that has not told)."""
+
+    V2 = "v2", _("cgroup v2")
+    HYBRID = "hybrid", _("hybrid (v1 controllers, v2 mount)")
+    V1 = "v1", _("cgroup v1")
+    NONE = "none", _("no cgroup filesystem")
+
+    @classmethod
+    def of_report(cls, report: object) -> str:
+        value = report.get("cgroup_layout") if isinstance(report, dict) else None
+        return value if value in cls.values else ""
+
+
 class MemberStatus(models.TextChoices):
     """Where one member (one host) of a job stands in the job's current generation."""
 

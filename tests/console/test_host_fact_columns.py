@@ -57,3 +57,36 @@ def test_the_latency_endpoint_moves_from_the_facts_into_its_column_and_back(clus
     migration.column_to_facts(apps, None)
     host.refresh_from_db()
     assert host.facts == {"kind": "dgx_a100", "latency_endpoint": "10.0.0.1:7471"}
+
+
+def test_the_cgroup_layout_and_hugetlbfs_come_from_the_agents_report(cluster, admin_user,
+                                                                     client_for, client):
+    from console.core.actions.agents import do_agent_register
+
+    host = Host.objects.get(name="dgx-1")
+    assert (host.cgroup_layout, host.hugetlbfs_1g) == ("", None)  # nothing reported yet
+    do_agent_register(host, inventory={}, hypervisor={
+        "hypervisor": "qemu", "cgroup_layout": "hybrid", "hugetlbfs_1g": False})
+    host.refresh_from_db()
+    assert (host.hypervisor, host.cgroup_layout, host.hugetlbfs_1g) == ("qemu", "hybrid", False)
+    body = client_for(admin_user).get(f"/api/v1/hosts/{host.pk}/").json()
+    assert (body["cgroup_layout"], body["hugetlbfs_1g"]) == ("hybrid", False)
+    client.force_login(admin_user)
+    page = client.get(f"/hosts/{host.name}/").content.decode()
+    assert "hybrid (v1 controllers, v2 mount)" in page and "no 1 GiB hugetlbfs" in page
+    # A report without them (a simulated host's) keeps what was known; an unknown word
+    # is not stored.
+    do_agent_register(host, inventory={}, hypervisor={"hypervisor": "kvm",
+                                                      "cgroup_layout": "v7"})
+    host.refresh_from_db()
+    assert (host.hypervisor, host.cgroup_layout, host.hugetlbfs_1g) == ("kvm", "hybrid", False)
+
+
+def test_the_migration_carries_the_reported_layout_into_the_columns(cluster):
+    migration = importlib.import_module("console.core.migrations.0017_host_cgroup_layout_hugetlbfs")
+    host = Host.objects.get(name="dgx-1")
+    Host.objects.filter(pk=host.pk).update(facts={"hypervisor": {
+        "hypervisor": "kvm", "cgroup_layout": "v2", "hugetlbfs_1g": True}})
+    migration.columns_from_facts(apps, None)
+    host.refresh_from_db()
+    assert (host.cgroup_layout, host.hugetlbfs_1g) == ("v2", True)

@@ -25,6 +25,7 @@ from console.core.actions.inventory import do_register_host
 from console.core.actions.workflow import do_begin_teardown
 from console.core.actions.xid_events import do_handle_xid, jobs_on_host
 from console.core.choices import (
+    CgroupLayout,
     EventKind,
     HostState,
     Hypervisor,
@@ -106,7 +107,7 @@ def do_agent_register(host: Host, *, inventory: dict, libvirt_uri: str = "",
         if isinstance(hypervisor, dict):
             facts["hypervisor"] = hypervisor
         host.latency_endpoint = clean_latency_endpoint(latency_endpoint)
-        Host.objects.filter(pk=host.pk).update(facts=facts, hypervisor=_hypervisor(host, facts),
+        Host.objects.filter(pk=host.pk).update(facts=facts, **_hypervisor_columns(host, facts),
                                                latency_endpoint=host.latency_endpoint)
         host.facts = facts
         _mark_online(host, timezone.now())
@@ -177,7 +178,7 @@ def do_agent_heartbeat(host: Host, body: Heartbeat | dict) -> dict:
         _mark_online(host, now)
         facts = _reported_facts(host.facts, beat, now.isoformat())
         if facts != (host.facts or {}):
-            Host.objects.filter(pk=host.pk).update(facts=facts, hypervisor=_hypervisor(host, facts))
+            Host.objects.filter(pk=host.pk).update(facts=facts, **_hypervisor_columns(host, facts))
             host.facts = facts
         endpoint = _reported_latency_endpoint(host, beat)
         if endpoint != host.latency_endpoint:
@@ -249,9 +250,14 @@ def _record_vm_report(facts: dict, beat: Heartbeat) -> None:
         facts.pop("libvirt_error", None)
 
 
-def _hypervisor(host: Host, facts: dict) -> str:
-    """``Host.hypervisor`` from the reported facts (a report without one keeps it)."""
-    return Hypervisor.of_report(facts.get("hypervisor")) or host.hypervisor
+def _hypervisor_columns(host: Host, facts: dict) -> dict:
+    """``Host.hypervisor``, ``cgroup_layout`` and ``hugetlbfs_1g`` from the agent's
+    report (``facts["hypervisor"]``; a report without a value keeps the column's)."""
+    report = facts.get("hypervisor")
+    mounted = report.get("hugetlbfs_1g") if isinstance(report, dict) else None
+    return {"hypervisor": Hypervisor.of_report(report) or host.hypervisor,
+            "cgroup_layout": CgroupLayout.of_report(report) or host.cgroup_layout,
+            "hugetlbfs_1g": mounted if isinstance(mounted, bool) else host.hugetlbfs_1g}
 
 
 def do_mark_host_offline(host: Host, *, reason: str, actor: str = "watchdog") -> list[int]:

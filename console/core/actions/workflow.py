@@ -117,7 +117,7 @@ def spec_from_rows(job: Job, host: Host, rows: list[Allocation], host_nodes: lis
     hugepages = (
         all(pages.get(n, 0) > 0 for n in nodes)
         and sum(pages.get(n, 0) for n in nodes) >= base.memory_gib
-        and (host.facts or {}).get("hypervisor", {}).get("hugetlbfs_1g", True) is not False
+        and host.hugetlbfs_1g is not False
     )
     cells = numa_cells(base, host_nodes)
     if nic_vfs is None:

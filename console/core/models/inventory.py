@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 
-from console.core.choices import GpuHealth, GpuMode, HostState, Hypervisor
+from console.core.choices import CgroupLayout, GpuHealth, GpuMode, HostState, Hypervisor
 from coupler_common import naming
 
 
@@ -57,6 +57,11 @@ class Host(models.Model):
     libvirt_uri = models.CharField(max_length=500, blank=True)
     # KVM or QEMU/TCG, from the agent's probe (facts["hypervisor"] has the details).
     hypervisor = models.CharField(max_length=8, choices=Hypervisor.choices, blank=True)
+    # Where per-job cgroup limits go, and whether a 1 GiB hugetlbfs is mounted (None:
+    # not reported, taken as mounted): both from the same report, for the planner's
+    # hugepage backing and the host page.
+    cgroup_layout = models.CharField(max_length=8, choices=CgroupLayout.choices, blank=True)
+    hugetlbfs_1g = models.BooleanField(null=True, blank=True)
     simulated = models.BooleanField(default=False)
     # A host whose critical checks fail is not schedulable unless an admin
     # overrides with a recorded reason.
