@@ -11,6 +11,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def workflow_commands(py: str, beat_schedule: Path) -> dict[str, list[str]]:
+    """The orchestrator (a Celery worker on ``scheduler,workflow``, threads) and beat,
+    as both ``rundemo`` and ``runprod`` start them."""
+    return {
+        "orchestrator": [py, "-m", "celery", "-A", "console", "worker",
+                         "-Q", "scheduler,workflow", "--pool=threads", "--concurrency=4",
+                         "--hostname=orchestrator@%h", "--loglevel=INFO",
+                         "--without-gossip", "--without-mingle"],
+        "beat": [py, "-m", "celery", "-A", "console", "beat", "--loglevel=INFO",
+                 "-s", str(beat_schedule)],
+    }
+
+
 def run_processes(commands: dict[str, list[str]], *, cwd: Path, env: dict[str, str],
                   logs: Path, duration: float | None,
                   on_started: Callable[[dict[str, subprocess.Popen]], None],

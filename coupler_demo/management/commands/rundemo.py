@@ -29,7 +29,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from coupler_demo.processes import run_processes
+from coupler_demo.processes import run_processes, workflow_commands
 from coupler_demo.seed import credentials_path
 from coupler_demo.simhosts import write_agent_config
 
@@ -72,12 +72,7 @@ class Command(BaseCommand):
                      "--bind", f"127.0.0.1:{options['port']}", "--worker-class", "gthread",
                      "--workers", str(max(1, options["web_workers"])), "--threads", "4",
                      "--log-level", "info"]),
-            "orchestrator": [py, "-m", "celery", "-A", "console", "worker",
-                             "-Q", "scheduler,workflow", "--pool=threads", "--concurrency=4",
-                             "--hostname=orchestrator@%h", "--loglevel=INFO",
-                             "--without-gossip", "--without-mingle"],
-            "beat": [py, "-m", "celery", "-A", "console", "beat", "--loglevel=INFO",
-                     "-s", str(settings.VAR_DIR / "celerybeat-schedule")],
+            **workflow_commands(py, settings.VAR_DIR / "celerybeat-schedule"),
         }
         if not options["no_agents"]:
             config = write_agent_config(url, options["heartbeat"])

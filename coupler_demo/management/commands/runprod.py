@@ -26,7 +26,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from coupler_demo.management.commands.rundemo import write_agent_config
-from coupler_demo.processes import run_processes
+from coupler_demo.processes import run_processes, workflow_commands
 
 
 class Command(BaseCommand):
@@ -69,12 +69,7 @@ class Command(BaseCommand):
                     "--bind", f"{options['bind']}:{options['port']}",
                     "--workers", str(options["web_workers"]), "--access-logfile", "-",
                     "--forwarded-allow-ips", "127.0.0.1"],
-            "orchestrator": [py, "-m", "celery", "-A", "console", "worker",
-                             "-Q", "scheduler,workflow", "--pool=threads", "--concurrency=4",
-                             "--hostname=orchestrator@%h", "--loglevel=INFO",
-                             "--without-gossip", "--without-mingle"],
-            "beat": [py, "-m", "celery", "-A", "console", "beat", "--loglevel=INFO",
-                     "-s", str(settings.VAR_DIR / "celerybeat-schedule")],
+            **workflow_commands(py, settings.VAR_DIR / "celerybeat-schedule"),
         }
         if options["agents_only"]:
             commands = {}
