@@ -52,30 +52,36 @@ def _readers(child_class: type) -> list:
     return readers
 
 
+def _write(item, readers: list, zone) -> dict:
+    row = {}
+    for name, attrs, represent in readers:
+        value = item
+        for attr in attrs:
+            value = getattr(value, attr)
+            if value is None:
+                break
+        if value is None:
+            row[name] = None
+        elif represent is _DATETIME:
+            # DRF: to the current zone, ISO 8601, "+00:00" written "Z".
+            text = value.astimezone(zone).isoformat()
+            row[name] = text[:-6] + "Z" if text.endswith("+00:00") else text
+        else:
+            row[name] = represent(value)
+    return row
+
+
+def row_of(item, child_class: type) -> dict:
+    """One instance written as ``child_class`` writes it (its fields built once per class)."""
+    return _write(item, _readers(child_class), timezone.get_current_timezone())
+
+
 class FlatListSerializer(serializers.ListSerializer):
     def to_representation(self, data):
         readers = _readers(type(self.child))
         zone = timezone.get_current_timezone()
         rows = data.all() if hasattr(data, "all") else data
-        out = []
-        for item in rows:
-            row = {}
-            for name, attrs, represent in readers:
-                value = item
-                for attr in attrs:
-                    value = getattr(value, attr)
-                    if value is None:
-                        break
-                if value is None:
-                    row[name] = None
-                elif represent is _DATETIME:
-                    # DRF: to the current zone, ISO 8601, "+00:00" written "Z".
-                    text = value.astimezone(zone).isoformat()
-                    row[name] = text[:-6] + "Z" if text.endswith("+00:00") else text
-                else:
-                    row[name] = represent(value)
-            out.append(row)
-        return out
+        return [_write(item, readers, zone) for item in rows]
 
 
 # --- rows from QuerySet.values() -------------------------------------------------
