@@ -5,6 +5,7 @@ Every lookup goes through ``Job.objects.for_user``: another tenant's job is a
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
@@ -23,7 +24,7 @@ from console.api.serializers import (
     placement_of,
 )
 from console.core.actions.jobs import do_cancel_job, do_submit_job
-from console.core.models import Job
+from console.core.models import Allocation, Job
 from console.core.selectors.jobs import jobs_for_list
 from console.core.submit_limits import SubmitLimited
 from console.filtersets import JobFilterSet
@@ -42,7 +43,9 @@ class JobViewSet(
     def get_queryset(self):
         jobs = jobs_for_list(self.request.user)
         if self.action != "list":
-            jobs = jobs.prefetch_related("events", "allocations__host", "allocations__gpu")
+            # Allocations with their host and GPU joined: one query, not three.
+            jobs = jobs.prefetch_related("events", Prefetch(
+                "allocations", queryset=Allocation.objects.select_related("host", "gpu")))
         return jobs
 
     def filter_queryset(self, queryset):
