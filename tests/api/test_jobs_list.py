@@ -85,7 +85,11 @@ def test_list_rows_match_the_job_serializer(tenant_a, member_a, make_job, client
     from console.api.serializers import JobSerializer
 
     make_job(tenant_a, name="shared", gpus_per_host=1, gpu_milli=250, state="running")
-    make_job(tenant_a, name="whole", gpus_per_host=2, gpu_model="A100-SXM4-40GB")
+    whole = make_job(tenant_a, name="whole", gpus_per_host=2, gpu_model="A100-SXM4-40GB")
+    # A whole second: written without a fraction (PostgreSQL writes these rows' times).
+    Job.objects.filter(pk=whole.pk).update(
+        running_at=timezone.now().replace(microsecond=0),
+        finished_at=timezone.now().replace(microsecond=120))
     rows = client_for(member_a).get(URL).json()["results"]
     jobs = Job.objects.filter(pk__in=[r["id"] for r in rows]).order_by("-submitted_at", "-id")
     expected = [JobSerializer(job).data for job in jobs]
