@@ -7,13 +7,20 @@ histogram from the counters ``transition_job`` keeps (``console.core.counters``)
 the capacity figures per GPU model and per resource and each tenant's weighted
 dominant share from ``console.core.usage`` (the dashboard's numbers), and
 hosts per state from the inventory.
+
+The text is computed at most once every ``METRICS_CACHE_S`` seconds and shared
+by every scrape in between (Prometheus' high-availability pairs scrape the same
+target; so do dashboards that poll it); ``coupler_metrics_computed_timestamp_seconds``
+says when it was computed.
 """
 
 import math
 import secrets
+import time
 from collections import defaultdict
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count
 from django.http import HttpResponse
 
@@ -118,8 +125,25 @@ def _hosts(w: Writer) -> None:
         w.sample("coupler_hosts", counts.get(state, 0), state=state)
 
 
+METRICS_CACHE_S = 5
+METRICS_CACHE_KEY = "metrics:text:v1"
+
+
+def cached_render() -> str:
+    """``render()``'s text, computed at most once every ``METRICS_CACHE_S`` seconds."""
+    text = cache.get(METRICS_CACHE_KEY)
+    if text is None:
+        text = render()
+        cache.set(METRICS_CACHE_KEY, text, METRICS_CACHE_S)
+    return text
+
+
 def render() -> str:
     w = Writer()
+    w.family("coupler_metrics_computed_timestamp_seconds", "gauge",
+             f"When these figures were computed (Unix time); scrapes within "
+             f"{METRICS_CACHE_S} s share them.")
+    w.sample("coupler_metrics_computed_timestamp_seconds", round(time.time(), 3))
     live = live_job_counts()
     _queue(w, live, dict(Tenant.objects.values_list("pk", "slug")))
     figures = usage.capacity()
@@ -143,4 +167,4 @@ def metrics_view(request):
                                     content_type="text/plain")
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    return HttpResponse(render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    return HttpResponse(cached_render(), content_type="text/plain; version=0.0.4; charset=utf-8")

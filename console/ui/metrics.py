@@ -6,10 +6,12 @@ The capacity figures (total, out of service, allocated, free, utilisation) are
 package (``scheduler.fairshare`` and ``scheduler.policies.fragmentation_rate``);
 this module only reads rows."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from django.core.cache import cache
 from django.db.models import Count, Max, Sum
+from django.utils import timezone
 
 from console.core import usage
 from console.core.choices import JobState
@@ -152,3 +154,44 @@ def _fragmentation_rate_now() -> float:
         WorkloadClass(gpus=g, vcpus=4 * g, memory_gib=32 * g, weight=0.25) for g in (1, 2, 4, 8)
     )
     return rate(snapshot.hosts, workload)
+
+
+# --- the dashboard's figures, shared by every reader for a few seconds ----------
+
+# The dashboard's cluster-wide figures (capacity, queue, fragmentation, every
+# tenant's share) are computed once and reused by every reader for at most this
+# many seconds; the page says how old they are. A member's own queue and the
+# incidents they may see are read per request.
+DASHBOARD_CACHE_S = 5
+DASHBOARD_CACHE_KEY = "dashboard:figures:v1"
+
+
+@dataclass(frozen=True)
+class DashboardFigures:
+    capacity: usage.Capacity
+    fragmentation: float | None
+    queue_length: int
+    shares: list[TenantShare]  # every tenant, largest dominant share first
+    at: datetime
+
+
+def _light(tenant: Tenant) -> Tenant:
+    """The tenant fields the dashboard shows (no prefetched quotas in the cache)."""
+    return Tenant(pk=tenant.pk, slug=tenant.slug, name=tenant.name, weight=tenant.weight)
+
+
+def dashboard_figures() -> DashboardFigures:
+    figures = cache.get(DASHBOARD_CACHE_KEY)
+    if figures is None:
+        figures = dashboard_figures_now()
+        cache.set(DASHBOARD_CACHE_KEY, figures, DASHBOARD_CACHE_S)
+    return figures
+
+
+def dashboard_figures_now() -> DashboardFigures:
+    figures = usage.capacity()
+    shares = [replace(s, tenant=_light(s.tenant))
+              for s in tenant_shares(Tenant.objects.all(), figures)]
+    shares.sort(key=lambda s: (-s.dominant, s.tenant.name, s.tenant.pk))
+    return DashboardFigures(capacity=figures, fragmentation=fragmentation_rate(),
+                            queue_length=queue_length(), shares=shares, at=timezone.now())

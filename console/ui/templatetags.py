@@ -9,9 +9,10 @@ from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.template.defaultfilters import floatformat
 from django.utils import formats, timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 register = template.Library()
 
@@ -23,9 +24,12 @@ def when(value):
     if not isinstance(value, datetime.datetime):
         return "—" if value in (None, "") else value
     local = timezone.localtime(value) if timezone.is_aware(value) else value
-    absolute = f"{formats.date_format(local, 'Y-m-d H:i:s')} {local.tzname() or ''}".strip()
-    return format_html('<time datetime="{}" title="{}">{}</time>', value.isoformat(), absolute,
-                       naturaltime(value))
+    # strftime writes "Y-m-d H:i:s" as date_format does, for a fraction of its cost
+    # (a list page writes one per row).
+    absolute = f"{local.strftime('%Y-%m-%d %H:%M:%S')} {local.tzname() or ''}".strip()
+    return mark_safe(  # noqa: S308 - every part is escaped
+        f'<time datetime="{value.isoformat()}" title="{escape(absolute)}">'
+        f"{escape(naturaltime(value))}</time>")
 
 
 @register.filter
@@ -152,3 +156,23 @@ def resource_label(figures):
         return figures.model
     return {"gpus": _("GPUs (all models)"), "vcpus": _("vCPUs"),
             "memory_gib": _("Memory (GiB)")}.get(figures.resource, figures.resource)
+
+
+@register.filter
+def job_shape(job):
+    """What a job asks for: "2 GPUs A100 × 4 hosts (gang) · 16 vCPU · 64 GiB per host"
+    (``partials/job_shape.html``, and each row of the job list)."""
+    if job.gpu_milli:
+        text = escape(permille(job.gpu_milli))
+    else:
+        n = job.gpus_per_host
+        text = ngettext("%(n)s GPU", "%(n)s GPUs", n) % {"n": n}
+    if job.gpu_model:
+        text += " " + escape(job.gpu_model)
+    gang = job.host_count > 1
+    if gang:
+        text += " × " + _("%(n)s hosts (gang)") % {"n": job.host_count}
+    text += f" · {job.vcpus_per_host} vCPU · {job.memory_gib_per_host} GiB"
+    if gang:
+        text += " " + _("per host")
+    return mark_safe(text)  # noqa: S308 - the model name is escaped, the rest is our text

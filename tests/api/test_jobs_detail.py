@@ -95,3 +95,27 @@ def test_after_a_scheduling_cycle_the_detail_shows_where_the_job_runs(
     assert len(placed["cpus"]) == 8
     assert placed["numa_nodes"]
     assert body["scheduled_at"]
+
+
+@pytest.mark.parametrize("reader", ["member_a", "admin_user"])
+def test_detail_is_what_the_detail_serializer_writes(job_a, reader, request, client_for):
+    """The view writes the job through the flat writer: the same document as
+    JobDetailSerializer, events (with their staff-only data) and placement included."""
+    from rest_framework.test import APIRequestFactory
+
+    from console.api.serializers import JobDetailSerializer
+    from console.core.actions.jobs import do_cancel_job
+    from console.core.models import Event, Job
+
+    user = request.getfixturevalue(reader)
+    do_cancel_job(job_a, actor="alice", reason="no longer needed")
+    Event.objects.filter(job=job_a).update(data={"for_job": 7, "kept": "yes"})
+    body = client_for(user).get(url(job_a)).json()
+    drf_request = APIRequestFactory().get(url(job_a))
+    drf_request.user = user
+    job = Job.objects.prefetch_related("events", "allocations__host",
+                                       "allocations__gpu").get(pk=job_a.pk)
+    expected = JobDetailSerializer(job, context={"request": drf_request}).data
+    assert body == expected
+    assert body["events"] and all(("for_job" in e["data"]) == user.is_staff
+                                  for e in body["events"])

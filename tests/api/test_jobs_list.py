@@ -85,12 +85,45 @@ def test_list_rows_match_the_job_serializer(tenant_a, member_a, make_job, client
     from console.api.serializers import JobSerializer
 
     make_job(tenant_a, name="shared", gpus_per_host=1, gpu_milli=250, state="running")
-    make_job(tenant_a, name="whole", gpus_per_host=2, gpu_model="A100-SXM4-40GB")
+    whole = make_job(tenant_a, name="whole", gpus_per_host=2, gpu_model="A100-SXM4-40GB")
+    # A whole second: written without a fraction (PostgreSQL writes these rows' times).
+    Job.objects.filter(pk=whole.pk).update(
+        running_at=timezone.now().replace(microsecond=0),
+        finished_at=timezone.now().replace(microsecond=120))
     rows = client_for(member_a).get(URL).json()["results"]
     jobs = Job.objects.filter(pk__in=[r["id"] for r in rows]).order_by("-submitted_at", "-id")
     expected = [JobSerializer(job).data for job in jobs]
     assert rows == [dict(JobSerializer().to_representation(job)) for job in jobs]
     assert rows == [dict(e) for e in expected]
+
+
+def test_list_rows_match_the_serializer_in_the_users_time_zone(tenant_a, member_a, make_job,
+                                                              client):
+    """Date-times in the reader's zone (a signed-in user's preference), as the
+    serializer writes them; a submitter, a JSON field and a whole second included."""
+    from django.utils import timezone as tz
+
+    from console.api.serializers import JobSerializer
+    from console.core.models import UserPreference
+
+    UserPreference.objects.create(user=member_a, time_zone="Asia/Shanghai")
+    job = make_job(tenant_a, name="zoned", submitter=member_a, state="running",
+                   pending_data={"free": [1, 2]})
+    Job.objects.filter(pk=job.pk).update(running_at=tz.now().replace(microsecond=0))
+    client.force_login(member_a)
+    response = client.get(URL)
+    assert response["Content-Type"] == "application/json"
+    rows = response.json()["results"]
+    assert rows[0]["submitted_at"].endswith("+08:00")
+    with tz.override("Asia/Shanghai"):
+        expected = [dict(JobSerializer(j).data) for j in Job.objects.filter(pk=job.pk)]
+    assert rows == expected
+
+
+def test_the_browsable_api_still_lists_jobs(job_a, member_a, client_for):
+    response = client_for(member_a).get(URL, {"format": "api"})
+    assert response.status_code == 200
+    assert "job-of-a" in response.content.decode()
 
 
 def test_filter_by_state(tenant_a, member_a, make_job, client_for):

@@ -7,12 +7,15 @@ and must run the same queries both times, within its budget.
 """
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from console import metrics
 from console.core.history.seed import seed_history
 from console.core.models import Job
+from console.ui import metrics as dashboard_metrics
 
 pytestmark = pytest.mark.django_db
 
@@ -28,14 +31,21 @@ BUDGETS = {
     "console job list, admin": ("/jobs/", "admin", 7),
     "api job detail": ("/api/v1/jobs/{job}/", "member", 7),
     "console job detail": ("/jobs/{job}/", "member", 11),  # + the VM panel (image, host facts)
-    "dashboard, admin": ("/", "admin", 19),
-    "dashboard, member": ("/", "member", 19),
-    "/metrics": ("/metrics", None, 12),
+    # The dashboard's cluster figures and /metrics' text are shared for a few
+    # seconds: read from the cache ("warm") and recomputed ("cold").
+    "dashboard, admin": ("/", "admin", 4),
+    "dashboard, member": ("/", "member", 6),
+    "dashboard, admin, cold": ("/", "admin", 15),
+    "dashboard, member, cold": ("/", "member", 17),
+    "/metrics": ("/metrics", None, 0),
+    "/metrics, cold": ("/metrics", None, 11),
 }
 
 
-def _queries(client, path) -> int:
+def _queries(client, path, cold: bool) -> int:
     client.get(path)  # caches filled, as a server that has served the page before
+    if cold:  # … and whose short-lived figures have just expired
+        cache.delete_many([dashboard_metrics.DASHBOARD_CACHE_KEY, metrics.METRICS_CACHE_KEY])
     with CaptureQueriesContext(connection) as captured:
         response = client.get(path)
     assert response.status_code == 200, (path, response.status_code)
@@ -45,7 +55,7 @@ def _queries(client, path) -> int:
 def _read_all(clients, tenant) -> dict[str, int]:
     job = Job.objects.filter(tenant=tenant, state="succeeded").order_by("-id").first()
     return {
-        page: _queries(clients[who], path.format(job=job.pk))
+        page: _queries(clients[who], path.format(job=job.pk), page.endswith(", cold"))
         for page, (path, who, _budget) in BUDGETS.items()
     }
 

@@ -32,3 +32,19 @@ def test_metrics_can_require_a_bearer_token(client, settings):
     ok = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-scrape-token")
     assert ok.status_code == 200
     assert b"coupler_jobs" in ok.content
+
+
+def test_scrapes_within_a_few_seconds_share_one_computation(client, cluster, submit,
+                                                            admin_user):
+    from django.core.cache import cache
+
+    from console.metrics import METRICS_CACHE_KEY
+
+    client.force_login(admin_user)
+    first = client.get("/metrics").content.decode()
+    assert "coupler_metrics_computed_timestamp_seconds " in first
+    assert 'coupler_jobs{state="running"} 0' in first
+    submit(gpus_per_host=1)
+    assert client.get("/metrics").content.decode() == first  # the same text, timestamp too
+    cache.delete(METRICS_CACHE_KEY)  # as when it expires
+    assert 'coupler_jobs{state="running"} 1' in client.get("/metrics").content.decode()

@@ -9,6 +9,7 @@ and, as JSON, to ``var/bench_reads.json``.
 """
 
 import json
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -58,6 +59,10 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=8)
         parser.add_argument("--no-seed", action="store_true",
                             help="measure the database as it is")
+        parser.add_argument("--conn-max-age", type=int, default=60,
+                            help="the server's DB_CONN_MAX_AGE: persistent database "
+                                 "connections, as deployed (deploy/coupler.env.example); "
+                                 "0 opens one per request")
 
     def handle(self, *args, **opts):
         if connection.vendor != "postgresql":
@@ -69,6 +74,9 @@ class Command(BaseCommand):
         if not Host.objects.exists():
             call_command("seed_demo", stdout=self.stdout)
         results: list[bench.Figures] = []
+        # The server inherits this environment (bench.Server).
+        os.environ["DB_CONN_MAX_AGE"] = str(opts["conn_max_age"])
+        self.stdout.write(f"server: DB_CONN_MAX_AGE={opts['conn_max_age']}")
         # New tenants only with the first history: a larger size adds jobs, not tenants.
         history_tenants = Tenant.objects.filter(slug__startswith="history-").exists()
         new_tenants = 0 if history_tenants else opts["tenants"]
