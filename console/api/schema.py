@@ -3,8 +3,9 @@
 drf-spectacular documents what a view returns when it succeeds; DRF's own
 layers answer the rest the same way everywhere: 401 without valid
 credentials, 403 when the role may not, 404 for an object not visible to the
-user (or a page past the end), 400 with per-field messages for bad input, 429
-from the throttles. This hook adds them where a view did not describe them
+user (or a page past the end), 400 with per-field messages for bad input, 415
+for a body in a media type no parser reads (or none named), 429 from the
+throttles. This hook adds them where a view did not describe them
 itself, so clients (and schemathesis' conformance checks) know every answer.
 """
 
@@ -56,6 +57,10 @@ def document_error_responses(result, generator, request, public):
             if "requestBody" in operation or in_query:
                 responses.setdefault("400", _response("Invalid input: messages per field",
                                                       "FieldErrors"))
+            if "requestBody" in operation:
+                responses.setdefault("415", _response(
+                    "The body's media type is not one the API reads (JSON, form, multipart)",
+                    "Error"))
             responses.setdefault("401", _response("No valid credentials (a missing, unknown, "
                                                   "expired or revoked token)", "Error"))
             responses.setdefault("403", _response("The user's role may not do this", "Error"))
