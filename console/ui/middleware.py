@@ -24,14 +24,13 @@ class UserPreferenceMiddleware:
         zone_name = request.COOKIES.get(TZ_COOKIE, "")
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            from console.core.models import UserPreference
+            from console.core.selectors.preferences import preference_of
 
-            pref = UserPreference.objects.filter(user=user).first()
-            if pref is not None:
-                if pref.language:
-                    translation.activate(pref.language)
-                    request.LANGUAGE_CODE = translation.get_language()
-                zone_name = pref.time_zone or zone_name
+            language, time_zone = preference_of(user.pk)
+            if language:
+                translation.activate(language)
+                request.LANGUAGE_CODE = translation.get_language()
+            zone_name = time_zone or zone_name
         zone = zone_or_none(zone_name)
         if zone is not None:
             timezone.activate(zone)

@@ -117,3 +117,22 @@ def test_drf_errors_speak_chinese(client_for, member_a):
                                          HTTP_ACCEPT_LANGUAGE="zh-Hans")
     assert response.status_code == 400
     assert "该字段是必填项。" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_saved_preference_shows_on_the_next_page_though_pages_read_it_from_the_cache(
+        client, member_a):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from console.core.models import UserPreference
+
+    client.force_login(member_a)
+    client.get("/jobs/")  # caches "follow the browser"
+    with CaptureQueriesContext(connection) as read:
+        client.get("/jobs/")
+    assert not [q for q in read.captured_queries if "userpreference" in q["sql"].lower()]
+    UserPreference.objects.update_or_create(user=member_a, defaults={"language": "zh-hans"})
+    assert "作业" in client.get("/jobs/").content.decode()
+    UserPreference.objects.filter(user=member_a).delete()
+    assert "作业" not in client.get("/jobs/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
