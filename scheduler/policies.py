@@ -11,6 +11,17 @@ a task m of the typical mix M, the free GPU capacity of n that m cannot use:
 
 F_n(M) = sum_m p_m F_n(m). FGD places a task where F grows least (the "gradient"); the
 cluster's fragmentation rate is sum_n F_n(M) / sum_n free GPU milli.
+
+``fgd-strand`` (the default) changes two things, both measured on the Alibaba trace
+(docs/scheduler.md, "Policy comparison"):
+
+* whole sets: a k-GPU task can use only whole sets of k free GPUs, so of n free whole
+  GPUs k * floor(n / k) are usable to it and the rest are fragments (FGD counts all n
+  as usable once n >= k); the same for k = 1, so it only changes multi-GPU classes;
+* stranding tie-breaks among equal gradients: a GPU task goes to the host left with the
+  fewest free vCPUs, then the least free memory (best-fit on the resources beside the
+  GPUs, so CPU-rich hosts stay whole for CPU-heavy tasks); CPU-only work goes first to
+  hosts with no free GPU, then to the fullest CPU.
 """
 
 from __future__ import annotations
@@ -66,9 +77,13 @@ class Fragmentation:
     F_n(M) = W * free - sum over tasks m that fit n's vCPUs and memory of
     p_m * usable_n(m), where usable_n(m) is the free milli m can use on n (0 when n lacks
     the GPUs m needs). Tasks with equal GPU demand share one usable_n, memoised per GPU
-    vector, so an entry costs O(D * g + |M|) for D distinct GPU demands; lookups O(g)."""
+    vector, so an entry costs O(D * g + |M|) for D distinct GPU demands; lookups O(g).
 
-    def __init__(self, workload: Sequence[WorkloadClass]) -> None:
+    ``whole_sets``: a k-GPU whole-GPU task can use k * floor(n / k) of n free whole GPUs
+    (``fgd-strand``); off, all n once n >= k (FGD as published)."""
+
+    def __init__(self, workload: Sequence[WorkloadClass], whole_sets: bool = False) -> None:
+        self.whole_sets = whole_sets
         self.workload = tuple(w for w in workload if w.weight > 0)
         self.weight = sum(w.weight for w in self.workload)
         self.cpu_levels = sorted({w.vcpus for w in self.workload})
@@ -112,7 +127,10 @@ class Fragmentation:
                 ):
                     n += 1
                     usable += f
-            u = usable if n >= count else 0
+            if whole and self.whole_sets:
+                u = n // count * count * WHOLE_GPU_MILLI
+            else:
+                u = usable if n >= count else 0
             self._usable[key] = u
         return u
 
@@ -159,7 +177,11 @@ class Scorer:
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
         self.policy = policy
-        self.frag = Fragmentation(workload) if policy in _FGD_FAMILY else None
+        self.frag = (
+            Fragmentation(workload, whole_sets=policy == FGD_STRAND)
+            if policy in _FGD_FAMILY
+            else None
+        )
 
     @property
     def picks_share_gpu(self) -> bool:
@@ -183,9 +205,13 @@ class Scorer:
 
 
 def _stranding(h: Host, fit: Fit) -> tuple[float, ...]:
-    """Tie-breaks of ``fgd-strand`` among equal gradients."""
+    """Tie-breaks of ``fgd-strand`` among equal gradients. O(n) for n NUMA nodes."""
     if fit.slots:
-        return (0.0, 0.0)
+        # GPU work: the fewest free vCPUs left, then the least free memory
+        return (
+            float(h.free_cores() - sum(n for _, n in fit.cores_from)),
+            float(h.free_mem() - sum(n for _, n in fit.memory_from)),
+        )
     # CPU-only work: hosts without free GPU first, then the fullest CPU
     return (float(h.free_gpu_milli()), float(h.free_cores()))
 

@@ -36,6 +36,14 @@ def test_the_default_policy_allocates_at_least_as_much_gpu_as_fgd_as_published(f
             >= fill_results["fgd"]["gpu_alloc_ratio"])
 
 
+def test_the_default_policy_leaves_at_most_0_8_of_best_fits_unallocated_gpu(fill_results):
+    # the bar (docs/scheduler.md, "Policy comparison on the Alibaba trace")
+    def unalloc(policy):
+        return 1 - fill_results[policy]["gpu_alloc_ratio"]
+
+    assert unalloc(DEFAULT_POLICY) <= 0.8 * unalloc("best-fit")
+
+
 def test_fill_replays_the_file_until_the_load_is_reached(fill_results):
     r = fill_results["first-fit"]
     assert r["placed"] + r["unplaced"] > 8152  # went round the file more than once
