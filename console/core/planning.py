@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, IntegerField, Value, When
+from django.db.models import Case, F, IntegerField, JSONField, Value, When
 from django.utils import timezone
 
 import scheduler
@@ -181,6 +181,69 @@ def _placement_data(placement: scheduler.Placement, submitted_at, now) -> dict:
     }
 
 
+def insert_rows(model, rows: list[dict], *, returning: tuple[str, ...] = ()) -> list[tuple]:
+    """Insert ``rows`` (column attname -> value; a column left out gets the field's
+    default, ``auto_now``/``auto_now_add`` the time) in one statement; returns the
+    ``returning`` columns of each row. On PostgreSQL one ``INSERT … SELECT FROM
+    unnest(<one array per column>)`` built from the values as given (a cycle writes
+    over 100,000 core claims: no model instance per row); elsewhere ``bulk_create``.
+    Constraints and triggers apply exactly as to any INSERT."""
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        created = model.objects.bulk_create([model(**row) for row in rows])
+        return [tuple(getattr(obj, "pk" if c == "id" else c) for c in returning)
+                for obj in created]
+    now = timezone.now()
+    names, casts, arrays = [], [], []
+    for f in model._meta.concrete_fields:
+        if f.primary_key:
+            continue
+        if f.attname in rows[0]:
+            values = [row[f.attname] for row in rows]
+        elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            values = [now] * len(rows)
+        else:
+            values = [f.get_default()] * len(rows)
+        db_type = f.db_type(connection)
+        if isinstance(f, JSONField):
+            values = [json.dumps(v) for v in values]
+            db_type = "jsonb"
+        names.append(connection.ops.quote_name(f.column))
+        casts.append(f"%s::{db_type}[]")
+        arrays.append(values)
+    q = connection.ops.quote_name
+    sql = (f"INSERT INTO {q(model._meta.db_table)} ({', '.join(names)}) "  # noqa: S608 (names from _meta)
+           f"SELECT * FROM unnest({', '.join(casts)})")
+    if returning:
+        sql += " RETURNING " + ", ".join(q(model._meta.get_field(c).column) for c in returning)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)
+        return [tuple(r) for r in cursor.fetchall()] if returning else []
+
+
+def _add_milli(milli_by_gpu: dict[int, int]) -> int:
+    """Add each GPU's milli in one UPDATE, only to GPUs still in service (not cordoned,
+    not failed); returns how many were updated. The check constraint refuses any sum
+    past 1000, so the database refuses an over-commit whatever the snapshot said."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                'UPDATE "core_gpu" SET "allocated_milli" = "core_gpu"."allocated_milli" + v.milli'
+                " FROM unnest(%s::bigint[], %s::integer[]) AS v(id, milli)"
+                ' WHERE "core_gpu"."id" = v.id AND NOT "core_gpu"."cordoned"'
+                ' AND "core_gpu"."health" <> %s',
+                [list(milli_by_gpu), list(milli_by_gpu.values()), GpuHealth.FAILED])
+            return cursor.rowcount
+    return (
+        Gpu.objects.filter(pk__in=list(milli_by_gpu), cordoned=False)
+        .exclude(health=GpuHealth.FAILED)
+        .update(allocated_milli=F("allocated_milli") + Case(
+            *(When(pk=pk, then=Value(milli)) for pk, milli in milli_by_gpu.items()),
+            default=Value(0), output_field=IntegerField()))
+    )
+
+
 def _commit_placements_bulk(placements: list[scheduler.Placement], hosts: dict[str, Host],
                             gpus: dict[tuple[int, int], Gpu]) -> tuple[list[int], list]:
     """Commit many placements in a fixed number of statements, whatever their number:
@@ -216,50 +279,46 @@ def _commit_placements_bulk(placements: list[scheduler.Placement], hosts: dict[s
             )
             if not moved:
                 raise _PlacementConflict("no job still queued")
-            bases: list[tuple[Allocation, scheduler.HostPlacement, Host]] = []
-            gpu_rows: list[Allocation] = []
+            bases: list[dict] = []          # one Allocation row per job and host
+            cores: list[tuple[int, int, list[int]]] = []  # (job, host, pinned cores)
+            members: list[dict] = []
+            gpu_rows: list[dict] = []
             milli_by_gpu: dict[int, int] = {}
             for job_id in sorted(moved):
                 for hp in batch[job_id].hosts:
                     host = hosts[hp.host]
-                    bases.append((Allocation(job_id=job_id, host=host, gpu=None, milli=1000,
-                                             cpus=list(hp.cores), numa_nodes=list(hp.numa_nodes),
-                                             memory_gib=hp.memory_gib,
-                                             memory_by_numa=[[node, gib] for node, gib
-                                                             in hp.memory_by_numa]), hp, host))
+                    bases.append({"job_id": job_id, "host_id": host.pk, "gpu_id": None,
+                                  "milli": 1000, "cpus": list(hp.cores),
+                                  "numa_nodes": list(hp.numa_nodes), "memory_gib": hp.memory_gib,
+                                  "memory_by_numa": [[node, gib] for node, gib
+                                                     in hp.memory_by_numa]})
+                    members.append({"job_id": job_id, "host_id": host.pk,
+                                    "generation": moved[job_id].generation})
+                    cores.append((job_id, host.pk, list(hp.cores)))
                     for index in hp.gpu_indices:
                         gpu = gpus.get((host.pk, index))
                         if gpu is None:
                             raise _PlacementConflict(f"{host.name} has no GPU{index}")
                         milli_by_gpu[gpu.pk] = milli_by_gpu.get(gpu.pk, 0) + hp.gpu_milli
-                        gpu_rows.append(Allocation(job_id=job_id, host=host, gpu=gpu,
-                                                   milli=hp.gpu_milli))
+                        gpu_rows.append({"job_id": job_id, "host_id": host.pk,
+                                         "gpu_id": gpu.pk, "milli": hp.gpu_milli})
             by_leaves: dict[int | None, list[int]] = {}
             for job_id in moved:
                 by_leaves.setdefault(batch[job_id].leaves, []).append(job_id)
             for leaves, job_ids in by_leaves.items():
                 Job.objects.filter(pk__in=job_ids).update(leaves=leaves)
-            created = Allocation.objects.bulk_create([base for base, _hp, _host in bases])
-            JobMember.objects.bulk_create(
-                JobMember(job_id=base.job_id, host=host, generation=moved[base.job_id].generation)
-                for base, _hp, host in bases)
-            CoreClaim.objects.bulk_create(
-                CoreClaim(allocation=base, host=host, core=core)
-                for base, (_b, hp, host) in zip(created, bases, strict=True) for core in hp.cores
-            )
+            base_ids = {(job_id, host_id): pk for pk, job_id, host_id in insert_rows(
+                Allocation, bases, returning=("id", "job_id", "host_id"))}
+            insert_rows(JobMember, members)
+            insert_rows(CoreClaim, [
+                {"allocation_id": base_ids[(job_id, host_id)], "host_id": host_id, "core": core}
+                for job_id, host_id, pinned in cores for core in pinned])
             if milli_by_gpu:
                 # One UPDATE for every GPU; the check constraint refuses any past 1000, and
                 # a GPU cordoned or failed since the snapshot matches no row.
-                bumped = (
-                    Gpu.objects.filter(pk__in=list(milli_by_gpu), cordoned=False)
-                    .exclude(health=GpuHealth.FAILED)
-                    .update(allocated_milli=F("allocated_milli") + Case(
-                        *(When(pk=pk, then=Value(milli)) for pk, milli in milli_by_gpu.items()),
-                        default=Value(0), output_field=IntegerField()))
-                )
-                if bumped != len(milli_by_gpu):
+                if _add_milli(milli_by_gpu) != len(milli_by_gpu):
                     raise _PlacementConflict("a GPU left service")
-                Allocation.objects.bulk_create(gpu_rows)
+                insert_rows(Allocation, gpu_rows)
     except (_PlacementConflict, IntegrityError) as exc:
         log.info("bulk commit of %d placements fell back to one by one: %s", len(by_job), exc)
         return [], list(placements)
@@ -290,30 +349,52 @@ def _preempt(preemption: scheduler.Preemption) -> bool:
     return moved
 
 
-def _write_pending(job_id: int, code: str, reason: str, data: dict,
-                   context: SnapshotContext) -> bool:
-    """Store a queued job's pending reason, only when it differs from the stored one
-    (a long queue would otherwise cost an UPDATE per job per cycle)."""
+def _changed_pending(job_id: int, code: str, reason: str, data: dict,
+                     context: SnapshotContext) -> tuple | None:
+    """A queued job's pending reason as stored, or None when the stored one is the same
+    (a long queue would otherwise cost a write per job per cycle)."""
     value = (code[:64], reason[:1000], json.loads(json.dumps(data)))  # as stored: lists
     if context.pending.get(job_id) == value:
-        return False
-    Job.objects.filter(pk=job_id, state=JobState.QUEUED).update(
-        pending_code=value[0], pending_reason=value[1], pending_data=value[2])
-    return True
+        return None
+    return (job_id, *value)
+
+
+def _store_pending(rows: list[tuple]) -> None:
+    """Write ``(job id, code, reason, data)`` to the jobs still QUEUED: on PostgreSQL in
+    one UPDATE whatever their number, elsewhere one per job."""
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                'UPDATE "core_job" SET "pending_code" = v.code, "pending_reason" = v.reason,'
+                ' "pending_data" = v.data::jsonb'
+                " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[])"
+                " AS v(id, code, reason, data)"
+                ' WHERE "core_job"."id" = v.id AND "core_job"."state" = %s',
+                [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                 [json.dumps(r[3]) for r in rows], JobState.QUEUED])
+        return
+    for job_id, code, reason, data in rows:
+        Job.objects.filter(pk=job_id, state=JobState.QUEUED).update(
+            pending_code=code, pending_reason=reason, pending_data=data)
 
 
 def _record_pending(plan: scheduler.Plan, context: SnapshotContext) -> int:
     count = 0
+    changed = []
     for job_id, reason in plan.pending:
-        _write_pending(int(job_id), reason.code, reason.message, dict(reason.data), context)
+        changed.append(_changed_pending(int(job_id), reason.code, reason.message,
+                                        dict(reason.data), context))
         count += 1
     for job_id, not_before in context.backoff.items():
-        _write_pending(
+        changed.append(_changed_pending(
             job_id, PendingCode.RETRY_BACKOFF,
             f"Waiting before retry: the last start failed; next try after "
             f"{not_before.isoformat(timespec='seconds')}.",
-            {"not_before": not_before.isoformat()}, context)
+            {"not_before": not_before.isoformat()}, context))
         count += 1
+    _store_pending([row for row in changed if row is not None])
     return count
 
 

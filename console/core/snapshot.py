@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
+from django.db.models import Count, F
 from django.utils import timezone
 
 from console.core.choices import (
@@ -44,10 +45,15 @@ from console.core.models import (
     Allocation,
     CheckResult,
     CoreClaim,
+    Gpu,
+    GpuLink,
     Host,
     Image,
     Job,
+    Nic,
+    NicVf,
     NicVfClaim,
+    NumaNode,
     Tenant,
 )
 from console.core.usage import usage_by_tenant
@@ -124,23 +130,85 @@ def catalogue_by_cluster() -> dict[int, frozenset[str]]:
     return {cid: frozenset(n) for cid, n in names.items()}
 
 
+class _Topology(NamedTuple):
+    """Every host's hardware as plain tuples (one query per table, no model instances:
+    at 1,000 hosts that is 8,000 GPUs and tens of thousands of topology cells)."""
+
+    numa: dict[int, list[tuple]]   # host id -> (node_id, cpus, memory_gib, hugepages_1g, socket)
+    gpus: dict[int, list[tuple]]   # host id -> (index, model, numa_node, allocated_milli, mode,
+    #                                            health, cordoned, iommu_group, iommu_foreign)
+    links: dict[int, list[tuple]]  # host id -> (a_gpu, a_nic, b_gpu, b_nic, kind)
+    nics: dict[int, list[tuple]]   # host id -> (nic id, name, numa_node)
+    vfs: dict[int, int]            # nic id -> its VFs
+
+
+def _by_host(rows) -> dict[int, list[tuple]]:
+    out: dict[int, list[tuple]] = defaultdict(list)
+    for row in rows:
+        out[row[0]].append(row[1:])
+    return out
+
+
+def _topology() -> _Topology:
+    return _Topology(
+        numa=_by_host(NumaNode.objects.order_by("host_id", "node_id").values_list(
+            "host_id", "node_id", "cpus", "memory_gib", "hugepages_1g", "socket")),
+        gpus=_by_host(Gpu.objects.order_by("host_id", "index").values_list(
+            "host_id", "index", "model", "numa_node", "allocated_milli", "mode", "health",
+            "cordoned", "iommu_group", "iommu_foreign")),
+        # The model's order (GPUs by index, then NICs by name, NULLs last) within a host.
+        links=_by_host(GpuLink.objects.order_by(
+            "host_id", F("a_gpu").asc(nulls_last=True), "a_nic",
+            F("b_gpu").asc(nulls_last=True), "b_nic").values_list(
+            "host_id", "a_gpu", "a_nic", "b_gpu", "b_nic", "kind")),
+        nics=_by_host(Nic.objects.order_by("host_id", "name").values_list(
+            "host_id", "pk", "name", "numa_node")),
+        vfs=dict(NicVf.objects.order_by().values("nic_id").annotate(n=Count("pk"))
+                 .values_list("nic_id", "n")),
+    )
+
+
+# The Host columns the snapshot reads (not facts, inventory or the rest).
+HOST_FIELDS = ("pk", "name", "state", "state_reason", "checks_override_reason",
+               "reserved_cores", "group", "hypervisor", "cluster_id")
+
+
+def _gpu_states(rows: list[tuple], *, idle: bool = False) -> tuple[sm.GpuState, ...]:
+    """``idle``: at full size (nothing allocated, a cordon ignored), as at submit time."""
+    return tuple(
+        sm.GpuState(
+            index=index,
+            model=model,
+            numa_node=numa_node if numa_node is not None else 0,
+            free_milli=1000 if idle else max(0, 1000 - allocated_milli),
+            shared=False if idle else mode == GpuMode.SHARED,
+            healthy=health != GpuHealth.FAILED and (idle or not cordoned),
+            iommu_group=iommu_group if iommu_group is not None else -1,
+            iommu_foreign=bool(iommu_foreign),
+        )
+        for (index, model, numa_node, allocated_milli, mode, health, cordoned, iommu_group,
+             iommu_foreign) in rows
+    )
+
+
 def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]:
     host_ids = [h.pk for h in hosts]
     catalogue = catalogue_by_cluster()
+    topology = _topology()
     claimed: dict[int, set[int]] = defaultdict(set)
-    for host_id, core in CoreClaim.objects.filter(host_id__in=host_ids).values_list(
+    for host_id, core in CoreClaim.objects.filter(host_id__in=host_ids).order_by().values_list(
         "host_id", "core"
     ):
         claimed[host_id].add(core)
     memory_used: dict[tuple[int, int], int] = defaultdict(int)
     for host_id, nodes, memory, by_numa in Allocation.objects.filter(
         host_id__in=host_ids, gpu__isnull=True
-    ).values_list("host_id", "numa_nodes", "memory_gib", "memory_by_numa"):
+    ).order_by().values_list("host_id", "numa_nodes", "memory_gib", "memory_by_numa"):
         for node, gib in memory_by_numa(memory, nodes, by_numa).items():
             memory_used[(host_id, node)] += gib
     failing = failing_critical_checks()
     claimed_vfs: dict[int, int] = defaultdict(int)  # nic id -> VFs held
-    for nic_id in NicVfClaim.objects.filter(vf__host_id__in=host_ids).values_list(
+    for nic_id in NicVfClaim.objects.filter(vf__host_id__in=host_ids).order_by().values_list(
         "vf__nic_id", flat=True
     ):
         claimed_vfs[nic_id] += 1
@@ -152,49 +220,35 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
         if reason:
             unschedulable[host.name] = reason
         reserved = set(host.reserved_cores or [])
+        taken = claimed.get(host.pk, ())
         numa = []
-        for node in host.numa_nodes.all():
-            capacity = node.hugepages_1g or node.memory_gib
-            free_cores = tuple(
-                c for c in node.cpus if c not in reserved and c not in claimed[host.pk]
-            )
+        for node_id, cpus, memory_gib, hugepages_1g, socket in topology.numa.get(host.pk, ()):
+            capacity = hugepages_1g or memory_gib
+            free_cores = tuple(c for c in cpus if c not in reserved and c not in taken)
             numa.append(
                 sm.NumaState(
-                    node=node.node_id,
+                    node=node_id,
                     free_cores=free_cores,
-                    free_memory_gib=max(0, capacity - memory_used[(host.pk, node.node_id)]),
-                    socket=node.socket,
+                    free_memory_gib=max(0, capacity - memory_used.get((host.pk, node_id), 0)),
+                    socket=socket,
                 )
             )
-        gpus = tuple(
-            sm.GpuState(
-                index=gpu.index,
-                model=gpu.model,
-                numa_node=gpu.numa_node if gpu.numa_node is not None else 0,
-                free_milli=max(0, 1000 - gpu.allocated_milli),
-                shared=gpu.mode == GpuMode.SHARED,
-                healthy=gpu.health != GpuHealth.FAILED and not gpu.cordoned,
-                iommu_group=gpu.iommu_group if gpu.iommu_group is not None else -1,
-                iommu_foreign=bool(gpu.iommu_foreign),
-            )
-            for gpu in host.gpus.all()
-        )
         nics = tuple(
-            sm.NicState(name=nic.name, numa_node=nic.numa_node or 0,
-                        free_vfs=len(nic.vfs.all()) - claimed_vfs[nic.pk])
-            for nic in host.nics.all()
+            sm.NicState(name=name, numa_node=numa_node or 0,
+                        free_vfs=topology.vfs.get(nic_id, 0) - claimed_vfs.get(nic_id, 0))
+            for nic_id, name, numa_node in topology.nics.get(host.pk, ())
         )
-        links, nic_links = _links(host, {n.name for n in nics})
+        links, nic_links = _links(topology.links.get(host.pk, ()), {n.name for n in nics})
         states.append(
             sm.HostState(
                 name=host.name,
-                gpus=gpus,
+                gpus=_gpu_states(topology.gpus.get(host.pk, ())),
                 numa=tuple(numa),
-                links=tuple(links),
+                links=links,
                 cordoned=bool(reason),
                 group=host.group,
                 nics=nics,
-                nic_links=tuple(nic_links),
+                nic_links=nic_links,
                 kvm=host.hypervisor == Hypervisor.KVM,
                 images=catalogue.get(host.cluster_id, frozenset()),
             )
@@ -202,47 +256,42 @@ def _host_states(hosts: list[Host]) -> tuple[list[sm.HostState], dict[str, str]]
     return states, unschedulable
 
 
-def _links(host: Host, nic_names: set[str]) -> tuple[list, list]:
-    """GPU pairs ``(a, b, kind)`` and GPU-to-NIC cells ``(gpu, nic, kind)`` of the matrix."""
+def _links(rows, nic_names: set[str]) -> tuple[tuple, tuple]:
+    """GPU pairs ``(a, b, kind)`` and GPU-to-NIC cells ``(gpu, nic, kind)`` of the matrix
+    (``rows``: a host's ``(a_gpu, a_nic, b_gpu, b_nic, kind)``)."""
     links, nic_links = [], []
-    for link in host.links.all():
-        a, b = link.a_gpu, link.b_gpu
+    for a, a_nic, b, b_nic, kind in rows:
         if a is not None and b is not None and a != b:
-            links.append((a, b, link.kind))
-        elif a is not None and link.b_nic in nic_names:
-            nic_links.append((a, link.b_nic, link.kind))
-        elif b is not None and link.a_nic in nic_names:
-            nic_links.append((b, link.a_nic, link.kind))
-    return links, nic_links
+            links.append((a, b, kind))
+        elif a is not None and b_nic in nic_names:
+            nic_links.append((a, b_nic, kind))
+        elif b is not None and a_nic in nic_names:
+            nic_links.append((b, a_nic, kind))
+    return tuple(links), tuple(nic_links)
 
 
 def full_size_hosts() -> list[sm.HostState]:
     """Every host at its full size (GPUs idle, every unreserved core and all memory free),
     for the submit-time question whether a job could EVER be placed NUMA-true."""
-    hosts = list(Host.objects.prefetch_related("numa_nodes", "gpus", "links", "nics__vfs")
-                 .order_by("name"))
+    hosts = list(Host.objects.only(*HOST_FIELDS).order_by("name"))
+    topology = _topology()
     states = []
     catalogue = catalogue_by_cluster()
     for host in hosts:
         reserved = set(host.reserved_cores or [])
         numa = tuple(
-            sm.NumaState(node=n.node_id, free_cores=tuple(c for c in n.cpus if c not in reserved),
-                         free_memory_gib=n.hugepages_1g or n.memory_gib, socket=n.socket)
-            for n in host.numa_nodes.all()
+            sm.NumaState(node=node_id, free_cores=tuple(c for c in cpus if c not in reserved),
+                         free_memory_gib=hugepages_1g or memory_gib, socket=socket)
+            for node_id, cpus, memory_gib, hugepages_1g, socket in topology.numa.get(host.pk, ())
         )
-        gpus = tuple(
-            sm.GpuState(index=g.index, model=g.model,
-                        numa_node=g.numa_node if g.numa_node is not None else 0,
-                        healthy=g.health != GpuHealth.FAILED,
-                        iommu_group=g.iommu_group if g.iommu_group is not None else -1,
-                        iommu_foreign=bool(g.iommu_foreign))
-            for g in host.gpus.all()
-        )
-        nics = tuple(sm.NicState(name=n.name, numa_node=n.numa_node or 0,
-                                 free_vfs=len(n.vfs.all())) for n in host.nics.all())
-        links, nic_links = _links(host, {n.name for n in nics})
-        states.append(sm.HostState(name=host.name, gpus=gpus, numa=numa, links=tuple(links),
-                                   group=host.group, nics=nics, nic_links=tuple(nic_links),
+        nics = tuple(sm.NicState(name=name, numa_node=numa_node or 0,
+                                 free_vfs=topology.vfs.get(nic_id, 0))
+                     for nic_id, name, numa_node in topology.nics.get(host.pk, ()))
+        links, nic_links = _links(topology.links.get(host.pk, ()), {n.name for n in nics})
+        states.append(sm.HostState(name=host.name,
+                                   gpus=_gpu_states(topology.gpus.get(host.pk, ()), idle=True),
+                                   numa=numa, links=links,
+                                   group=host.group, nics=nics, nic_links=nic_links,
                                    kvm=host.hypervisor == Hypervisor.KVM,
                                    images=catalogue.get(host.cluster_id, frozenset())))
     return states
@@ -304,6 +353,35 @@ def job_request(job: Job) -> sm.JobRequest:
         single_leaf=job.single_leaf,
         require_kvm=job.require_kvm,
         image=job.image,
+    )
+
+
+# job_request's fields, in the order _request_of_row reads them.
+REQUEST_FIELDS = ("pk", "tenant__slug", "gpus_per_host", "host_count", "gpu_model",
+                  "gpu_milli", "vcpus_per_host", "memory_gib_per_host", "priority",
+                  "preemptible", "submitted_at", "rdma", "single_leaf", "require_kvm", "image")
+
+
+def _request_of_row(row: tuple) -> sm.JobRequest:
+    """``job_request`` of a ``values_list(*REQUEST_FIELDS, …)`` row."""
+    (pk, slug, gpus_per_host, host_count, gpu_model, gpu_milli, vcpus, memory, priority,
+     preemptible, submitted_at, rdma, single_leaf, require_kvm, image) = row[:15]
+    return sm.JobRequest(
+        id=str(pk),
+        tenant=slug,
+        gpus_per_host=gpus_per_host,
+        hosts=host_count,
+        gpu_models=(gpu_model,) if gpu_model else (),
+        gpu_milli=gpu_milli,
+        vcpus_per_host=vcpus,
+        memory_gib_per_host=memory,
+        priority=priority,
+        preemptible=preemptible,
+        submit_time=submitted_at.timestamp(),
+        rdma=rdma,
+        single_leaf=single_leaf,
+        require_kvm=require_kvm,
+        image=image,
     )
 
 
@@ -391,9 +469,7 @@ def build_snapshot_context(
     """Read hosts, tenants, queued and placed jobs into a `SnapshotContext`."""
     now = now or timezone.now()
     overrides = quota_overrides or {}
-    hosts = list(
-        Host.objects.prefetch_related("numa_nodes", "gpus", "links", "nics__vfs").order_by("name")
-    )
+    hosts = list(Host.objects.only(*HOST_FIELDS).order_by("name"))
     host_states, unschedulable = _host_states(hosts)
     usage = usage_by_tenant()
     tenants = tuple(
@@ -405,27 +481,36 @@ def build_snapshot_context(
         )
         for t in Tenant.objects.prefetch_related("quotas").order_by("slug")
     )
-    queued_jobs = list(
-        Job.objects.filter(state=JobState.QUEUED).select_related("tenant").order_by(
-            "submitted_at", "id"
-        )
+    # Rows, not model instances: the queue can be 10,000 jobs long.
+    queued_rows = list(
+        Job.objects.filter(state=JobState.QUEUED).order_by("submitted_at", "id")
+        .values_list(*REQUEST_FIELDS, "not_before", "pending_code", "pending_reason",
+                     "pending_data")
     )
-    backoff = {j.pk: j.not_before for j in queued_jobs if j.not_before and j.not_before > now}
-    queued = tuple(job_request(j) for j in queued_jobs if j.pk not in backoff)
+    backoff = {}
+    queued = []
+    pending = {}
+    for row in queued_rows:
+        job_id, not_before = row[0], row[-4]
+        pending[job_id] = row[-3:]
+        if not_before and not_before > now:
+            backoff[job_id] = not_before
+        else:
+            queued.append(_request_of_row(row))
     host_names = {h.pk: h.name for h in hosts}
     # FGD measures fragmentation against the workload's distribution, estimated (as the
     # paper does) from arrivals: the shapes of the last ARRIVALS_FOR_MIX submitted jobs.
-    recent = Job.objects.select_related("tenant").order_by("-submitted_at")[:ARRIVALS_FOR_MIX]
+    recent = Job.objects.order_by("-submitted_at").values_list(
+        *REQUEST_FIELDS)[:ARRIVALS_FOR_MIX]
     snapshot = sm.Snapshot(
         hosts=tuple(host_states),
         tenants=tenants,
-        queued=queued,
+        queued=tuple(queued),
         running=_running_jobs(host_names),
         leaving=_running_jobs(host_names, leaving=True),
-        workload=workload_from_jobs(job_request(j) for j in recent),
+        workload=workload_from_jobs(_request_of_row(row) for row in recent),
         **({"policy": policy} if policy else {}),
     )
-    pending = {j.pk: (j.pending_code, j.pending_reason, j.pending_data) for j in queued_jobs}
     return SnapshotContext(snapshot=snapshot, unschedulable=unschedulable, backoff=backoff,
                            pending=pending)
 

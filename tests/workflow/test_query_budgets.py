@@ -29,7 +29,7 @@ CYCLE_BUDGET = 39          # whatever the number placed (leaves, workload mix, i
 PROVISION_BUDGET = 10      # for every job one cycle placed, together (images read once)
 MEMBER_UP_BUDGET = 16  # incl. the check that the answering host holds the job and its JobMember row
 CANCEL_BUDGET = 12
-QUIET_HEARTBEAT_BUDGET = 5
+QUIET_HEARTBEAT_BUDGET = 1   # once the web process has read the host (2 the first time)
 
 
 def _queue(tenant, n):
@@ -83,9 +83,17 @@ def test_a_long_queue_costs_no_update_per_waiting_job(cluster, tenant_a):
     Job.objects.bulk_create([Job(tenant=tenant_a, name=f"big{i}", gpus_per_host=16,
                                  vcpus_per_host=2, memory_gib_per_host=4,
                                  state=JobState.QUEUED) for i in range(10)])
-    first, _ = _count(run_cycle)
-    second, _ = _count(run_cycle)
-    assert second <= first - 10, (first, second)
+    def pending_writes():
+        with CaptureQueriesContext(connection) as ctx:
+            run_cycle()
+        return [q["sql"] for q in ctx.captured_queries
+                if q["sql"].startswith("UPDATE") and "pending_code" in q["sql"]]
+
+    first = pending_writes()
+    # The first cycle writes the ten reasons (one statement on PostgreSQL, one per job
+    # elsewhere); the next writes none.
+    assert 1 <= len(first) <= (1 if connection.vendor == "postgresql" else 10), first
+    assert pending_writes() == []
     assert set(Job.objects.values_list("pending_code", flat=True)) != {""}
 
 
@@ -129,6 +137,8 @@ def test_a_heartbeat_that_changes_nothing_is_cheap(cluster, api_client):
                                format="json", HTTP_AUTHORIZATION=f"Bearer {token}")
 
     assert beat().status_code == 200  # the first one records the (empty) domain report
+    first, response = _count(beat)  # quiet: the host is read, then remembered
+    assert response.status_code == 200 and first <= QUIET_HEARTBEAT_BUDGET + 1, first
     before = Host.objects.get(pk=host.pk).last_heartbeat
     count, response = _count(beat)
     assert response.status_code == 200 and response.json()["state"] == "ready"

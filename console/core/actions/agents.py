@@ -9,10 +9,13 @@ and opens an ``Incident`` with the evidence and the jobs and tenants it hits.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from datetime import datetime
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from console.core import enqueue
@@ -150,6 +153,64 @@ def _reported_latency_endpoint(host: Host, beat: Heartbeat) -> str:
     return clean_latency_endpoint(beat.latency_endpoint)
 
 
+def _is_quiet(host: Host, beat: Heartbeat, now: datetime) -> bool:
+    """The heartbeat changes nothing of ``host`` (as given) but the time: same domains,
+    no checks, no Xid, no domain ended, the same echo responder."""
+    return (not beat.checks and not beat.xid_events and not _domain_ends(beat)
+            and _reported_facts(host.facts, beat, now.isoformat()) == (host.facts or {})
+            and _reported_latency_endpoint(host, beat) == host.latency_endpoint)
+
+
+# The quiet heartbeat's one statement (``do_agent_quiet_heartbeat``): the facts are
+# compared as jsonb on PostgreSQL, as the text Django stored (json.dumps) on SQLite.
+QUIET_HEARTBEAT_SQL = (
+    'UPDATE "core_host" SET "last_heartbeat" = %s WHERE "id" = %s AND "name" = %s'
+    ' AND "agent_token_hash" = %s AND "state" <> %s AND "cluster_id" = %s AND "group" = %s'
+    ' AND "board_name" = %s AND "latency_endpoint" = %s AND "facts" = {facts}'
+    ' RETURNING "state"')
+_QUIET_SQL = {"postgresql": QUIET_HEARTBEAT_SQL.format(facts="%s::jsonb")}
+
+
+def do_agent_quiet_heartbeat(seen: Host, beat: Heartbeat) -> dict | None:
+    """A heartbeat that changes nothing, applied against ``seen`` — the host as the
+    caller last read it (``do_agent_heartbeat`` said that beat was quiet) — with one
+    statement: ``last_heartbeat`` is set only if the row still is ``seen`` in every
+    field the quiet answer depends on (token hash, state not OFFLINE, cluster, rack,
+    board, echo responder, facts). Returns the answer's summary (as
+    ``do_agent_heartbeat``), or None — the beat changes something, or the row is no
+    longer ``seen`` — and nothing was written: the caller applies it in full."""
+    now = timezone.now()
+    if not _is_quiet(seen, beat, now):
+        return None
+    sql = _QUIET_SQL.get(connection.vendor) or QUIET_HEARTBEAT_SQL.format(facts="%s")
+    # The facts as the database wrote them (Django stores JSON with json.dumps); on
+    # PostgreSQL jsonb compares by value, on SQLite a text that differs only means
+    # the full path runs.
+    params = [connection.ops.adapt_datetimefield_value(now), seen.pk, seen.name,
+              seen.agent_token_hash, HostState.OFFLINE, seen.cluster_id, seen.group,
+              seen.board_name, seen.latency_endpoint, json.dumps(seen.facts or {})]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return {"incidents": 0, "finished": 0, **_kept_check_inputs(seen), "state": row[0]}
+
+
+def _kept_check_inputs(seen: Host) -> dict:
+    """``check_inputs_for_agent(seen)``, kept on ``seen`` (the caller's remembered host)
+    for ``COUPLER_CHECK_INPUTS_CACHE_S``: a quiet heartbeat's answer carries the same
+    peers and baseline as the host's last few, so they are at most twice that old (the
+    shared cache keeps them as long)."""
+    now = time.monotonic()
+    kept = getattr(seen, "_kept_check_inputs", None)
+    if kept is not None and kept[0] > now:
+        return kept[1]
+    inputs = check_inputs_for_agent(seen)
+    seen._kept_check_inputs = (now + settings.COUPLER_CHECK_INPUTS_CACHE_S, inputs)
+    return inputs
+
+
 def do_agent_heartbeat(host: Host, body: Heartbeat | dict) -> dict:
     """Apply one heartbeat; returns a small summary for the agent, with the ``peers``
     and ``baseline`` of its next check round (``check_inputs_for_agent``) and
@@ -162,16 +223,13 @@ def do_agent_heartbeat(host: Host, body: Heartbeat | dict) -> dict:
     lock and writes what changed."""
     beat = decode(Heartbeat, body)
     now = timezone.now()
-    summary = {"incidents": 0, "finished": 0}
+    summary = {"incidents": 0, "finished": 0, "quiet": False}
     ends = _domain_ends(beat)
-    quiet = (host.state != HostState.OFFLINE and not beat.checks
-             and not beat.xid_events and not ends
-             and _reported_facts(host.facts, beat, now.isoformat()) == (host.facts or {})
-             and _reported_latency_endpoint(host, beat) == host.latency_endpoint)
-    if quiet:
+    if host.state != HostState.OFFLINE and _is_quiet(host, beat, now):
         Host.objects.filter(pk=host.pk).update(last_heartbeat=now)
         summary.update(check_inputs_for_agent(host))
         summary["state"] = host.state
+        summary["quiet"] = True
         return summary
     with transaction.atomic():
         host = Host.objects.select_for_update().get(pk=host.pk)
