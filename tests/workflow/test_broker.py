@@ -267,7 +267,8 @@ def test_a_host_failing_mid_gang_releases_everything(stack, cluster, client_for,
 
 
 @pytest.mark.parametrize("victim", ["agent", "orchestrator"])
-def test_a_worker_killed_during_provisioning(stack, cluster, client_for, member_a, victim):
+def test_a_worker_killed_during_provisioning(stack, cluster, client_for, member_a, victim,
+                                             settings):
     """SIGKILL mid-provisioning, restart, reconcile: the job completes (RUNNING, one
     domain); nothing leaks.
 
@@ -304,17 +305,30 @@ def test_a_worker_killed_during_provisioning(stack, cluster, client_for, member_
     time.sleep(0.5)
     assert _state(job_id) in (JobState.PROVISIONING, JobState.RUNNING)
 
+    # On a loaded machine the resumed agent may start the domain and answer before the
+    # kill lands: the job is RUNNING and its domain died with the agent (libvirt's test
+    # driver). The reports below are taken after the job started (no grace needed), so
+    # the reconciler requeues it and it runs again: a second RUNNING, never a job
+    # RUNNING without its domain.
+    settings.COUPLER_REPORT_GRACE_S = 0
     report_domains(stack)  # what the next heartbeats carry
     reconcile(stuck_s=0)  # as beat's reconcile_cluster, once the step is old enough
     _wait_state(job_id, JobState.RUNNING)
-    stack.wait_idle()
-    report_domains(stack)
-    reconcile(stuck_s=0)
-    stack.wait_idle()
+    for _round in range(3):  # beat's rounds
+        stack.wait_idle()
+        report_domains(stack)
+        reconcile(stuck_s=0)
+        stack.wait_idle()
+        if _state(job_id) == JobState.RUNNING and stack.domains(host) == {domain: "running"}:
+            break
+        _wait_state(job_id, JobState.RUNNING)
     assert _state(job_id) == JobState.RUNNING
     assert stack.domains(host) == {domain: "running"}
-    assert Event.objects.filter(job_id=job_id, to_state=JobState.RUNNING).count() == 1
-    assert Event.objects.filter(job_id=job_id, kind="member_up").count() == 1
+    runs = Event.objects.filter(job_id=job_id, to_state=JobState.RUNNING).count()
+    requeued = Event.objects.filter(job_id=job_id, reason__contains="vanished").exists()
+    assert runs == (2 if requeued else 1), (runs, requeued)
+    assert victim == "agent" or not requeued  # the orchestrator's death loses no domain
+    assert Event.objects.filter(job_id=job_id, kind="member_up").count() == runs
     assert_consistent(stack)
 
 
