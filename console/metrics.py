@@ -131,11 +131,7 @@ METRICS_CACHE_KEY = "metrics:text:v1"
 
 def cached_render() -> str:
     """``render()``'s text, computed at most once every ``METRICS_CACHE_S`` seconds."""
-    text = cache.get(METRICS_CACHE_KEY)
-    if text is None:
-        text = render()
-        cache.set(METRICS_CACHE_KEY, text, METRICS_CACHE_S)
-    return text
+    return cache.get_or_set(METRICS_CACHE_KEY, render, METRICS_CACHE_S)
 
 
 def render() -> str:

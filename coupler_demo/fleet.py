@@ -99,7 +99,7 @@ def measure_cycle(repeat: int = 3) -> CycleFigures:
     )
     best: dict | None = None
     for _ in range(repeat):
-        run = _one_cycle()
+        run = one_cycle()
         figures.runs.append(run)
         if best is None or run["cycle_s"] < best["cycle_s"]:
             best = run
@@ -107,7 +107,7 @@ def measure_cycle(repeat: int = 3) -> CycleFigures:
     figures.snapshot_s, figures.plan_s, figures.commit_s = (
         best["snapshot_s"], best["plan_s"], best["commit_s"])
     figures.placed, figures.queries = best["placed"], best["queries"]
-    figures.peak_mib = _one_cycle(trace_memory=True)["peak_mib"]
+    figures.peak_mib = one_cycle(trace_memory=True)["peak_mib"]
     return figures
 
 
@@ -115,9 +115,10 @@ class _Rollback(Exception):
     pass
 
 
-def _one_cycle(*, trace_memory: bool = False) -> dict:
-    """One rolled-back cycle. Timed without tracemalloc (which slows Python several
-    times); ``trace_memory`` runs it again under tracemalloc for the peak."""
+def one_cycle(*, trace_memory: bool = False, clock=time.perf_counter) -> dict:
+    """One rolled-back cycle, each phase timed by ``clock`` (wall seconds by default;
+    ``time.process_time`` for this process's CPU). Timed without tracemalloc (which
+    slows Python several times); ``trace_memory`` runs it under tracemalloc for the peak."""
     run: dict = {}
     counter = _QueryCounter()
     if trace_memory:
@@ -125,13 +126,13 @@ def _one_cycle(*, trace_memory: bool = False) -> dict:
     try:
         with connection.execute_wrapper(counter), transaction.atomic():
             acquire_leader_lock(wait=True)
-            t0 = time.perf_counter()
+            t0 = clock()
             context = build_snapshot_context()
-            t1 = time.perf_counter()
+            t1 = clock()
             plan = scheduler.plan(context.snapshot)
-            t2 = time.perf_counter()
+            t2 = clock()
             report = commit_plan(plan, context)
-            t3 = time.perf_counter()
+            t3 = clock()
             run.update(snapshot_s=t1 - t0, plan_s=t2 - t1, commit_s=t3 - t2,
                        cycle_s=t3 - t0, placed=len(report.placed))
             raise _Rollback  # leave the queue as it was for the next run

@@ -137,11 +137,7 @@ def fragmentation_rate() -> float:
     against the queue's job mix (or, with an empty queue, a default mix of
     1/2/4/8-GPU jobs)."""
     key = f"dashboard:fragmentation:{_capacity_fingerprint()}"
-    rate = cache.get(key)
-    if rate is None:
-        rate = _fragmentation_rate_now()
-        cache.set(key, rate, FRAGMENTATION_TTL_S)
-    return rate
+    return cache.get_or_set(key, _fragmentation_rate_now, FRAGMENTATION_TTL_S)
 
 
 def _fragmentation_rate_now() -> float:
@@ -181,11 +177,7 @@ def _light(tenant: Tenant) -> Tenant:
 
 
 def dashboard_figures() -> DashboardFigures:
-    figures = cache.get(DASHBOARD_CACHE_KEY)
-    if figures is None:
-        figures = dashboard_figures_now()
-        cache.set(DASHBOARD_CACHE_KEY, figures, DASHBOARD_CACHE_S)
-    return figures
+    return cache.get_or_set(DASHBOARD_CACHE_KEY, dashboard_figures_now, DASHBOARD_CACHE_S)
 
 
 def dashboard_figures_now() -> DashboardFigures:

@@ -153,21 +153,13 @@ def check_inputs_for_agent(host: Host, *, fresh: bool = False) -> dict:
     ttl = 0 if fresh else settings.COUPLER_CHECK_INPUTS_CACHE_S
     if not ttl:
         return {"peers": latency_peers(host), "baseline": firmware_baseline(host)}
-    endpoints = _cached(f"coupler:latency-endpoints:{host.cluster_id}", ttl,
-                        lambda: _ready_endpoints(host.cluster_id))
+    endpoints = cache.get_or_set(f"coupler:latency-endpoints:{host.cluster_id}",
+                                 lambda: _ready_endpoints(host.cluster_id), ttl)
     board = host.board_name or ""
     board_key = hashlib.sha256(board.encode()).hexdigest()[:16]  # board names have spaces
-    baseline = _cached(f"coupler:baseline:{board_key}", ttl,
-                       lambda: {"value": firmware_baseline(host)})["value"]
+    baseline = cache.get_or_set(f"coupler:baseline:{board_key}",
+                                lambda: {"value": firmware_baseline(host)}, ttl)["value"]
     return {"peers": _peers_of(host, endpoints), "baseline": baseline}
-
-
-def _cached(key: str, ttl: int, compute):
-    value = cache.get(key)
-    if value is None:
-        value = compute()
-        cache.set(key, value, ttl)
-    return value
 
 
 def _ready_endpoints(cluster_id: int) -> list[tuple[str, str, int, str]]:

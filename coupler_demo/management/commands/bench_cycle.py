@@ -19,15 +19,11 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
-import scheduler
 from console.core.choices import JobState
 from console.core.history.seed import seed_history
 from console.core.models import Job
-from console.core.planning import acquire_leader_lock, commit_plan
-from console.core.snapshot import build_snapshot_context
-from coupler_demo.fleet import measure_cycle, queue_jobs, register_fleet
+from coupler_demo.fleet import measure_cycle, one_cycle, queue_jobs, register_fleet
 
 
 class Command(BaseCommand):
@@ -86,26 +82,8 @@ class Command(BaseCommand):
             f"load average {out['load_average']}")
 
 
-class _Rollback(Exception):
-    pass
-
-
 def cpu_of_one_cycle() -> dict:
     """CPU seconds of this process in each phase of one rolled-back cycle."""
-    cpu: dict = {}
-    try:
-        with transaction.atomic():
-            acquire_leader_lock(wait=True)
-            t0 = time.process_time()
-            context = build_snapshot_context()
-            t1 = time.process_time()
-            plan = scheduler.plan(context.snapshot)
-            t2 = time.process_time()
-            commit_plan(plan, context)
-            t3 = time.process_time()
-            cpu = {"snapshot": round(t1 - t0, 2), "plan": round(t2 - t1, 2),
-                   "commit": round(t3 - t2, 2), "cycle": round(t3 - t0, 2)}
-            raise _Rollback
-    except _Rollback:
-        pass
-    return cpu
+    run = one_cycle(clock=time.process_time)
+    return {"snapshot": round(run["snapshot_s"], 2), "plan": round(run["plan_s"], 2),
+            "commit": round(run["commit_s"], 2), "cycle": round(run["cycle_s"], 2)}
