@@ -160,7 +160,23 @@ class IncidentState(models.TextChoices):
     RESOLVED = "resolved", _("Resolved")
 
 
-class Hypervisor(models.TextChoices):
+class AgentReported(models.TextChoices):
+    """A host column filled from one key (``report_key``) of its agent's hypervisor
+    report (``facts["hypervisor"]``)."""
+
+    @classmethod
+    def report_key(cls) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def of_report(cls, report: object) -> str:
+        """The column's value for the report: one of the choices; anything else (no
+        report, an unknown word) is blank."""
+        value = report.get(cls.report_key()) if isinstance(report, dict) else None
+        return value if value in cls.values else ""
+
+
+class Hypervisor(AgentReported):
     """What a host runs its VMs under, as its agent reports it (hostagent.hypervisor):
     KVM, or QEMU's TCG emulation (no hardware virtualisation). Blank: not reported yet.
     A job may require KVM (``Job.require_kvm``)."""
@@ -169,14 +185,11 @@ class Hypervisor(models.TextChoices):
     QEMU = "qemu", _("QEMU (TCG emulation)")
 
     @classmethod
-    def of_report(cls, report: object) -> str:
-        """The column's value for the agent's hypervisor report (``facts["hypervisor"]``):
-        ``kvm`` or ``qemu``; anything else (no report, an unknown word) is blank."""
-        value = report.get("hypervisor") if isinstance(report, dict) else None
-        return value if value in cls.values else ""
+    def report_key(cls) -> str:
+        return "hypervisor"
 
 
-class CgroupLayout(models.TextChoices):
+class CgroupLayout(AgentReported):
     """How the host's kernel mounts cgroups, as its agent reports it
     (``hostagent.cgroups.layout``): where per-job limits are written. Blank: not
     reported (a simulated host, or an agent that has not told)."""
@@ -187,9 +200,8 @@ class CgroupLayout(models.TextChoices):
     NONE = "none", _("no cgroup filesystem")
 
     @classmethod
-    def of_report(cls, report: object) -> str:
-        value = report.get("cgroup_layout") if isinstance(report, dict) else None
-        return value if value in cls.values else ""
+    def report_key(cls) -> str:
+        return "cgroup_layout"
 
 
 class MemberStatus(models.TextChoices):
